@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine:
+#   make lab   - virtual environment, install, demo checkpoint (cached), JupyterLab on notebooks/
+#   make test  - virtual environment if missing, install (always: an undeclared dependency fails here), all tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The demo checkpoint the lessons use; OFFLOAD_LAB_SIZE overrides it for lessons and `make lab` alike.
+OFFLOAD_LAB_SIZE ?= 1GB
+PYTEST_ARGS ?=
+
+.PHONY: lab test install checkpoint lint sync-lessons benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dev]"
+
+checkpoint: install
+	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/offload-lab make-checkpoint --demo
+
+# 127.0.0.1 only, and Jupyter's own token auth (it prints the URL with the token).
+lab: checkpoint
+	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+test: install
+	$(BIN)/python -m widgetlib.testing.check_browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+sync-lessons: install
+	$(BIN)/jupytext --sync lessons/*.py
+
+benchmark: install
+	$(BIN)/python benchmarks/bench_loaders.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m widgetlib`` is the ``offload-lab`` command."""
+
+from widgetlib.cli import main
+
+raise SystemExit(main())
