@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: an isolated checkpoint cache and small checkpoints built once.
+
+Every test session points ``OFFLOAD_LAB_CACHE`` at a fresh temporary folder, so the suite never reads or
+fills the learner's real cache (``~/.cache/offload-lab``). Set ``OFFLOAD_LAB_TEST_CACHE`` to a folder to keep
+the cached checkpoints between runs instead (faster when iterating); child processes inherit the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offload_lab_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The checkpoint cache for this session: ``$OFFLOAD_LAB_TEST_CACHE`` or a fresh temporary folder."""
+    reuse = os.environ.get("OFFLOAD_LAB_TEST_CACHE")
+    folder = Path(reuse).expanduser().absolute() if reuse else tmp_path_factory.mktemp("offload-lab-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OFFLOAD_LAB_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(offload_lab_cache: Path) -> Path:
+    """A 24 MB, 3-shard float32 safetensors LLaMA in the session cache. Read it; never modify it."""
+    from widgetlib.core.checkpoints import make_checkpoint
+
+    return make_checkpoint(size="24MB", shards=3)
+
+
+@pytest.fixture(scope="session")
+def small_bin_checkpoint(offload_lab_cache: Path) -> Path:
+    """The same weights as :func:`small_checkpoint`, as 3 ``pytorch_model-*.bin`` shards. Never modify it."""
+    from widgetlib.core.checkpoints import make_checkpoint
+
+    return make_checkpoint(size="24MB", shards=3, format="bin")
+
+
+@pytest.fixture
+def build_checkpoint(tmp_path: Path) -> Callable[..., Path]:
+    """Build a checkpoint into a fresh folder under ``tmp_path`` (yours to damage): ``build_checkpoint(size=...)``."""
+    from widgetlib.core.checkpoints import make_checkpoint
+
+    counter = iter(range(1_000_000))
+
+    def build(**options: Any) -> Path:
+        if options.get("params") is None:
+            options.setdefault("size", "20MB")
+        return make_checkpoint(tmp_path / f"checkpoint-{next(counter)}", **options)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def gpt2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 saved by transformers itself: another architecture, with tied embeddings."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("gpt2")
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=500, n_positions=64)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder

@@ -1,0 +1,226 @@
+"""The ``offload-lab`` command (also ``python -m widgetlib``).
+
+Subcommands::
+
+    offload-lab make-checkpoint [DIR] --size 1GB | --params 100M [--shards 6 | --max-shard-size 200MB]
+                                [--format safetensors|bin] [--dtype float32|bfloat16|float16]
+                                [--seed 0] [--demo]
+    offload-lab inspect DIR [--json]
+
+A learner's mistake (an :class:`~widgetlib.core.errors.OffloadLabError`) is printed as one ``error: ...`` line
+on stderr with exit status 2, never as a traceback. Each subcommand is one ``_add_<name>`` function that
+registers its parser and its handler; a new subcommand is one more such function listed in ``_SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .core.errors import OffloadLabError, OptionError
+from .core.sizes import format_bytes
+
+__all__ = ["build_parser", "main"]
+
+# argparse's type for what add_subparsers() returns is private; this is what the _add_* functions receive.
+Subparsers = Any
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr like every other Offload Lab error (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help').\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``offload-lab`` command with ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a learner's mistake (printed as one ``error: ...`` line on stderr), 130 on Ctrl-C.
+
+    >>> main(["inspect", "/no/such/offload-lab-folder"])
+    2
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except OffloadLabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand registered.
+
+    >>> sorted(build_parser()._subparsers._group_actions[0].choices)
+    ['inspect', 'make-checkpoint']
+    """
+    parser = _Parser(
+        prog="offload-lab",
+        description="Offload Lab: build Hugging Face checkpoints offline, inspect them, watch loading RAM.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add_subcommand in _SUBCOMMANDS:
+        add_subcommand(subparsers)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------------------
+# make-checkpoint
+
+
+def _add_make_checkpoint(subparsers: Subparsers) -> None:
+    sub = subparsers.add_parser(
+        "make-checkpoint",
+        help="build (or reuse) a LLaMA-style checkpoint with random weights, offline",
+        description=(
+            "Build a real LLaMA-style Hugging Face checkpoint folder (config.json, generation_config.json, "
+            "weights) with deterministic random weights. Without DIR it goes to the cache and is reused next "
+            "time. The folder path is printed on stdout (so scripts can capture it); the progress bar and a "
+            "one-line summary go to stderr."
+        ),
+    )
+    sub.add_argument("folder", nargs="?", metavar="DIR", help="folder to create (default: the cache)")
+    target = sub.add_mutually_exclusive_group()
+    target.add_argument("--size", help="total tensor bytes, like 250MB, 1GB or 13GB (default 250MB)")
+    target.add_argument("--params", help="parameter count instead of --size, like 100M or 7B")
+    split = sub.add_mutually_exclusive_group()
+    split.add_argument("--shards", type=int, help="split into exactly this many files (default: one file)")
+    split.add_argument("--max-shard-size", help="split like Hugging Face: at most this much per file (200MB)")
+    sub.add_argument("--format", metavar="{safetensors,bin}", help="weights format (default safetensors)")
+    sub.add_argument("--dtype", metavar="{float32,bfloat16,float16}", help="tensor dtype (default float32)")
+    sub.add_argument("--seed", type=int, help="random seed; same settings, identical files (default 0)")
+    sub.add_argument(
+        "--demo",
+        action="store_true",
+        help="build or reuse the lessons' demo checkpoint ($OFFLOAD_LAB_SIZE or 1GB, 6 shards, cached)",
+    )
+    sub.set_defaults(handler=_run_make_checkpoint)
+
+
+def _run_make_checkpoint(args: argparse.Namespace) -> int:
+    from .core.checkpoints import demo_checkpoint, inspect_checkpoint, make_checkpoint
+
+    # Only what was given on the command line, so the library's (and the demo's) defaults apply otherwise.
+    options = {
+        name: value
+        for name, value in {
+            "size": args.size,
+            "params": args.params,
+            "shards": args.shards,
+            "max_shard_size": args.max_shard_size,
+            "format": args.format,
+            "dtype": args.dtype,
+            "seed": args.seed,
+        }.items()
+        if value is not None
+    }
+    started = time.perf_counter()
+    if args.demo:
+        if args.folder is not None:
+            raise OptionError(
+                f"--demo builds into the cache, so it takes no folder ({args.folder!r}); drop one of them.",
+                kind="bad_option",
+            )
+        folder = demo_checkpoint(**options, progress=True)
+    else:
+        folder = make_checkpoint(args.folder, **options, progress=True)
+    print(folder)
+    print(
+        f"{_summary(inspect_checkpoint(folder))}; ready in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _summary(info: Any) -> str:
+    architecture = info.architectures[0] if info.architectures else (info.model_type or "model")
+    files = f"{len(info.shards)} {info.format} file" + ("s" if len(info.shards) > 1 else "")
+    return (
+        f"{architecture}: {_format_count(info.parameters)} parameters, {info.dtype}, "
+        f"{format_bytes(info.total_bytes)} in {files} (largest {format_bytes(info.largest_shard.file_bytes)})"
+    )
+
+
+def _format_count(count: int) -> str:
+    for unit, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# inspect
+
+
+def _add_inspect(subparsers: Subparsers) -> None:
+    sub = subparsers.add_parser(
+        "inspect",
+        help="describe any Hugging Face checkpoint folder without loading it",
+        description=(
+            "Describe a Hugging Face causal-LM checkpoint folder (format, dtype, parameters, shards, largest "
+            "tensor) from its config and safetensors headers, without loading the weights."
+        ),
+    )
+    sub.add_argument("folder", metavar="DIR", help="the checkpoint folder (holds config.json)")
+    sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    sub.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from .core.checkpoints import inspect_checkpoint
+
+    info = inspect_checkpoint(args.folder)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        print(_table(info))
+    return 0
+
+
+def _table(info: Any) -> str:
+    architectures = ", ".join(info.architectures) or "unknown architecture"
+    dtypes = ", ".join(
+        f"{dtype} ({n_bytes / info.total_bytes:.0%})" if len(info.dtypes) > 1 else dtype
+        for dtype, n_bytes in info.dtypes.items()
+    )
+    layout = f"{len(info.shards)} shard" + ("s" if len(info.shards) > 1 else "")
+    if info.index_file:
+        layout += f" + {info.index_file}"
+    rows = [
+        ("model", f"{info.model_type or '?'} ({architectures}), tied embeddings: {info.tie_word_embeddings}"),
+        ("format", f"{info.format}, {layout}"),
+        ("dtype", dtypes or "none"),
+        ("parameters", f"{_format_count(info.parameters)} ({info.parameters:,})"),
+        ("total size", f"{format_bytes(info.total_bytes)} ({info.total_bytes:,} bytes of tensors)"),
+        ("largest shard", f"{info.largest_shard.file} ({format_bytes(info.largest_shard.file_bytes)})"),
+        ("largest tensor", f"{info.largest_tensor} ({format_bytes(info.largest_tensor_bytes)})"),
+    ]
+    lines = [str(info.folder)]
+    lines += [f"  {label:<15}{value}" for label, value in rows]
+    lines.append("  shards")
+    width = max(len(shard.file) for shard in info.shards)
+    for shard in info.shards:
+        lines.append(
+            f"    {shard.file:<{width}}  {format_bytes(shard.file_bytes):>9}  {shard.tensors:>5} tensors"
+        )
+    return "\n".join(lines)
+
+
+# The subcommands, in --help order. `load` and `compare` register here the same way.
+_SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_make_checkpoint, _add_inspect]
