@@ -1,0 +1,214 @@
+"""The four strategies, each measured in its own process: what they cost and what they leave behind.
+
+Ratios are "peak above baseline / checkpoint bytes" with honest margins: the lessons teach these numbers, so a
+change that makes them false must fail here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from widgetlib import STRATEGIES, make_checkpoint, run, start
+from widgetlib.core.errors import OptionError, RunnerBusyError
+from widgetlib.core.strategies import low_cpu_mem_usage_truth
+from widgetlib.measure.report import Report, format_table
+
+# Big enough that a few MB of allocator noise stay small against the checkpoint, small enough for CI.
+SIZE = "160MB"
+
+
+@pytest.fixture(scope="module")
+def safetensors_checkpoint() -> Path:
+    return make_checkpoint(size=SIZE, shards=4)
+
+
+@pytest.fixture(scope="module")
+def bin_checkpoint() -> Path:
+    return make_checkpoint(size=SIZE, shards=4, format="bin")
+
+
+@pytest.fixture(scope="module")
+def reports(safetensors_checkpoint: Path) -> dict[str, Report]:
+    return {strategy: run(safetensors_checkpoint, strategy) for strategy in STRATEGIES}
+
+
+def test_every_strategy_loads_and_runs_forward(reports: dict[str, Report]) -> None:
+    for strategy, report in reports.items():
+        assert report.outcome == "ok", (strategy, report.error)
+        assert report.load_s is not None and report.load_s > 0
+        assert report.forward_s is not None and report.forward_s > 0
+        assert report.versions["transformers"]
+
+
+def test_all_strategies_give_bit_identical_logits(reports: dict[str, Report]) -> None:
+    checksums = {r.logits_sha256 for r in reports.values()}
+    assert len(checksums) == 1, {s: r.logits_sha256 for s, r in reports.items()}
+
+
+def test_normal_loading_peaks_near_two_copies(reports: dict[str, Report]) -> None:
+    assert reports["normal"].peak_ratio >= 1.6
+
+
+@pytest.mark.parametrize("strategy", ["low_cpu_mem_usage", "manual_shards"])
+def test_meta_device_and_shard_loading_hold_about_one_copy(reports: dict[str, Report], strategy: str) -> None:
+    ratio = reports[strategy].peak_ratio
+    assert 0.7 <= ratio <= 1.3, ratio
+
+
+def test_offload_folder_stays_under_its_budget(reports: dict[str, Report], safetensors_checkpoint: Path) -> None:
+    from widgetlib import inspect_checkpoint
+
+    report = reports["offload_folder"]
+    info = inspect_checkpoint(safetensors_checkpoint)
+    slack = 40 * 10**6
+    assert report.peak_above_baseline_bytes <= report.max_memory_bytes + info.largest_tensor_bytes + slack
+    assert report.device_map["disk"]["bytes"] > 0, report.device_map
+
+
+def test_kernel_peak_is_at_least_every_sample(reports: dict[str, Report]) -> None:
+    for report in reports.values():
+        samples = report.timeline.samples
+        assert len(samples) > 10
+        assert report.peak_rss_bytes >= max(s.rss_bytes for s in samples)
+        assert report.peak_rss_bytes >= report.sampled_peak_rss_bytes
+
+
+def test_manual_shards_emits_the_staircase(reports: dict[str, Report]) -> None:
+    labels = [e.label for e in reports["manual_shards"].timeline.events]
+    for k in range(1, 5):
+        assert f"shard {k}/4 read" in labels and f"shard {k}/4 assigned" in labels
+    times = [e.t_s for e in reports["manual_shards"].timeline.events]
+    assert times == sorted(times)
+
+
+def test_prediction_is_reported_next_to_the_measurement(reports: dict[str, Report]) -> None:
+    for report in reports.values():
+        assert report.predicted_peak_rss_bytes > report.baseline_rss_bytes
+        assert report.prediction
+
+
+def test_low_cpu_mem_usage_truth_is_read_from_the_installed_library(reports: dict[str, Report]) -> None:
+    import transformers
+
+    truth = reports["low_cpu_mem_usage"].details["low_cpu_mem_usage_truth"]
+    assert truth["transformers"] == transformers.__version__
+    assert truth == low_cpu_mem_usage_truth()
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert truth["honoured"] is False
+        source = Path(truth["source_file"]).read_text().splitlines()
+        assert "low_cpu_mem_usage" in source[truth["source_line"] - 1]
+
+
+def test_report_round_trips_through_json(reports: dict[str, Report]) -> None:
+    report = reports["manual_shards"]
+    again = Report.from_json(report.to_json())
+    assert again == report
+    assert "manual_shards" in format_table(list(reports.values()))
+
+
+def test_offload_folder_with_safetensors_writes_nothing(safetensors_checkpoint: Path, tmp_path: Path) -> None:
+    # transformers 5 reads offloaded safetensors weights in place; the learner's folder stays empty.
+    folder = tmp_path / "my-offload"
+    report = run(safetensors_checkpoint, "offload_folder", offload_folder=folder, max_memory="30MB")
+    assert report.outcome == "ok", report.error
+    assert report.offload_folder == str(folder)
+    assert report.offload_folder_files == 0 and report.offload_folder_bytes == 0
+    assert folder.is_dir()  # the learner's folder is kept
+
+
+def test_offload_folder_with_bin_writes_the_offloaded_weights(bin_checkpoint: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bin-offload"
+    report = run(bin_checkpoint, "offload_folder", offload_folder=folder, max_memory="30MB")
+    assert report.outcome == "ok", report.error
+    disk_bytes = report.device_map["disk"]["bytes"]
+    assert report.offload_folder_files > 0
+    assert report.offload_folder_bytes >= 0.9 * disk_bytes
+    assert sum(p.stat().st_size for p in folder.iterdir()) == report.offload_folder_bytes
+
+
+def test_accelerate_dispatch_writes_dat_files(safetensors_checkpoint: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "dispatch"
+    report = run(safetensors_checkpoint, "offload_folder", offload_via="accelerate", offload_folder=folder)
+    assert report.outcome == "ok", report.error
+    assert any(p.suffix == ".dat" for p in folder.iterdir())
+    assert report.offload_folder_bytes >= 0.9 * report.device_map["disk"]["bytes"]
+
+
+def test_bin_checkpoint_strategies_agree(bin_checkpoint: Path, safetensors_checkpoint: Path) -> None:
+    normal = run(bin_checkpoint, "normal")
+    manual = run(bin_checkpoint, "manual_shards", offload_and_reload=True)
+    assert normal.outcome == manual.outcome == "ok", (normal.error, manual.error)
+    assert normal.logits_sha256 == manual.logits_sha256
+    assert normal.peak_ratio >= 1.6
+    assert manual.details["offload_and_reload"] is True and manual.details["scratch_bytes"] > 0
+    # The seed notes' scheme still ends with every shard back in RAM: it saves nothing at the peak.
+    assert manual.peak_ratio >= 0.8
+
+
+def test_budget_stops_normal_loading(safetensors_checkpoint: Path) -> None:
+    probe = run(safetensors_checkpoint, "manual_shards")
+    budget = probe.baseline_rss_bytes + int(1.3 * probe.checkpoint_bytes)
+    report = run(safetensors_checkpoint, "normal", budget=budget)
+    assert report.outcome == "stopped_by_budget"
+    assert report.stopped_by_budget is True
+    assert report.budget_stop["rss_bytes"] > budget
+    assert "budget" in report.error
+    # The same budget lets the one-copy strategy through.
+    assert run(safetensors_checkpoint, "manual_shards", budget=budget).outcome == "ok"
+
+
+def test_cancel_leaves_no_temp_files(safetensors_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    learner_folder = tmp_path / "mine"
+    learner_folder.mkdir()
+    (learner_folder / "notes.txt").write_text("keep me")
+    first_sample = threading.Event()
+    handle = start(
+        safetensors_checkpoint,
+        "offload_folder",
+        offload_folder=learner_folder,
+        on_sample=lambda s: first_sample.set(),
+    )
+    assert first_sample.wait(30)
+    handle.cancel()
+    report = handle.wait(30)
+    assert report.outcome == "cancelled"
+    assert os.listdir(tmp_path / "tmp") == []
+    assert (learner_folder / "notes.txt").read_text() == "keep me"
+
+
+def test_second_run_is_refused_or_queued(safetensors_checkpoint: Path) -> None:
+    handle = start(safetensors_checkpoint, "manual_shards")
+    try:
+        with pytest.raises(RunnerBusyError, match="already in progress"):
+            start(safetensors_checkpoint, "normal", queue=False)
+    finally:
+        handle.wait(60)
+    assert run(safetensors_checkpoint, "low_cpu_mem_usage").outcome == "ok"
+
+
+def test_bad_options_fail_before_any_spawn(safetensors_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="fast"):
+        run(safetensors_checkpoint, "fast")
+    with pytest.raises(OptionError, match="max_memory='lots'"):
+        run(safetensors_checkpoint, "offload_folder", max_memory="lots")
+    with pytest.raises(OptionError, match="budget='1MB'.*largest tensor"):
+        run(safetensors_checkpoint, "offload_folder", budget="1MB")
+
+
+def test_another_architecture_loads_all_four_ways(tmp_path: Path) -> None:
+    # GPT-2: another architecture, tied input/output embeddings, a Conv1D layout.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(n_layer=2, n_embd=128, n_head=4, vocab_size=5000, n_positions=64)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    reports = [run(tmp_path / "gpt2", strategy, max_memory="1MB") for strategy in STRATEGIES]
+    assert [r.outcome for r in reports] == ["ok"] * 4, [r.error for r in reports]
+    assert len({r.logits_sha256 for r in reports}) == 1

@@ -1,0 +1,615 @@
+"""The four ways of loading a checkpoint that Offload Lab measures, as plain functions.
+
+Each strategy is a real load of a Hugging Face causal-LM folder that ends in a model that runs forward, and
+calls ``emit(label, kind)`` as it goes so a timeline can show where the memory went. Nothing here measures:
+the runner (``widgetlib.measure.runner``) calls :func:`load_model` inside a fresh child process and samples it
+from outside.
+
+- ``normal`` — the plain PyTorch way: build the model with real random weights, read the whole state dict,
+  ``load_state_dict``; two copies meet at the peak.
+- ``low_cpu_mem_usage`` — ``from_pretrained(..., low_cpu_mem_usage=...)``; :func:`low_cpu_mem_usage_truth`
+  reads the installed transformers to say what the flag does there.
+- ``offload_folder`` — ``device_map="auto"`` + ``max_memory`` + ``offload_folder`` (transformers), or
+  accelerate's ``init_empty_weights`` + ``load_checkpoint_and_dispatch`` (``offload_via="accelerate"``).
+- ``manual_shards`` — read the index, build the model empty, then per shard: read, assign, release.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import inspect
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .checkpoints import inspect_checkpoint, read_shard, shard_files
+from .errors import CheckpointError, OptionError
+
+if TYPE_CHECKING:  # torch is imported lazily: importing the core must stay cheap
+    import torch
+
+__all__ = [
+    "DTYPE_CHOICES",
+    "OFFLOAD_VIA",
+    "STRATEGIES",
+    "Emit",
+    "LoadOptions",
+    "LoadResult",
+    "build_empty_model",
+    "check_strategy",
+    "device_map_summary",
+    "forward_checksum",
+    "load_model",
+    "low_cpu_mem_usage_truth",
+]
+
+STRATEGIES = ("normal", "low_cpu_mem_usage", "offload_folder", "manual_shards")
+DTYPE_CHOICES = ("keep", "float32", "bfloat16", "float16")
+OFFLOAD_VIA = ("from_pretrained", "accelerate")
+
+Emit = Callable[[str, str], None]
+"""``emit(label, kind)``: called at each step of a load ("shard 3/6 read", "shard_read")."""
+
+
+def _no_emit(label: str, kind: str) -> None:
+    pass
+
+
+def check_strategy(strategy: str) -> str:
+    """Return ``strategy`` if it is one of the four names, else raise a learner-facing error.
+
+    >>> check_strategy("manual_shards")
+    'manual_shards'
+    >>> check_strategy("fast")
+    Traceback (most recent call last):
+    ...
+    widgetlib.core.errors.OptionError: strategy='fast' is not a strategy; use one of normal, \
+low_cpu_mem_usage, offload_folder, manual_shards.
+    """
+    if strategy not in STRATEGIES:
+        raise OptionError(
+            f"strategy={strategy!r} is not a strategy; use one of {', '.join(STRATEGIES)}.",
+            kind="unknown_strategy",
+        )
+    return strategy
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a load may vary besides the strategy.
+
+    ``max_memory_bytes`` is the RAM the ``offload_folder`` strategy may fill with weights before the rest goes
+    to disk; ``offload_folder`` is where it goes (the runner makes a temporary one when none is given);
+    ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
+    ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
+    ``scratch_folder`` and read back at the end).
+
+    >>> LoadOptions(dtype="bfloat16").dtype
+    'bfloat16'
+    >>> LoadOptions(dtype="int3")
+    Traceback (most recent call last):
+    ...
+    widgetlib.core.errors.OptionError: dtype='int3' is not a dtype Offload Lab loads; use one of keep, \
+float32, bfloat16, float16.
+    """
+
+    dtype: str = "keep"
+    max_memory_bytes: int | None = None
+    offload_folder: Path | None = None
+    offload_via: str = "from_pretrained"
+    low_cpu_mem_usage: bool = True
+    offload_and_reload: bool = False
+    scratch_folder: Path | None = None
+    gpu_max_memory_bytes: int | None = None
+    forward_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPE_CHOICES:
+            raise OptionError(
+                f"dtype={self.dtype!r} is not a dtype Offload Lab loads; use one of {', '.join(DTYPE_CHOICES)}.",
+                kind="bad_dtype",
+            )
+        if self.offload_via not in OFFLOAD_VIA:
+            raise OptionError(
+                f"offload_via={self.offload_via!r} is not known; use one of {', '.join(OFFLOAD_VIA)}.",
+                kind="bad_option",
+            )
+        if self.forward_tokens < 1:
+            raise OptionError(f"forward_tokens={self.forward_tokens} must be at least 1.", kind="bad_option")
+
+
+@dataclass
+class LoadResult:
+    """A loaded model and what the strategy found out on the way (JSON-ready ``details``)."""
+
+    model: Any
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _target_dtype_name(folder: Path, options: LoadOptions) -> str:
+    if options.dtype != "keep":
+        return options.dtype
+    dtype = inspect_checkpoint(folder).dtype
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise CheckpointError(
+            f"{folder} holds {dtype} weights, which Offload Lab does not load; pick dtype='float32' or 'bfloat16'.",
+            kind="bad_dtype",
+        )
+    return dtype
+
+
+def check_dtype_usable(dtype_name: str) -> None:
+    """Raise a learner-facing error when this machine cannot compute in ``dtype_name`` on the CPU.
+
+    >>> check_dtype_usable("float32")
+    """
+    import torch
+
+    dtype = _torch_dtype(dtype_name)
+    try:
+        a = torch.ones(2, 2, dtype=dtype)
+        (a @ a).sum().item()
+    except (RuntimeError, TypeError) as exc:
+        raise OptionError(
+            f"dtype={dtype_name!r} cannot be used for matrix products on this machine's CPU ({exc}); "
+            "use dtype='float32'.",
+            kind="dtype_unsupported",
+        ) from None
+
+
+def _load_config(folder: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (ValueError, KeyError, OSError) as exc:
+        raise CheckpointError(
+            f"transformers cannot read {folder / 'config.json'} ({_first_line(exc)}); check the file or "
+            "upgrade transformers.",
+            kind="unknown_architecture",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _model_class(config: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    try:
+        # Resolving the class up front turns "architecture unknown" into one sentence before any load.
+        return AutoModelForCausalLM._model_mapping[type(config)]
+    except KeyError:
+        raise CheckpointError(
+            f"transformers {_version('transformers')} cannot build a causal LM for model_type="
+            f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
+            kind="unknown_architecture",
+        ) from None
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dtype: str = "keep") -> Any:
+    """Build the model of ``folder``'s config without allocating its weights.
+
+    ``how="init_empty_weights"`` (accelerate) puts parameters on the meta device but keeps buffers real, so
+    non-persistent buffers such as rotary ``inv_freq`` (which no checkpoint holds) are ready for forward.
+    ``how="meta_device"`` (``with torch.device("meta")``) puts buffers on meta too: lesson 02 shows the forward
+    that then fails.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> model = build_empty_model(make_checkpoint(size="5MB"))
+    >>> next(model.parameters()).device.type, next(model.buffers()).device.type
+    ('meta', 'cpu')
+    """
+    import torch
+    from accelerate import init_empty_weights
+
+    folder = Path(folder)
+    config = _load_config(folder)
+    model_class = _model_class(config)
+    dtype_name = _target_dtype_name(folder, LoadOptions(dtype=dtype))
+    if how == "init_empty_weights":
+        context: Any = init_empty_weights()
+    elif how == "meta_device":
+        context = torch.device("meta")
+    else:
+        raise OptionError(f"how={how!r} is not known; use 'init_empty_weights' or 'meta_device'.", kind="bad_option")
+    with context:
+        model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+    return model.eval()
+
+
+def _match_keys(model: Any, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Map checkpoint names onto the model's, adding or dropping the base-model prefix where needed.
+
+    Older hub checkpoints (GPT-2's among them) store ``h.0.attn...`` for a model whose names are
+    ``transformer.h.0.attn...``; ``from_pretrained`` fixes that silently, so the manual paths must too.
+    """
+    expected = set(model.state_dict().keys())
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    matched: dict[str, Any] = {}
+    for key, value in state_dict.items():
+        if key in expected:
+            matched[key] = value
+        elif prefix and f"{prefix}.{key}" in expected:
+            matched[f"{prefix}.{key}"] = value
+        elif prefix and key.startswith(prefix + ".") and key[len(prefix) + 1 :] in expected:
+            matched[key[len(prefix) + 1 :]] = value
+        else:
+            matched[key] = value  # left for load_state_dict to report as unexpected
+    return matched
+
+
+def _tied_targets(model: Any) -> set[str]:
+    """Names of parameters that are filled by tying (absent from checkpoints when the config ties them)."""
+    config = model.config
+    if not getattr(config, "tie_word_embeddings", False):
+        return set()
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    return set(tied.keys()) if isinstance(tied, Mapping) else set(tied)
+
+
+def _check_complete(model: Any, folder: Path, missing: set[str]) -> None:
+    missing = {k for k in missing if k not in _tied_targets(model)}
+    # Non-persistent buffers never come from a checkpoint; only parameters and persistent buffers count.
+    if missing:
+        names = ", ".join(sorted(missing)[:3])
+        raise CheckpointError(
+            f"{folder} is missing {len(missing)} tensor(s) the model needs (e.g. {names}); the index or a shard "
+            "is incomplete, rebuild or re-download the checkpoint.",
+            kind="index_mismatch",
+        )
+
+
+def _read(path: Path, emit: Emit, label: str, *, mmap: bool = False) -> dict[str, Any]:
+    tensors = read_shard(path, mmap=mmap)
+    emit(label, "shard_read")
+    return tensors
+
+
+def _convert(tensors: dict[str, Any], dtype_name: str | None) -> dict[str, Any]:
+    if dtype_name is None:
+        return tensors
+    dtype = _torch_dtype(dtype_name)
+    return {k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v) for k, v in tensors.items()}
+
+
+# ------------------------------------------------------------------------------------------ strategies
+
+
+def _load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+
+    config = _load_config(folder)
+    model_class = _model_class(config)
+    dtype_name = _target_dtype_name(folder, options)
+    emit("building the model with random weights", "phase")
+    # The plain PyTorch way: every parameter is allocated and initialised before the checkpoint is read.
+    model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+    model.eval()
+    emit("model built: copy 1 (random weights) in RAM", "model_built")
+    files = shard_files(folder)
+    state_dict: dict[str, torch.Tensor] = {}
+    for k, path in enumerate(files, 1):
+        state_dict.update(_read(path, emit, f"shard {k}/{len(files)} read"))
+    emit("whole state dict in RAM: copy 2", "state_dict_read")
+    result = model.load_state_dict(_match_keys(model, _convert(state_dict, dtype_name)), strict=False)
+    if _tied_targets(model):
+        model.tie_weights()
+    _check_complete(model, folder, set(result.missing_keys))
+    emit("load_state_dict done (weights copied into the model)", "weights_assigned")
+    del state_dict, result
+    gc.collect()
+    emit("state dict freed", "state_dict_freed")
+    return LoadResult(model, {"shards": len(files)})
+
+
+def low_cpu_mem_usage_truth() -> dict[str, Any]:
+    """Say what ``low_cpu_mem_usage`` does in the installed transformers, read from its own source.
+
+    transformers 5.x lists the flag among arguments "Not used anymore" and pops it from the keyword arguments
+    of ``from_pretrained`` without a word (meta-device loading is always on); 4.x honoured it. The answer
+    names the version, the file and the line, so a learner can open it and check.
+
+    >>> truth = low_cpu_mem_usage_truth()
+    >>> sorted(truth)
+    ['evidence', 'honoured', 'source_file', 'source_line', 'transformers']
+    """
+    from transformers import PreTrainedModel
+
+    function = inspect.unwrap(PreTrainedModel.from_pretrained)
+    lines, first_line = inspect.getsourcelines(function)
+    source_file = inspect.getsourcefile(function) or "?"
+    version = _version("transformers")
+    # The 5.x pattern: `for name in [..., "low_cpu_mem_usage", ...]: _ = kwargs.pop(name, None)`.
+    pop_loop = re.compile(r"for\s+(\w+)\s+in\s+\[([^\]]*)\]\s*:")
+    for offset, line in enumerate(lines):
+        match = pop_loop.search(line)
+        if match and "low_cpu_mem_usage" in match.group(2):
+            body = "".join(lines[offset : offset + 3])
+            if re.search(rf"kwargs\.pop\(\s*{match.group(1)}\b", body):
+                return {
+                    "transformers": version,
+                    "honoured": False,
+                    "source_file": source_file,
+                    "source_line": first_line + offset,
+                    "evidence": f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword "
+                    "arguments and never reads it: meta-device loading is always on.",
+                }
+    for offset, line in enumerate(lines):
+        if "low_cpu_mem_usage" in line and "kwargs.pop" in line and "None)" not in line.split("pop", 1)[1][:40]:
+            return {
+                "transformers": version,
+                "honoured": True,
+                "source_file": source_file,
+                "source_line": first_line + offset,
+                "evidence": f"transformers {version} from_pretrained reads low_cpu_mem_usage and changes how it "
+                "builds the model.",
+            }
+    return {
+        "transformers": version,
+        "honoured": None,
+        "source_file": source_file,
+        "source_line": None,
+        "evidence": f"transformers {version}: low_cpu_mem_usage was not found in from_pretrained's source; "
+        "measure True and False to see what it does.",
+    }
+
+
+def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    from transformers import AutoModelForCausalLM
+
+    _model_class(_load_config(folder))
+    dtype_name = _target_dtype_name(folder, options)
+    truth = low_cpu_mem_usage_truth()
+    emit(f"from_pretrained(low_cpu_mem_usage={options.low_cpu_mem_usage}) called", "phase")
+    model = AutoModelForCausalLM.from_pretrained(
+        folder,
+        low_cpu_mem_usage=options.low_cpu_mem_usage,
+        dtype=_torch_dtype(dtype_name),
+        local_files_only=True,
+    )
+    model.eval()
+    emit("from_pretrained returned", "weights_assigned")
+    return LoadResult(model, {"low_cpu_mem_usage": options.low_cpu_mem_usage, "low_cpu_mem_usage_truth": truth})
+
+
+def _max_memory(options: LoadOptions) -> dict[Any, int]:
+    if options.max_memory_bytes is None:
+        raise OptionError(
+            "the offload_folder strategy needs max_memory (the RAM weights may fill, e.g. max_memory='300MB').",
+            kind="bad_option",
+        )
+    max_memory: dict[Any, int] = {"cpu": options.max_memory_bytes}
+    if options.gpu_max_memory_bytes:
+        import torch
+
+        if torch.cuda.is_available():
+            max_memory[0] = options.gpu_max_memory_bytes
+    return max_memory
+
+
+def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    import torch
+
+    if options.offload_folder is None:
+        raise OptionError("the offload_folder strategy needs an offload_folder path.", kind="bad_option")
+    config = _load_config(folder)
+    model_class = _model_class(config)
+    dtype = _torch_dtype(_target_dtype_name(folder, options))
+    max_memory = _max_memory(options)
+    offload_folder = str(options.offload_folder)
+    if options.offload_via == "from_pretrained":
+        from transformers import AutoModelForCausalLM
+
+        emit("from_pretrained(device_map='auto', max_memory, offload_folder) called", "phase")
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            device_map="auto",
+            max_memory=max_memory,
+            offload_folder=offload_folder,
+            dtype=dtype,
+            local_files_only=True,
+        )
+        emit("from_pretrained returned: weights placed", "dispatch")
+    else:
+        from accelerate import infer_auto_device_map, init_empty_weights, load_checkpoint_and_dispatch
+
+        emit("init_empty_weights: model built on meta", "phase")
+        with init_empty_weights():
+            model = model_class._from_config(config, dtype=dtype)
+        if _tied_targets(model):
+            model.tie_weights()
+        device_map = infer_auto_device_map(
+            model,
+            max_memory=max_memory,
+            no_split_module_classes=list(model._no_split_modules or []),
+            dtype=dtype,
+        )
+        emit("device map computed", "phase")
+        model = load_checkpoint_and_dispatch(
+            model, str(folder), device_map=device_map, offload_folder=offload_folder, dtype=dtype
+        )
+        emit("load_checkpoint_and_dispatch returned", "dispatch")
+    model.eval()
+    details = {"offload_via": options.offload_via, "max_memory": {str(k): v for k, v in max_memory.items()}}
+    if torch.cuda.is_available() and options.gpu_max_memory_bytes:
+        details["cuda_device"] = torch.cuda.get_device_name(0)
+    return LoadResult(model, details)
+
+
+def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    files = shard_files(folder)
+    dtype_name = _target_dtype_name(folder, options)
+    checkpoint_dtype = inspect_checkpoint(folder).dtype
+    convert_to = None if dtype_name == checkpoint_dtype else dtype_name
+    # init_empty_weights, not torch.device("meta"): buffers such as rotary inv_freq stay real (see lesson 02).
+    model = build_empty_model(folder, dtype=dtype_name)
+    emit("empty model built (weights on meta, buffers real)", "model_built")
+    missing = {name for name, p in model.named_parameters() if p.device.type == "meta"}
+    details: dict[str, Any] = {"shards": len(files), "offload_and_reload": options.offload_and_reload}
+    n = len(files)
+    if options.offload_and_reload:
+        from safetensors.torch import load_file, save_file
+
+        if options.scratch_folder is None:
+            raise OptionError("offload_and_reload needs a scratch_folder to write shards to.", kind="bad_option")
+        scratch = Path(options.scratch_folder)
+        written: list[Path] = []
+        for k, path in enumerate(files, 1):
+            tensors = _read(path, emit, f"shard {k}/{n} read")
+            target = scratch / f"reload-{k:05d}.safetensors"
+            save_file({name: t.contiguous() for name, t in tensors.items()}, target)
+            written.append(target)
+            del tensors
+            emit(f"shard {k}/{n} written to disk and freed", "shard_freed")
+        details["scratch_bytes"] = sum(p.stat().st_size for p in written)
+        everything: dict[str, Any] = {}
+        for k, target in enumerate(written, 1):
+            everything.update(load_file(target))
+            emit(f"shard {k}/{n} loaded back", "shard_read")
+        result = model.load_state_dict(_match_keys(model, _convert(everything, convert_to)), strict=False, assign=True)
+        missing -= set(_match_keys(model, everything))
+        emit("all shards assigned", "shard_assigned")
+        del everything, result
+        gc.collect()
+    else:
+        for k, path in enumerate(files, 1):
+            tensors = _match_keys(model, _convert(_read(path, emit, f"shard {k}/{n} read"), convert_to))
+            # assign=True makes the loaded tensors the parameters: no second copy is made.
+            model.load_state_dict(tensors, strict=False, assign=True)
+            missing -= set(tensors)
+            emit(f"shard {k}/{n} assigned", "shard_assigned")
+            # The shard's dict goes; its tensors live on as parameters. No gc.collect(): nothing here is in a
+            # reference cycle, and a full collection over transformers' heap costs ~0.3 s a shard.
+            del tensors
+            emit(f"shard {k}/{n} dict released", "shard_freed")
+    if _tied_targets(model):
+        model.tie_weights()
+    still_meta = {name for name, p in model.named_parameters() if p.device.type == "meta"}
+    _check_complete(model, folder, missing & still_meta)
+    return LoadResult(model.eval(), details)
+
+
+_LOADERS: dict[str, Callable[[Path, LoadOptions, Emit], LoadResult]] = {
+    "normal": _load_normal,
+    "low_cpu_mem_usage": _load_from_pretrained,
+    "offload_folder": _load_offload,
+    "manual_shards": _load_manual_shards,
+}
+
+
+def load_model(
+    folder: str | Path, strategy: str, options: LoadOptions | None = None, emit: Emit | None = None
+) -> LoadResult:
+    """Load the checkpoint in ``folder`` with ``strategy`` and return the model (in eval mode) and details.
+
+    This is the bare load with no measurement; use ``widgetlib.run`` to measure it in its own process.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> folder = make_checkpoint(size="5MB", shards=2)
+    >>> steps = []
+    >>> result = load_model(folder, "manual_shards", emit=lambda label, kind: steps.append(label))
+    >>> steps[1:3]
+    ['shard 1/2 read', 'shard 1/2 assigned']
+    """
+    check_strategy(strategy)
+    options = options or LoadOptions()
+    emit = emit or _no_emit
+    folder = Path(folder)
+    info = inspect_checkpoint(folder)  # validates the folder, its index and shard headers first
+    check_dtype_usable(options.dtype if options.dtype != "keep" else info.dtype)
+    return _LOADERS[strategy](folder, options, emit)
+
+
+def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:
+    """The fixed input every strategy's model runs: ``tokens`` deterministic ids within the vocabulary.
+
+    >>> import types, torch
+    >>> fake = types.SimpleNamespace(config=types.SimpleNamespace(vocab_size=100))
+    >>> forward_input(fake, 4).tolist()
+    [[13, 32, 51, 70]]
+    """
+    import torch
+
+    vocab = int(model.config.vocab_size)
+    return ((torch.arange(tokens, dtype=torch.long) * 7919 + 13) % vocab).unsqueeze(0)
+
+
+def forward_checksum(model: Any, tokens: int = 16) -> tuple[str, float]:
+    """Run one forward pass on :func:`forward_input` and return (sha256 of the float32 logits, seconds).
+
+    The same weights give bit-identical logits whichever way they were loaded; the seconds are the price of
+    offloading (weights read back from disk during forward).
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> model = load_model(make_checkpoint(size="5MB"), "low_cpu_mem_usage").model
+    >>> sha, seconds = forward_checksum(model)
+    >>> len(sha), seconds > 0
+    (64, True)
+    """
+    import torch
+
+    ids = forward_input(model, tokens)
+    start = time.perf_counter()
+    with torch.no_grad():
+        logits = model(ids).logits
+    seconds = time.perf_counter() - start
+    data = logits.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest(), seconds
+
+
+def device_map_summary(model: Any) -> dict[str, dict[str, int]]:
+    """Count tensors and bytes per place (``cpu``, ``disk``, ``cuda:0``, ``meta``) for a loaded model.
+
+    For a model dispatched with a device map, the place is the map's entry for the tensor's module (offloaded
+    tensors sit on the meta device until forward pulls them in); otherwise it is the tensor's own device.
+
+    >>> import torch
+    >>> device_map_summary(torch.nn.Linear(4, 2))
+    {'cpu': {'tensors': 2, 'bytes': 40}}
+    """
+    device_map: Mapping[str, Any] = getattr(model, "hf_device_map", None) or {}
+    summary: dict[str, dict[str, int]] = {}
+    seen: set[int] = set()
+    tensors = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers())
+    for name, tensor in tensors:
+        if id(tensor) in seen:
+            continue  # a tied weight is one tensor
+        seen.add(id(tensor))
+        place = _place(name, device_map) if device_map else None
+        if place is None:
+            place = str(tensor.device)
+        entry = summary.setdefault(place, {"tensors": 0, "bytes": 0})
+        entry["tensors"] += 1
+        entry["bytes"] += tensor.numel() * tensor.element_size()
+    return summary
+
+
+def _place(name: str, device_map: Mapping[str, Any]) -> str | None:
+    parts = name.split(".")
+    for cut in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in device_map:
+            value = device_map[prefix]
+            return f"cuda:{value}" if isinstance(value, int) else str(value)
+    return None

@@ -1,0 +1,197 @@
+"""The Report: everything one measured run found, as one value that the CLI prints, the widgets draw and the
+lesson text quotes. It round-trips through JSON, so a run saved today can be compared tomorrow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..core.sizes import format_bytes
+from .memory import Timeline
+
+__all__ = ["OUTCOMES", "Report", "format_table"]
+
+OUTCOMES = ("ok", "error", "cancelled", "stopped_by_budget", "killed", "crashed")
+
+
+@dataclass
+class Report:
+    """One measured load: the figures, the outcome, and the timeline they came from.
+
+    Peaks are RSS of the child process that loaded; ``peak_rss_bytes`` is the kernel's high-water mark (which a
+    sampled line can miss), ``sampled_peak_rss_bytes`` the highest sample. ``outcome`` is one of ``OUTCOMES``;
+    ``error`` is the one-sentence reason whenever the outcome is not ``"ok"``.
+
+    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=100, baseline_rss_bytes=50,
+    ...            peak_rss_bytes=260)
+    >>> r.peak_above_baseline_bytes, r.peak_ratio
+    (210, 2.1)
+    >>> Report.from_json(r.to_json()) == r
+    True
+    """
+
+    strategy: str
+    checkpoint: str
+    checkpoint_bytes: int
+    checkpoint_format: str | None = None
+    outcome: str = "ok"
+    error: str | None = None
+    error_kind: str | None = None
+    baseline_rss_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    sampled_peak_rss_bytes: int | None = None
+    predicted_peak_rss_bytes: int | None = None
+    prediction: str | None = None
+    load_s: float | None = None
+    forward_s: float | None = None
+    offload_folder: str | None = None
+    offload_folder_files: int = 0
+    offload_folder_bytes: int = 0
+    device_map: dict[str, dict[str, int]] = field(default_factory=dict)
+    logits_sha256: str | None = None
+    stopped_by_budget: bool = False
+    budget_bytes: int | None = None
+    budget_stop: dict[str, float] | None = None
+    max_memory_bytes: int | None = None
+    gpu_peak_bytes: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    timeline: Timeline = field(default_factory=lambda: Timeline(t0_s=0.0, samples=[], events=[]))
+
+    # ------------------------------------------------------------------------------- derived figures
+
+    @property
+    def ok(self) -> bool:
+        """True when the load and the forward pass finished."""
+        return self.outcome == "ok"
+
+    @property
+    def peak_above_baseline_bytes(self) -> int | None:
+        """What the load added to the process at its peak (kernel peak minus baseline)."""
+        if self.peak_rss_bytes is None or self.baseline_rss_bytes is None:
+            return None
+        return self.peak_rss_bytes - self.baseline_rss_bytes
+
+    @property
+    def peak_ratio(self) -> float | None:
+        """Peak above baseline divided by the checkpoint's bytes: about 2 for normal loading, about 1 for
+        meta-device and shard-by-shard loading, below 1 when weights stay on disk."""
+        above = self.peak_above_baseline_bytes
+        if above is None or not self.checkpoint_bytes:
+            return None
+        return round(above / self.checkpoint_bytes, 3)
+
+    @property
+    def time_to_first_forward_s(self) -> float | None:
+        """Load plus first forward: a lazy, memory-mapped load moves cost into the forward, so only the sum is fair."""
+        if self.load_s is None or self.forward_s is None:
+            return None
+        return self.load_s + self.forward_s
+
+    # ----------------------------------------------------------------------------------- JSON form
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: every field, the timeline column-oriented, plus the derived figures."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeline"}
+        data = json.loads(json.dumps(data))  # deep copy through JSON: what is returned is what is written
+        data["timeline"] = self.timeline.to_dict()
+        data["peak_above_baseline_bytes"] = self.peak_above_baseline_bytes
+        data["peak_ratio"] = self.peak_ratio
+        data["time_to_first_forward_s"] = self.time_to_first_forward_s
+        return data
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The report as one JSON document (what ``offload-lab load --json`` prints)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a Report from :meth:`to_dict` output (derived keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names and k != "timeline"}
+        timeline = Timeline.from_dict(data["timeline"]) if data.get("timeline") else None
+        report = cls(**values)
+        if timeline is not None:
+            report.timeline = timeline
+        return report
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Rebuild a Report from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    # ---------------------------------------------------------------------------------- for people
+
+    def summary(self) -> str:
+        """A few readable lines: what ran, what it cost, what happened.
+
+        >>> print(Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=10**9,
+        ...              baseline_rss_bytes=4*10**8, peak_rss_bytes=14*10**8, load_s=1.5, forward_s=0.25).summary())
+        manual_shards on /ck (1.00 GB): ok
+          peak RSS 1.40 GB (baseline 400 MB, +1.00 GB = 1.00x the checkpoint)
+          load 1.50 s, first forward 0.250 s
+        """
+        lines = [f"{self.strategy} on {self.checkpoint} ({format_bytes(self.checkpoint_bytes)}): {self.outcome}"]
+        if self.error:
+            lines.append(f"  {self.error}")
+        if self.peak_rss_bytes is not None:
+            ratio = f" = {self.peak_ratio:.2f}x the checkpoint" if self.peak_ratio is not None else ""
+            lines.append(
+                f"  peak RSS {format_bytes(self.peak_rss_bytes)} (baseline {format_bytes(self.baseline_rss_bytes)}, "
+                f"+{format_bytes(self.peak_above_baseline_bytes)}{ratio})"
+            )
+        if self.predicted_peak_rss_bytes is not None:
+            lines.append(f"  predicted peak {format_bytes(self.predicted_peak_rss_bytes)}: {self.prediction}")
+        if self.load_s is not None:
+            forward = f", first forward {self.forward_s:.3f} s" if self.forward_s is not None else ""
+            lines.append(f"  load {self.load_s:.2f} s{forward}")
+        if self.offload_folder:
+            lines.append(
+                f"  offload folder {self.offload_folder}: {self.offload_folder_files} file(s), "
+                f"{format_bytes(self.offload_folder_bytes)} written"
+            )
+        if self.device_map and set(self.device_map) != {"cpu"}:
+            places = ", ".join(f"{k}: {format_bytes(v['bytes'])}" for k, v in self.device_map.items())
+            lines.append(f"  weights by place: {places}")
+        if self.stopped_by_budget and self.budget_stop:
+            lines.append(
+                f"  stopped at {self.budget_stop['t_s']:.2f} s with RSS {format_bytes(self.budget_stop['rss_bytes'])}"
+                f" over the budget of {format_bytes(self.budget_bytes)}"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def format_table(reports: list[Report]) -> str:
+    """A plain-text table of several reports, one row each (what ``offload-lab compare`` prints).
+
+    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
+    ...            peak_rss_bytes=3*10**8, load_s=1.0, forward_s=0.1)
+    >>> print(format_table([r]).splitlines()[0])
+    strategy           outcome  peak RSS  above base  x ckpt  predicted  load s  forward s  offload written
+    """
+    header = (
+        f"{'strategy':<18} {'outcome':<8} {'peak RSS':>8}  {'above base':>10}  {'x ckpt':>6}  {'predicted':>9}  "
+        f"{'load s':>6}  {'forward s':>9}  {'offload written':>15}"
+    )
+    rows = [header]
+    for r in reports:
+        ratio = f"{r.peak_ratio:.2f}" if r.peak_ratio is not None else "–"
+        load = f"{r.load_s:.2f}" if r.load_s is not None else "–"
+        forward = f"{r.forward_s:.3f}" if r.forward_s is not None else "–"
+        predicted = (
+            format_bytes(r.predicted_peak_rss_bytes - (r.baseline_rss_bytes or 0))
+            if r.predicted_peak_rss_bytes is not None
+            else "–"
+        )
+        rows.append(
+            f"{r.strategy:<18} {r.outcome:<8} {format_bytes(r.peak_rss_bytes):>8}  "
+            f"{format_bytes(r.peak_above_baseline_bytes):>10}  {ratio:>6}  {predicted:>9}  {load:>6}  {forward:>9}  "
+            f"{format_bytes(r.offload_folder_bytes):>15}"
+        )
+    return "\n".join(rows)
