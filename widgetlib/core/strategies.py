@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .checkpoints import inspect_checkpoint, read_shard, shard_files
 from .errors import CheckpointError, OptionError
 
-if TYPE_CHECKING:  # torch is imported lazily: importing the core must stay cheap
+if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "LoadOptions",
     "LoadResult",
     "build_empty_model",
+    "check_architecture",
+    "check_dtype_usable",
     "check_strategy",
     "device_map_summary",
     "forward_checksum",
@@ -200,6 +202,18 @@ def _model_class(config: Any) -> Any:
             f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
             kind="unknown_architecture",
         ) from None
+
+
+def check_architecture(folder: str | Path) -> str:
+    """Return the model class name transformers builds for ``folder``, or raise a learner-facing error.
+
+    Cheap (reads config.json only), so the runner calls it before spawning anything.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> check_architecture(make_checkpoint(size="5MB"))
+    'LlamaForCausalLM'
+    """
+    return _model_class(_load_config(Path(folder))).__name__
 
 
 def _version(package: str) -> str:

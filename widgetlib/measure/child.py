@@ -74,6 +74,18 @@ def _warm_up(checkpoint: str, dtype_name: str) -> None:
     F.silu(x @ x.transpose(-1, -2)).softmax(-1)
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, also when a library wrapped it (safetensors raises SafetensorError "... os error 28")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == 28:
+            return True
+        if "No space left on device" in str(seen) or "os error 28" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _gpu_reporter(channel: _Channel, stop: threading.Event) -> None:
     import torch
 
@@ -161,8 +173,8 @@ def main() -> int:
         )
         return 1
     except Exception as exc:  # a bug or a library failure: the parent shows one sentence, keeps the details
-        if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
-            where = exc.filename or job.get("offload_folder") or "the offload folder"
+        if _is_disk_full(exc):
+            where = getattr(exc, "filename", None) or job.get("offload_folder") or "the offload folder"
             channel.send(
                 "error",
                 message=f"The disk filled up while writing {where}; free some space or point offload_folder "

@@ -30,7 +30,7 @@ from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import LoadOptions, check_strategy
+from ..core.strategies import LoadOptions, check_architecture, check_strategy
 from .memory import Event, MemorySample, Sampler, Timeline, now_s
 from .report import Report
 
@@ -167,6 +167,7 @@ class RunHandle:
         self._done = threading.Event()
         self._kill_lock = threading.Lock()
         self.report: Report | None = None
+        self.callback_error: str | None = None
         self._t0_s = now_s()
         # A file, not a pipe, so a chatty library can never block the child on a full pipe.
         self._stderr_file = open(run_dir / "stderr.txt", "wb")  # noqa: SIM115 - closed when the run ends
@@ -237,14 +238,22 @@ class RunHandle:
         if self._budget_bytes is not None and self._budget_stop is None and sample.rss_bytes > self._budget_bytes:
             self._budget_stop = {"t_s": sample.t_s - self._t0_s, "rss_bytes": sample.rss_bytes}
             self._kill(None)
-        if self._on_sample is not None:
-            self._on_sample(replace(sample, t_s=sample.t_s - self._t0_s))
+        self._call(self._on_sample, replace(sample, t_s=sample.t_s - self._t0_s))
+
+    def _call(self, callback: Callable[[Any], None] | None, value: Any) -> None:
+        """Call a caller's callback; a bug in a plot must not turn a good load into a failed one."""
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception as exc:  # kept, and shown in the Report's details
+            if self.callback_error is None:
+                self.callback_error = f"{type(exc).__name__}: {exc}"
 
     def _add_event(self, t_s: float, label: str, kind: str) -> None:
         event = Event(t_s=t_s - self._t0_s, label=label, kind=kind)
         self._events.append(event)
-        if self._on_event is not None:
-            self._on_event(event)
+        self._call(self._on_event, event)
 
     def _read(self) -> None:
         global _active
@@ -258,13 +267,17 @@ class RunHandle:
                 kind = message.get("type")
                 self._messages[kind] = message
                 if kind == "ready":
-                    self._add_event(message["t_s"], "imports done: baseline taken", "ready")
+                    baseline = format_bytes(message["rss_bytes"])
+                    self._add_event(message["t_s"], f"imports done: baseline {baseline}", "ready")
                 elif kind == "event":
                     self._add_event(message["t_s"], message["label"], message.get("kind", "info"))
                 elif kind == "gpu":
                     self._gpu_samples.append((message["t_s"] - self._t0_s, int(message["bytes"])))
             self._process.wait()
-            self._sampler.stop()
+            try:
+                self._sampler.stop()
+            except Exception as exc:  # the sampler re-raises errors of its own thread here; samples are kept
+                self.callback_error = self.callback_error or f"{type(exc).__name__}: {exc}"
             self.report = self._build_report()
         except BaseException as exc:  # never leave a waiter hanging: any failure here becomes a crashed report
             self._kill(None)
@@ -275,12 +288,13 @@ class RunHandle:
                 if stream is not None:
                     stream.close()
             shutil.rmtree(self._run_dir, ignore_errors=True)
+            # on_done runs before the run counts as finished: wait() returns, and a queued run starts, only
+            # after the caller has seen the report.
+            self._call(self._on_done, self.report)
             if _active is self:
                 _active = None
             _RUN_LOCK.release()
             self._done.set()
-        if self._on_done is not None:
-            self._on_done(self.report)
 
     def _stderr_tail(self) -> str:
         try:
@@ -347,11 +361,15 @@ class RunHandle:
             )
         elif self._budget_stop is not None:
             outcome, error_kind = "stopped_by_budget", "budget"
-            message = (
+            crossed = (
                 f"Stopped at {self._budget_stop['t_s']:.2f} s: RSS reached "
-                f"{format_bytes(self._budget_stop['rss_bytes'])}, over the budget of "
-                f"{format_bytes(self._budget_bytes)}; this strategy needs more RAM than the simulated machine has."
+                f"{format_bytes(self._budget_stop['rss_bytes'])}, over the budget of {format_bytes(self._budget_bytes)}"
             )
+            if ready is None:
+                message = crossed + " while Python and torch were still starting; the budget is below what the "
+                message += "libraries alone need, so raise it."
+            else:
+                message = crossed + "; this strategy needs more RAM than the simulated machine has."
         elif error:
             outcome, message, error_kind = "error", error["message"], error.get("kind", "error")
         elif returncode is not None and returncode < 0:
@@ -408,6 +426,8 @@ class RunHandle:
             versions=ready.get("versions", {}) if ready else {},
             timeline=timeline,
         )
+        if self.callback_error:
+            report.details["callback_error"] = self.callback_error
         if baseline is not None:
             estimate = estimate_peak(
                 self._info,
@@ -458,6 +478,7 @@ def start(
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
     gpu_bytes = parse_size(gpu_max_memory, name="gpu_max_memory") if gpu_max_memory is not None else None
     LoadOptions(dtype=dtype, offload_via=offload_via)  # validates dtype and offload_via before any spawn
+    check_architecture(info.folder)
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
             f"budget={budget!r} is smaller than the largest tensor ({info.largest_tensor}, "
@@ -473,6 +494,7 @@ def start(
         raise RunnerBusyError(
             f"A {running} run is already in progress in this kernel; wait for it or press Stop there, then run again."
         )
+    run_dir: Path | None = None
     try:
         run_dir = Path(tempfile.mkdtemp(prefix="offload-lab-run-"))
         (run_dir / "tmp").mkdir()
@@ -523,6 +545,8 @@ def start(
         )
     except BaseException:
         _RUN_LOCK.release()
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if not handle.done:
         _active = handle
