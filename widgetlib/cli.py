@@ -6,6 +6,9 @@ Subcommands::
                                 [--format safetensors|bin] [--dtype float32|bfloat16|float16]
                                 [--seed 0] [--demo]
     offload-lab inspect DIR [--json]
+    offload-lab load DIR --strategy NAME [--max-memory 300MB] [--offload-folder PATH] [--offload-via ...]
+                     [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--json]
+    offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--json] [--html report.html]
 
 A learner's mistake (an :class:`~widgetlib.core.errors.OffloadLabError`) is printed as one ``error: ...`` line
 on stderr with exit status 2, never as a traceback. Each subcommand is one ``_add_<name>`` function that
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered.
 
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['inspect', 'make-checkpoint']
+    ['compare', 'inspect', 'load', 'make-checkpoint']
     """
     parser = _Parser(
         prog="offload-lab",
@@ -222,5 +225,100 @@ def _table(info: Any) -> str:
     return "\n".join(lines)
 
 
-# The subcommands, in --help order. `load` and `compare` register here the same way.
-_SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_make_checkpoint, _add_inspect]
+# ------------------------------------------------------------------------------------------------------------
+# load and compare: measured runs, each in its own child process
+
+
+def _add_run_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("folder", metavar="DIR", help="the checkpoint folder (holds config.json)")
+    sub.add_argument("--max-memory", help="offload_folder: RAM weights may fill before the rest goes to disk (300MB)")
+    sub.add_argument("--budget", help="simulate a smaller machine: stop the load when its RSS crosses this (8GB)")
+    sub.add_argument("--dtype", default="keep", help="keep (the checkpoint's), float32, bfloat16 or float16")
+    sub.add_argument("--json", action="store_true", help="print the report(s) as one JSON document")
+
+
+def _add_load(subparsers: Subparsers) -> None:
+    sub = subparsers.add_parser(
+        "load",
+        help="load a checkpoint one way in a fresh process and report its memory and time",
+        description=(
+            "Load DIR with one strategy (normal, low_cpu_mem_usage, offload_folder, manual_shards) in a fresh "
+            "child process, sampled from outside, then run one forward pass. Prints a summary, or the whole "
+            "report with --json."
+        ),
+    )
+    _add_run_options(sub)
+    sub.add_argument("--strategy", required=True, help="normal, low_cpu_mem_usage, offload_folder or manual_shards")
+    sub.add_argument("--offload-folder", help="offload_folder: where offloaded weights go (default: a temp folder)")
+    sub.add_argument(
+        "--offload-via", default="from_pretrained", help="offload_folder: from_pretrained (default) or accelerate"
+    )
+    sub.set_defaults(handler=_run_load)
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"max_memory": args.max_memory, "budget": args.budget, "dtype": args.dtype}
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    from .measure.runner import run
+
+    options = _run_options(args)
+    if args.strategy != "offload_folder":
+        options.pop("max_memory")
+    report = run(
+        args.folder,
+        args.strategy,
+        offload_folder=args.offload_folder,
+        offload_via=args.offload_via,
+        **options,
+    )
+    print(report.to_json(indent=2) if args.json else report.summary())
+    return 0 if report.ok else 1
+
+
+def _add_compare(subparsers: Subparsers) -> None:
+    sub = subparsers.add_parser(
+        "compare",
+        help="load a checkpoint all four ways, each in its own process, and compare",
+        description=(
+            "Run normal, low_cpu_mem_usage, offload_folder and manual_shards on DIR one after another, each in "
+            "a fresh child process; print a table, or JSON, and optionally write a self-contained HTML page "
+            "with the four memory timelines overlaid (for a classroom screen)."
+        ),
+    )
+    _add_run_options(sub)
+    sub.add_argument("--html", metavar="FILE", help="also write the timelines as a self-contained HTML page")
+    sub.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from . import STRATEGIES
+    from .measure.report import format_table
+    from .measure.runner import run
+
+    reports = []
+    for strategy in STRATEGIES:
+        options = _run_options(args)
+        if strategy != "offload_folder":
+            options.pop("max_memory")
+        if not args.json:
+            print(f"running {strategy} ...", file=sys.stderr, flush=True)
+        reports.append(run(args.folder, strategy, **options))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        print(format_table(reports))
+        for report in reports:
+            if report.error:
+                print(f"{report.strategy}: {report.error}")
+    if args.html:
+        from .widgets.board import write_html
+
+        write_html(reports, args.html)
+        print(f"wrote {args.html}", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+# The subcommands, in --help order.
+_SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_make_checkpoint, _add_inspect, _add_load, _add_compare]

@@ -1,0 +1,317 @@
+"""Tests for the widgets, without a browser: drive them through their buttons and methods, check their state.
+
+Real runs (each a fresh child process importing torch and transformers, ~5-10 s) are shared through
+module-scoped fixtures, so the file runs in about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from widgetlib import STRATEGIES, CompareBoard, MemoryPlot, StrategyPanel
+from widgetlib.core.checkpoints import cache_dir, inspect_checkpoint
+from widgetlib.core.sizes import format_bytes
+from widgetlib.measure.memory import Event, MemorySample, Timeline
+from widgetlib.measure.report import Report
+from widgetlib.widgets import default_sweep_values, report_figures, to_mb
+from widgetlib.widgets.plot import STRATEGY_COLORS
+
+pytestmark = pytest.mark.timeout(300)
+
+MB = 10**6
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_checkpoint):
+    return small_checkpoint  # 24 MB, 3 shards, built once per session (tests/conftest.py)
+
+
+def _wait_until(condition, timeout_s: float = 60.0, step_s: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step_s)
+
+
+def _sample(t_s: float, rss_mb: float) -> MemorySample:
+    return MemorySample(t_s, int(rss_mb * MB), int(rss_mb * MB * 0.7), int(rss_mb * MB * 0.3), None)
+
+
+def _figures_in(html_text: str) -> dict[str, str]:
+    """The data-figure cells of a card, as printed (HTML-unescaped enough for our figures)."""
+    return {k: v.replace("&amp;", "&") for k, v in re.findall(r'data-figure="([^"]+)"[^>]*>([^<]*)<', html_text)}
+
+
+# ------------------------------------------------------------------------------------------ MemoryPlot
+
+
+def test_memory_plot_updates_live_from_a_thread_and_throttles_redraws():
+    plot = MemoryPlot()
+    run_id = plot.begin_run("normal", checkpoint_bytes=50 * MB, budget_bytes=900 * MB)
+    seen_while_live = []
+
+    def feed() -> None:  # like the runner's sampler thread: 100 samples/s for 1.2 s
+        for i in range(120):
+            plot.add_sample(_sample(i * 0.01, 100 + i), run_id)
+            if i == 5:
+                plot.add_event(Event(0.05, "imports done: baseline taken", "ready"), run_id)
+            if i == 60:
+                plot.add_event(Event(0.6, "shard 1/3 read", "shard_read"), run_id)
+            time.sleep(0.01)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    while feeder.is_alive():
+        seen_while_live.append(plot.point_count(run_id))
+        time.sleep(0.05)
+    feeder.join()
+    plot.flush()
+
+    assert max(seen_while_live) > 0, "nothing was drawn before the run ended"
+    assert plot.point_count(run_id) == 120
+    assert plot.point_count(run_id, "anon") == plot.point_count(run_id, "file") == 120
+    # ~1.3 s of live data at <= 10 redraws/s (+ the flush): far fewer redraws than samples.
+    assert 2 <= plot.redraw_count <= 20
+    assert plot.event_count(run_id) == 2
+    assert plot.event_labels(run_id)[1] == "normal: shard 1/3 read (0.60 s)"
+    assert plot.line_y("budget", run_id) == 900.0
+    # Baseline guessed from the sample after the "ready" event (106 MB) until the Report gives the real one.
+    assert plot.line_y("checkpoint", run_id) == pytest.approx(106 + 50)
+    assert plot.line_y("peak", run_id) is None
+    report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=50 * MB, baseline_rss_bytes=104 * MB,
+                    peak_rss_bytes=231_500_000)
+    plot.end_run(report, run_id)
+    assert plot.line_y("peak", run_id) == 231.5
+    assert plot.line_y("checkpoint", run_id) == 154.0
+    plot.join()
+    assert plot.redraw_error is None
+
+
+def test_memory_plot_bounds_arrays_and_keeps_the_peak():
+    plot = MemoryPlot(max_points=500)
+    run_id = plot.begin_run("manual_shards")
+    for i in range(20_000):
+        plot.add_sample(_sample(i * 0.01, 5000 if i == 12_345 else 100 + (i % 7)), run_id)
+    plot.flush()
+    assert 0 < plot.point_count(run_id) <= 500
+    trace = next(t for t in plot.figure.data if t.meta == f"{run_id}:rss")
+    assert max(trace.y) == 5000.0  # decimation keeps the larger sample of each pair
+    assert trace.x[-1] > 190  # the whole run stays covered
+
+
+def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
+    plot = MemoryPlot()
+    for strategy in STRATEGIES:
+        tl = Timeline(0.0, [_sample(0.1, 100), _sample(0.2, 150)], [Event(0.15, "forward pass started", "forward")],
+                      baseline_rss_bytes=100 * MB)
+        plot.add_report(Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=20 * MB,
+                               baseline_rss_bytes=100 * MB, peak_rss_bytes=160 * MB, timeline=tl))
+    assert plot.legend_names() == list(STRATEGIES)
+    rss = [t for t in plot.figure.data if t.meta.endswith(":rss")]
+    assert [t.line.color for t in rss] == [STRATEGY_COLORS[s] for s in STRATEGIES]
+    anon = [t for t in plot.figure.data if t.meta.endswith(":anon")]
+    assert [t.line.color for t in anon] == [STRATEGY_COLORS[s] for s in STRATEGIES]
+    assert {t.line.dash for t in anon} == {"dash"}
+    static = plot.static_figure()
+    assert type(static).__name__ == "Figure" and len(static.data) == len(plot.figure.data)
+    assert "MemoryPlot(normal (2 samples)" in repr(plot)
+    # replace=True keeps only the newest run of a strategy (what a panel does on every Run).
+    plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1), replace=True)
+    assert plot.legend_names() == [*STRATEGIES[1:], "normal"]
+    plot.clear()
+    assert plot.figure.data == () and plot.run_ids == []
+    plot.join()
+
+
+def test_memory_plot_draws_gpu_samples_from_the_report():
+    plot = MemoryPlot()
+    tl = Timeline(0.0, [_sample(0.1, 100)], [], gpu_samples=[(0.1, 5 * MB), (0.2, 7 * MB)])
+    run_id = plot.add_report(Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=1, timeline=tl))
+    assert plot.point_count(run_id, "gpu") == 2
+
+
+def test_report_figures_use_the_shared_formatter():
+    report = Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=100 * MB,
+                    baseline_rss_bytes=500 * MB, peak_rss_bytes=560 * MB, predicted_peak_rss_bytes=555 * MB,
+                    load_s=1.234, forward_s=0.5, offload_folder_bytes=75 * MB, offload_folder_files=3)
+    assert report_figures(report) == {
+        "outcome": "ok", "peak RSS": "560 MB", "above baseline": "60 MB", "x checkpoint": "0.60x",
+        "predicted peak": "555 MB", "load": "1.23 s", "forward": "0.500 s", "offload written": "75 MB in 3 file(s)",
+    }
+
+
+def test_default_sweep_values_go_from_largest_tensor_to_model_size(checkpoint):
+    info = inspect_checkpoint(checkpoint)
+    values = default_sweep_values(info.largest_tensor_bytes, info.total_bytes)
+    assert len(values) == 4 and values == sorted(values)
+    assert values[0] == info.largest_tensor_bytes and values[-1] == info.total_bytes
+
+
+# ------------------------------------------------------------------------------------------ StrategyPanel
+
+
+@pytest.fixture(scope="module")
+def panel_runs(checkpoint):
+    """One panel, three runs: a wrong path, a budget stop, then a good run started with the Run button."""
+    panel = StrategyPanel("/no/such/offload-lab-folder", "manual_shards")
+    bad = SimpleNamespace(report=panel.run(), message=panel.message, html=panel.html_text())
+
+    panel.checkpoint_text.value = str(checkpoint)
+    panel.budget_text.value = "150MB"  # below the child's baseline: stopped while importing
+    budget_report = panel.run()
+    budget = SimpleNamespace(report=budget_report, message=panel.message, html=panel.html_text())
+
+    panel.budget_text.value = ""
+    clicked_at = time.monotonic()
+    panel.run_button.click()
+    click_s = time.monotonic() - clicked_at
+    points_while_running = []
+    while panel.busy:
+        if panel.report is None or panel.report is budget_report:
+            points_while_running.append(panel.plot.point_count())
+        time.sleep(0.05)
+    panel.wait()
+    return SimpleNamespace(panel=panel, bad=bad, budget=budget, report=panel.report, click_s=click_s,
+                           points_while_running=points_while_running)
+
+
+def test_panel_bad_path_shows_one_message_naming_it(panel_runs):
+    bad = panel_runs.bad
+    assert bad.report is None
+    assert "/no/such/offload-lab-folder" in bad.message and "\n" not in bad.message
+    assert bad.html.count('class="offload-lab-error"') == 1
+    assert "Traceback" not in bad.html and "/no/such/offload-lab-folder" in bad.html
+
+
+def test_panel_report_with_an_error_outcome_shows_its_message(panel_runs):
+    budget = panel_runs.budget
+    assert budget.report.outcome == "stopped_by_budget"
+    assert budget.message == budget.report.error and "budget" in budget.message
+    assert budget.html.count('class="offload-lab-error"') == 1 and "Traceback" not in budget.html
+
+
+def test_panel_run_button_does_not_block_and_draws_live(panel_runs):
+    assert panel_runs.click_s < 1.0
+    assert max(panel_runs.points_while_running) > 0, "the plot did not grow while the run was going"
+
+
+def test_panel_run_plot_holds_samples_events_and_peak(panel_runs):
+    panel, report = panel_runs.panel, panel_runs.report
+    assert report.outcome == "ok" and panel.message is None
+    plot = panel.plot
+    assert plot.legend_names() == ["manual_shards"]  # the budget-stopped run was replaced
+    assert plot.point_count() > 0
+    assert plot.point_count() <= plot.max_points
+    assert plot.line_y("peak") == pytest.approx(to_mb(report.peak_rss_bytes))
+    assert plot.line_y("checkpoint") == pytest.approx(to_mb(report.baseline_rss_bytes + report.checkpoint_bytes))
+    assert plot.event_count() == len(report.timeline.events) > 0
+    assert "manual_shards: shard 1/3 read" in " ".join(plot.event_labels())
+
+
+def test_panel_result_card_shows_the_reports_figures(panel_runs):
+    panel, report = panel_runs.panel, panel_runs.report
+    shown = _figures_in(panel.result.value)
+    assert shown == report_figures(report)
+    assert shown["peak RSS"] == format_bytes(report.peak_rss_bytes)
+    assert shown["x checkpoint"] == f"{report.peak_ratio:.2f}x"
+    assert shown["load"] == f"{report.load_s:.2f} s"
+    assert "Traceback" not in panel.html_text()
+    assert "manual_shards" in repr(panel) and "ok" in repr(panel)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "StrategyPanel(" in bundle["text/plain"]
+
+
+def test_panel_stop_cancels_and_a_second_panel_is_refused(checkpoint, tmp_path, monkeypatch):
+    run_tmp = tmp_path / "tmp"
+    run_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(run_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    first = StrategyPanel(checkpoint, "normal")
+    second = StrategyPanel(checkpoint, "low_cpu_mem_usage")
+
+    first.run_button.click()
+    _wait_until(lambda: first.plot.point_count() > 0)  # the child is running and sampled
+    assert len(list(run_tmp.glob("offload-lab-run-*"))) == 1
+    second.run_button.click()
+    assert second.wait(30)
+    assert "already in progress" in second.message and "normal" in second.message
+    assert second.plot.run_ids == [] and second.report is None  # nothing interleaved into its plot
+    assert first.busy
+
+    first.stop_button.click()
+    assert first.wait(60)
+    assert first.report.outcome == "cancelled"
+    assert first.message == first.report.error
+    assert first.plot.run_ids == [first.plot.latest_run_id]
+    assert list(run_tmp.glob("offload-lab-run-*")) == []
+    assert not first.run_button.disabled and first.stop_button.disabled
+
+
+def test_panel_builds_a_checkpoint_with_a_progress_bar_then_runs():
+    panel = StrategyPanel(size="8MB", shards=2, strategy="manual_shards")
+    progress = []
+    panel.build_progress.observe(lambda change: progress.append(change["new"]), names="value")
+    panel.run_button.click()
+    _wait_until(lambda: panel.plot.point_count() > 0)  # built, and the run has started
+    panel.stop()
+    assert panel.wait(60)
+    folder = panel.checkpoint_text.value
+    assert folder.startswith(str(cache_dir())) and inspect_checkpoint(folder).total_bytes > 0
+    assert progress and progress[-1] == 1.0
+    assert panel.build_progress.layout.display == "none"  # the bar is shown only while building
+    assert panel.report.outcome == "cancelled" and panel.report.checkpoint == folder
+
+
+def test_panel_stop_while_building_abandons_the_build():
+    panel = StrategyPanel(size="30MB", shards=3)
+    # Press Stop from the first progress update: the next one ends the build (deterministic, no sleeping).
+    panel.build_progress.observe(lambda change: panel.stop() if change["new"] > 0 else None, names="value")
+    panel.run_button.click()
+    assert panel.wait(120)
+    assert panel.message == "Stopped while building the checkpoint; nothing was run."
+    assert panel.report is None and panel.plot.run_ids == [] and panel.checkpoint_text.value == ""
+    leftovers = [p.name for p in (cache_dir() / "checkpoints").iterdir() if "partial" in p.name]
+    assert leftovers == []
+    assert not panel.busy and not panel.run_button.disabled
+
+
+# ------------------------------------------------------------------------------------------ CompareBoard
+
+
+def test_compare_board_runs_all_four_and_overlays_them(checkpoint):
+    board = CompareBoard(checkpoint)
+    reports = board.run()
+    assert [r.strategy for r in reports] == list(STRATEGIES)
+    assert [r.outcome for r in reports] == ["ok"] * 4, board.message
+    assert board.reports == reports
+    rss = [t for t in board.plot.figure.data if t.meta.endswith(":rss")]
+    assert [t.name for t in rss] == list(STRATEGIES)
+    assert all(len(t.x) > 0 for t in rss)
+    for run_id, report in zip(board.plot.run_ids, reports, strict=True):
+        assert board.plot.line_y("peak", run_id) == pytest.approx(to_mb(report.peak_rss_bytes))
+    rows = re.findall(r'<tr data-strategy="([^"]+)">(.*?)</tr>', board.table.value)
+    assert [s for s, _ in rows] == list(STRATEGIES)
+    for (_, row), report in zip(rows, reports, strict=True):
+        assert _figures_in(row) == report_figures(report)
+    assert "Traceback" not in board.html_text()
+    board.plot.join()
+
+
+def test_compare_board_sweep_increases_max_memory_and_draws_points(checkpoint):
+    info = inspect_checkpoint(checkpoint)
+    board = CompareBoard(checkpoint)
+    reports = board.sweep([info.total_bytes, info.largest_tensor_bytes * 2])  # out of order on purpose
+    assert [r.max_memory_bytes for r in reports] == [info.largest_tensor_bytes * 2, info.total_bytes]
+    assert [r.strategy for r in reports] == ["offload_folder"] * 2
+    ok = sum(r.ok for r in reports)
+    assert ok >= 1, [r.error for r in reports]
+    assert board.sweep_points() == {"peak RSS": ok, "forward latency": ok}
+    assert len(board.plot.run_ids) == 2
+    assert all(name.startswith("offload_folder · max_memory") for name in board.plot.legend_names())

@@ -1,0 +1,90 @@
+"""The widgets in a real Jupyter kernel, headless: build a notebook with nbformat, execute it with nbclient.
+
+No browser here (tests/browser does that): this checks that the calls a lesson makes (display a panel, run it,
+display a board, run it) work in a kernel, end without errors, and leave no thread writing to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.timeout(400)
+
+REPO = Path(__file__).resolve().parents[1]
+
+CELLS = [
+    """
+    import sys
+    from IPython.display import display
+    from widgetlib import STRATEGIES, CompareBoard, StrategyPanel
+    from widgetlib.core.checkpoints import make_checkpoint
+    print(sys.executable)
+    """,
+    """
+    checkpoint = make_checkpoint(size="24MB", shards=3)  # the suite's small_checkpoint: cached
+    checkpoint.name
+    """,
+    """
+    panel = StrategyPanel(checkpoint, "manual_shards")
+    display(panel)
+    report = panel.run()
+    assert report is not None and report.outcome == "ok", panel.message
+    assert panel.plot.point_count() > 0 and panel.plot.event_count() > 0
+    assert panel.plot.line_y("peak") == report.peak_rss_bytes / 1e6
+    print(report.summary())
+    """,
+    """
+    board = CompareBoard(checkpoint)
+    display(board)
+    reports = board.run()
+    assert [r.strategy for r in reports] == list(STRATEGIES), board.message
+    assert all(r.outcome == "ok" for r in reports), [r.error for r in reports]
+    assert board.plot.legend_names() == list(STRATEGIES)
+    print(board.table.value.count("<tr data-strategy="))
+    """,
+    """
+    static = board.plot.static_figure()
+    assert type(static).__name__ == "Figure" and len(static.data) >= 8
+    panel.plot.join(); board.plot.join()  # no thread of ours outlives the notebook
+    import threading
+    print(sorted(t.name for t in threading.enumerate() if t.name.startswith("offload-lab")))
+    """,
+]
+
+
+def _notebook() -> nbformat.NotebookNode:
+    import textwrap
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(src).strip()) for src in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == name)
+
+
+def test_panel_and_board_run_in_a_headless_kernel(tmp_path, small_checkpoint):
+    nb = _notebook()
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+
+    errors = [o for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+    assert errors == []
+    stderr = "".join(_text(cell, "stderr") for cell in nb.cells)
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+    # The kernel is this venv's Python, so it imports this widgetlib.
+    assert _text(nb.cells[0]).strip() == sys.executable
+    displays = [o for cell in nb.cells[2:4] for o in cell.outputs if o.output_type == "display_data"]
+    assert len(displays) == 2
+    for output, name in zip(displays, ("StrategyPanel(", "CompareBoard("), strict=True):
+        assert "application/vnd.jupyter.widget-view+json" in output.data
+        assert output.data["text/plain"].startswith(name)
+    assert _text(nb.cells[3]).strip() == "4"
+    assert _text(nb.cells[4]).strip() == "[]"

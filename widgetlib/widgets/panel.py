@@ -1,0 +1,194 @@
+"""StrategyPanel: pick a checkpoint and a strategy, press Run, watch RAM move live, read the result card."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from ..core.sizes import format_bytes, parse_size
+from ..core.strategies import DTYPE_CHOICES, STRATEGIES, check_strategy
+from ..measure.report import Report
+from ._base import _LabWidget, _text_or_none
+from ._format import report_card_html
+
+__all__ = ["StrategyPanel"]
+
+_FORMATS = ("safetensors", "bin")
+
+
+class StrategyPanel(_LabWidget):
+    """One strategy, one checkpoint, one measured run in a fresh process, drawn live on ``.plot``.
+
+    ``checkpoint`` is a folder to load; without one, pressing Run first builds (and caches) a checkpoint from
+    ``size`` / ``shards`` / ``format`` with a progress bar. ``dtype`` is the dtype the model is loaded in
+    (``"keep"``: as stored). ``max_memory`` and ``offload_folder`` apply to the ``offload_folder`` strategy only.
+    ``budget`` simulates a smaller machine: the run is stopped the moment its RSS crosses it.
+
+    The Run button never blocks the kernel; :meth:`run` does the same from code and blocks until the Report is
+    in (``None`` if the run could not start: the reason is in ``.message`` and shown in the widget).
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> panel = StrategyPanel(make_checkpoint(size="8MB", shards=2), "manual_shards")
+    >>> report = panel.run()
+    >>> report.outcome, panel.report is report, panel.plot.point_count() > 0
+    ('ok', True, True)
+    """
+
+    _noun = "panel"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        strategy: str = "normal",
+        *,
+        size: str | int | None = None,
+        shards: int | None = None,
+        format: str = "safetensors",
+        dtype: str = "keep",
+        max_memory: str | int | None = None,
+        budget: str | int | None = None,
+        offload_folder: str | Path | None = None,
+    ) -> None:
+        check_strategy(strategy)
+        super().__init__(checkpoint, size)
+        self.report: Report | None = None
+        self._run_done = threading.Event()
+        self.strategy_dropdown = w.Dropdown(options=STRATEGIES, value=strategy, description="strategy")
+        self.dtype_dropdown = w.Dropdown(options=DTYPE_CHOICES, value=dtype, description="dtype",
+                                         layout=w.Layout(width="200px"))
+        self.shards_text = w.BoundedIntText(value=shards or 0, min=0, max=1000, description="shards",
+                                            tooltip="0 = the default for the size", layout=w.Layout(width="160px"))
+        self.format_dropdown = w.Dropdown(options=_FORMATS, value=format, description="format",
+                                          layout=w.Layout(width="220px"))
+        self.max_memory_text = w.Text(
+            value="" if max_memory is None else str(max_memory), description="max_memory",
+            placeholder="offload_folder only; empty = a quarter of the model",
+            style={"description_width": "initial"}, layout=w.Layout(width="340px"),
+        )
+        self.offload_folder_text = w.Text(
+            value="" if offload_folder is None else str(offload_folder), description="offload_folder",
+            placeholder="offload_folder only; empty = a temporary folder",
+            style={"description_width": "initial"}, layout=w.Layout(width="340px"),
+        )
+        self.budget_text = w.Text(
+            value="" if budget is None else str(budget), description="budget",
+            placeholder="simulate a smaller machine, e.g. 1.5GB; empty = none",
+            layout=w.Layout(width="340px"),
+        )
+        self.result = w.HTML("")
+        self.strategy_dropdown.observe(lambda _change: self._sync_enabled(), names="value")
+        self._sync_enabled()
+        self.widget = w.VBox([
+            self.checkpoint_text,
+            w.HBox([w.HTML("<b>build a checkpoint:</b>"), self.size_text, self.shards_text, self.format_dropdown]),
+            w.HBox([self.strategy_dropdown, self.dtype_dropdown, self.budget_text]),
+            w.HBox([self.max_memory_text, self.offload_folder_text]),
+            w.HBox([self.run_button, self.stop_button, self.build_progress]),
+            self.status,
+            self.plot.figure,
+            self.message_box,
+            self.result,
+        ])
+
+    # ------------------------------------------------------------------------------------------ API
+
+    @property
+    def strategy(self) -> str:
+        """The strategy the next run uses (the dropdown's value).
+
+        >>> panel = StrategyPanel(); panel.strategy = "offload_folder"; panel.max_memory_text.disabled
+        False
+        """
+        return self.strategy_dropdown.value
+
+    @strategy.setter
+    def strategy(self, value: str) -> None:
+        self.strategy_dropdown.value = check_strategy(value)
+
+    def start(self) -> bool:
+        """Start a run in the background (what the Run button does); False if this panel is already busy.
+
+        Errors (a missing folder, a bad size, another run in progress) show in the widget as one message.
+
+        >>> panel = StrategyPanel("/no/such/folder")
+        >>> panel.start(), panel.wait(30), panel.message.startswith("The checkpoint folder /no/such/folder")
+        (True, True, True)
+        """
+        return self._launch(self._job)
+
+    def run(self, timeout_s: float | None = None) -> Report | None:
+        """Run with the current settings and block until done; return the Report (also in ``.report``).
+
+        Returns ``None`` when the run could not start (a wrong path, a bad size, another run active): the
+        reason is in ``.message`` and in the widget.
+
+        >>> panel = StrategyPanel("/no/such/folder")
+        >>> panel.run() is None, "/no/such/folder" in panel.message
+        (True, True)
+        """
+        if not self.start():
+            return None
+        self.wait(timeout_s)
+        return self.report if self._run_done.is_set() else None
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _sync_enabled(self) -> None:
+        # max_memory and offload_folder mean something only to the offload_folder strategy.
+        offload = self.strategy_dropdown.value == "offload_folder"
+        self.max_memory_text.disabled = not offload
+        self.offload_folder_text.disabled = not offload
+
+    def _options(self, strategy: str) -> tuple[dict[str, Any], int | None]:
+        budget = _text_or_none(self.budget_text.value)
+        budget_bytes = parse_size(budget, name="budget") if budget is not None else None
+        options: dict[str, Any] = {"dtype": self.dtype_dropdown.value, "budget": budget}
+        if strategy == "offload_folder":
+            options["max_memory"] = _text_or_none(self.max_memory_text.value)
+            options["offload_folder"] = _text_or_none(self.offload_folder_text.value)
+        return options, budget_bytes
+
+    def _job(self) -> None:
+        from ..core.checkpoints import inspect_checkpoint
+
+        self._run_done.clear()
+        strategy = self.strategy
+        options, budget_bytes = self._options(strategy)  # option typos fail before a checkpoint is built
+        folder = self._resolve_checkpoint(shards=self.shards_text.value or None, format=self.format_dropdown.value)
+        info = inspect_checkpoint(folder)
+        self.result.value = ""
+        handle = self._start_run(folder, strategy, options, checkpoint_bytes=info.total_bytes,
+                                 budget_bytes=budget_bytes, replace=True, on_done=self._on_done)
+        if handle is None:
+            self._set_status("stopped before the run started")
+            return
+        # Keep this worker (and .busy) alive until on_done has drawn the result, so run() returns a full state.
+        self._run_done.wait()
+
+    def _on_done(self, report: Report) -> None:
+        # Called on the runner's reader thread once the child has exited.
+        try:
+            self.report = report
+            self.result.value = report_card_html(report)
+            if report.ok:
+                self._set_status(
+                    f"{report.strategy} done: peak RSS {format_bytes(report.peak_rss_bytes)}, "
+                    f"load {report.load_s:.2f} s"
+                )
+            else:
+                self._set_status(f"{report.strategy}: {report.outcome}")
+                self._show_message(report.error or f"The run ended with outcome {report.outcome}.")
+        finally:
+            self._run_done.set()
+
+    def _html_parts(self) -> list[w.HTML]:
+        return [self.status, self.message_box, self.result]
+
+    def __repr__(self) -> str:
+        checkpoint = _text_or_none(self.checkpoint_text.value) or "(built on Run)"
+        last = f"; last run: {self.report.summary().splitlines()[0]}" if self.report else ""
+        message = f"; message: {self.message}" if self.message else ""
+        return f"StrategyPanel(strategy={self.strategy!r}, checkpoint={checkpoint!r}{last}{message})"
