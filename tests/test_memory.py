@@ -417,11 +417,13 @@ def test_start_twice_and_bad_options_are_refused():
 
 
 def test_uss_is_read_at_most_every_uss_interval():
+    # One USS reading can take tens of ms on a busy machine: the lower bound only asks that USS arrives at all;
+    # the upper bound is the property (never more often than every uss_interval_s).
     with Sampler(interval_s=0.005, uss_interval_s=0.05) as sampler:
-        time.sleep(0.3)
+        time.sleep(0.6)
     samples = sampler.samples
     with_uss = [s for s in samples if s.uss_bytes is not None]
-    assert 3 <= len(with_uss) <= 8
+    assert 2 <= len(with_uss) <= 14
     assert len(with_uss) < len(samples) / 3
     assert all(0 < s.uss_bytes <= s.rss_bytes for s in with_uss)
 

@@ -2,8 +2,9 @@
 
 The parent (``widgetlib.measure.runner``) writes one JSON job to this process's stdin and reads JSON lines
 back from its stdout; everything else the libraries print goes to stderr, so a stray ``print`` can never break
-the protocol. Messages, in order: ``hello``, ``ready`` (imports done, baseline taken), any number of
-``event`` / ``gpu``, then exactly one ``result`` or ``error``.
+the protocol. Messages, in order: ``hello`` (imports done, waiting for the job), ``ready`` (warm-up done,
+baseline taken), any number of ``event`` / ``gpu``, then exactly one ``result`` or ``error``. The runner keeps
+one such child spare, imported and waiting, so the next run starts in a second instead of several.
 
 Running in its own process is the point: the learner's kernel holds none of this memory, and a crash, an
 out-of-memory kill or a budget stop ends this process, never the kernel.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -93,22 +95,51 @@ def _gpu_reporter(channel: _Channel, stop: threading.Event) -> None:
         channel.send("gpu", bytes=int(torch.cuda.memory_allocated()))
 
 
+def _take_job(channel: _Channel) -> dict[str, Any] | None:
+    """Wait for the job; then send this process's output and temporary files to the run's own folder.
+
+    A spare child waits here, already imported, until a run needs it (or the parent goes and stdin closes).
+    Its temporary folder is set now, not at spawn, so it is the folder of the run that uses it.
+    """
+    channel.send("hello", pid=os.getpid())
+    line = sys.stdin.readline()
+    if not line:
+        return None
+    job = json.loads(line)
+    stderr_fd = os.open(job["stderr_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(stderr_fd, 2)
+    os.dup2(stderr_fd, 1)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        os.environ[name] = job["tmp_dir"]
+    tempfile.tempdir = job["tmp_dir"]
+    return job
+
+
 def main() -> int:
     # The protocol keeps the real stdout; fd 1 is pointed at stderr for everyone else.
     channel = _Channel(os.fdopen(os.dup(1), "w", encoding="utf-8"))
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    channel.send("hello", pid=os.getpid())
-    job = json.loads(sys.stdin.readline())
 
     from ..core.errors import OffloadLabError
 
-    try:
+    import_error: BaseException | None = None
+    try:  # the imports come before the job, so a spare child is ready the moment a run needs it
         import torch
 
         from ..core.strategies import LoadOptions, device_map_summary, forward_checksum, load_model
 
         _quiet_libraries()
+    except Exception as exc:  # reported once there is a job to report it for
+        import_error = exc
+    job = _take_job(channel)
+    if job is None:
+        return 0
+
+    try:
+        if import_error is not None:
+            raise import_error
+
         if job.get("threads"):
             torch.set_num_threads(int(job["threads"]))
         options = LoadOptions(

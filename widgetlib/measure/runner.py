@@ -13,6 +13,7 @@ so a plot can draw while the load runs. The budget watchdog runs inside the samp
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from ..core.strategies import LoadOptions, check_architecture, check_strategy
 from .memory import Event, MemorySample, Sampler, Timeline, now_s
 from .report import Report
 
-__all__ = ["RunHandle", "default_max_memory_bytes", "run", "start"]
+__all__ = ["RunHandle", "default_max_memory_bytes", "run", "shutdown_spare", "start"]
 
 # One measured run at a time per kernel: two loads at once would measure each other (they share the machine's
 # RAM) and would interleave into one plot. A second run queues behind the first, or is refused (queue=False).
@@ -106,11 +107,8 @@ def _check_offload_folder(value: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _child_env(run_dir: Path) -> dict[str, str]:
+def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    tmp = str(run_dir / "tmp")
-    # Anything the libraries put in a temporary folder lands inside this run's folder, removed afterwards.
-    env.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp)
     env.update(
         HF_HUB_OFFLINE="1",  # never reach for a hub: every checkpoint here is a local folder
         TRANSFORMERS_OFFLINE="1",
@@ -123,6 +121,73 @@ def _child_env(run_dir: Path) -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+# A spare child: spawned after each run, it imports torch and transformers (seconds) while nobody waits, then
+# blocks on stdin until the next run needs it. Its imports are not part of any measurement: the baseline is
+# taken after them either way. OFFLOAD_LAB_WARM_CHILD=0 turns it off (one process less, slower runs).
+_spare: subprocess.Popen[bytes] | None = None
+_spare_lock = threading.Lock()
+
+
+def _keep_warm() -> bool:
+    return os.environ.get("OFFLOAD_LAB_WARM_CHILD", "1") != "0"
+
+
+def _spawn_child() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "widgetlib.measure.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the child points its stderr at the run's own file once it has a job
+        env=_child_env(),
+        # Its own session: a Ctrl-C in the kernel does not reach the child, and a kill reaches its helpers.
+        start_new_session=(os.name == "posix"),
+    )
+
+
+def _take_child() -> subprocess.Popen[bytes]:
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None and child.poll() is None:
+        return child
+    if child is not None:
+        _discard(child)
+    return _spawn_child()
+
+
+def _refill_spare() -> None:
+    global _spare
+    if not _keep_warm():
+        return
+    with _spare_lock:
+        if _spare is None or _spare.poll() is not None:
+            _spare = _spawn_child()
+
+
+def _discard(child: subprocess.Popen[bytes]) -> None:
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()  # a waiting child reads EOF on stdin and exits by itself
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+@atexit.register
+def shutdown_spare() -> None:
+    """End the spare child, if any (called at interpreter exit; harmless to call any time).
+
+    >>> shutdown_spare()
+    """
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None:
+        _discard(child)
 
 
 class RunHandle:
@@ -169,20 +234,16 @@ class RunHandle:
         self.report: Report | None = None
         self.callback_error: str | None = None
         self._t0_s = now_s()
-        # A file, not a pipe, so a chatty library can never block the child on a full pipe.
-        self._stderr_file = open(run_dir / "stderr.txt", "wb")  # noqa: SIM115 - closed when the run ends
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "widgetlib.measure.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr_file,
-            env=_child_env(run_dir),
-            # Its own session: a Ctrl-C in the kernel does not reach the child, and a kill reaches its helpers.
-            start_new_session=(os.name == "posix"),
-        )
+        self._process = _take_child()
+        # The child writes its stderr to a file (never a pipe a chatty library could fill) and its temporary
+        # files into this run's folder, both removed when the run ends.
+        job = {**job, "stderr_path": str(run_dir / "stderr.txt"), "tmp_dir": str(run_dir / "tmp")}
         assert self._process.stdin is not None
-        self._process.stdin.write((json.dumps(job) + "\n").encode())
-        self._process.stdin.close()
+        try:
+            self._process.stdin.write((json.dumps(job) + "\n").encode())
+            self._process.stdin.close()
+        except BrokenPipeError:  # the child died before it could take the job: the Report will say so
+            pass
         self._sampler = Sampler(self._process.pid, interval_s=interval_s, on_sample=self._sample)
         self._sampler.start()
         self._reader = threading.Thread(target=self._read, name="offload-lab-reader", daemon=True)
@@ -284,9 +345,8 @@ class RunHandle:
             self._sampler.stop()
             self.report = self._base_report(outcome="crashed", error=f"Offload Lab's runner failed: {exc!r}")
         finally:
-            for stream in (self._process.stdout, self._stderr_file):
-                if stream is not None:
-                    stream.close()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
             shutil.rmtree(self._run_dir, ignore_errors=True)
             # on_done runs before the run counts as finished: wait() returns, and a queued run starts, only
             # after the caller has seen the report.
@@ -295,6 +355,7 @@ class RunHandle:
                 _active = None
             _RUN_LOCK.release()
             self._done.set()
+        _refill_spare()
 
     def _stderr_tail(self) -> str:
         try:
@@ -366,8 +427,8 @@ class RunHandle:
                 f"{format_bytes(self._budget_stop['rss_bytes'])}, over the budget of {format_bytes(self._budget_bytes)}"
             )
             if ready is None:
-                message = crossed + " while Python and torch were still starting; the budget is below what the "
-                message += "libraries alone need, so raise it."
+                message = crossed + " before the load began; the budget is below what Python and torch alone "
+                message += "need, so raise it."
             else:
                 message = crossed + "; this strategy needs more RAM than the simulated machine has."
         elif error:
