@@ -71,7 +71,7 @@ class CompareBoard(_LabWidget):
         self.sweep_reports: list[Report] = []
         self.max_memory_text = w.Text(
             value="" if max_memory is None else str(max_memory), description="max_memory",
-            placeholder="offload_folder only; empty = a quarter of the model",
+            placeholder="offload_folder only; empty = half the model",
             style={"description_width": "initial"}, layout=w.Layout(width="340px"),
         )
         self.budget_text = w.Text(

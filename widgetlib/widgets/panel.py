@@ -65,7 +65,7 @@ class StrategyPanel(_LabWidget):
                                           layout=w.Layout(width="220px"))
         self.max_memory_text = w.Text(
             value="" if max_memory is None else str(max_memory), description="max_memory",
-            placeholder="offload_folder only; empty = a quarter of the model",
+            placeholder="offload_folder only; empty = half the model",
             style={"description_width": "initial"}, layout=w.Layout(width="340px"),
         )
         self.offload_folder_text = w.Text(
