@@ -1,0 +1,268 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 00 · Memory you can see
+#
+# **What you will learn**
+#
+# - what "RAM used" means for a process: the *resident set* (RSS), and its two kinds, **anonymous** memory
+#   (your tensors, Python objects) and **file-backed** memory (pages of files mapped into the process);
+# - what the **page cache** is, and why reading a file twice is faster the second time;
+# - why the **kernel's peak** (VmHWM) is the number to trust, not a sampled curve;
+# - why a process's memory often does **not** go down after `del`, and what `malloc_trim` does about it;
+# - the checkpoint every lesson loads, and how to look inside it without loading it.
+#
+# Every number on this page is measured while you run it, on your machine. Nothing is typed in.
+
+# %%
+from IPython.display import display
+
+from widgetlib import MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.measure.memory import read_memory
+
+versions = teach.print_versions()
+
+# %% [markdown]
+# ## The checkpoint
+#
+# The lessons load a real Hugging Face checkpoint: a LLaMA-style model with random weights, built on your disk
+# the first time (no download) and cached. Its size comes from the `OFFLOAD_LAB_SIZE` environment variable;
+# unset, `demo_checkpoint()` picks the size a learner's laptop can take. `inspect_checkpoint` reads only the
+# file headers, so it costs no RAM.
+
+# %%
+folder = demo_checkpoint()
+info = inspect_checkpoint(folder)
+teach.say(
+    f"`{folder}`: **{info.parameters:,} parameters** in {info.dtype}, **{teach.fmt(info.total_bytes)}** of "
+    f"tensors in {len(info.shards)} {info.format} file(s); the largest tensor is `{info.largest_tensor}` "
+    f"({teach.fmt(info.largest_tensor_bytes)})."
+)
+teach.say("\n".join(["| file | on disk | tensors |", "|---|---:|---:|"]
+                    + [f"| {s.file} | {teach.fmt(s.file_bytes)} | {s.tensors} |" for s in info.shards]))
+
+# %% [markdown]
+# ## RSS, and its two kinds
+#
+# The operating system hands memory to a process in *pages* (small fixed-size blocks). A page the process has
+# actually touched sits in physical RAM; the count of those pages is the **resident set size**, RSS, the figure
+# `top` and the Task Manager show. On Linux it splits into:
+#
+# - **anonymous** pages: memory that belongs to no file, such as the Python heap, tensors, the result of
+#   `torch.empty`. Only the program can give it back.
+# - **file-backed** pages: pages of a file mapped into the process with `mmap`, like shared libraries or a
+#   `.safetensors` file. They are the kernel's *page cache*, shared with every other reader of that file, and the
+#   kernel may drop them under pressure, because it can read them again from disk.
+#
+# This kernel is a process too. Here it is now:
+
+# %%
+now = read_memory()
+teach.say(
+    f"This kernel: RSS **{teach.fmt(now.rss_bytes)}** = anonymous {teach.fmt(now.rss_anon_bytes)} + "
+    f"file-backed {teach.fmt(now.rss_file_bytes)} (mostly the code of Python, torch and their libraries)."
+)
+
+# %% [markdown]
+# ## Watch a file become memory
+#
+# Now map the largest shard of the checkpoint into this kernel with `mmap`, read one byte of every page, copy
+# the whole file into a `bytearray`, and let both go. The plot below draws this kernel's own memory as it
+# happens: the solid line is RSS, dashed is anonymous, dotted is file-backed.
+
+# %%
+shard_path = folder / info.largest_shard.file
+plot = MemoryPlot(title="This kernel's RAM while it maps, reads and copies one shard")
+display(plot.figure)
+
+# %%
+with teach.watch_this_kernel(plot, label="this kernel") as mark:
+    stages = teach.mmap_probe(shard_path, mark=mark)
+
+rows = ["| step | RSS | anonymous | file-backed |", "|---|---:|---:|---:|"]
+rows += [f"| {name} | {teach.fmt(s.rss_bytes)} | {teach.fmt(s.rss_anon_bytes)} | {teach.fmt(s.rss_file_bytes)} |"
+         for name, s in stages.items()]
+teach.say("\n".join(rows))
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+shard_bytes = shard_path.stat().st_size
+mapped, touched, copied = stages["mapped"], stages["touched"], stages["copied"]
+if touched.rss_file_bytes is not None:
+    file_growth = touched.rss_file_bytes - mapped.rss_file_bytes
+    anon_growth = copied.rss_anon_bytes - touched.rss_anon_bytes
+    teach.say(
+        f"- Mapping the {teach.fmt(shard_bytes)} file changed RSS by "
+        f"{teach.fmt(mapped.rss_bytes - stages['start'].rss_bytes)}: a mapping is a promise, not memory.\n"
+        f"- Reading every page added **{teach.fmt(file_growth)} of file-backed** memory and "
+        f"{teach.fmt(touched.rss_anon_bytes - mapped.rss_anon_bytes)} of anonymous memory: the pages are the "
+        "page cache's, lent to this process.\n"
+        f"- Copying the file added **{teach.fmt(anon_growth)} of anonymous** memory: a private copy that only "
+        "this process can free.\n"
+        f"- After the copy was deleted and the file unmapped, RSS was back to "
+        f"{teach.fmt(stages['unmapped'].rss_bytes)}."
+    )
+    # What this section teaches, checked with honest margins (a page or two of Python bookkeeping aside).
+    assert file_growth >= 0.8 * shard_bytes, "reading a mapped file should make its pages file-backed RSS"
+    assert anon_growth >= 0.8 * shard_bytes, "copying it should make the same amount of anonymous RSS"
+else:
+    teach.say("This OS does not split RSS into anonymous and file-backed; the RSS column still shows each step.")
+
+# %% [markdown]
+# ## The page cache
+#
+# After a file has been read, the kernel keeps its contents in otherwise unused RAM, the **page cache**, in case
+# someone reads it again. That memory belongs to no process (it shows as "buff/cache" in `free`, "Cached" in
+# the Task Manager) and is given up the moment a program needs RAM. Below, the kernel is asked to drop the shard
+# from its cache (`posix_fadvise`, no privileges needed), then the file is read twice.
+
+# %%
+cache = teach.page_cache_probe(shard_path)
+if cache["evicted"]:
+    faster = cache["cold_s"] / max(cache["warm_s"], 1e-9)
+    teach.say(
+        f"First read (from disk) of {teach.fmt(cache['bytes'])}: {cache['cold_s'] * 1000:.1f} ms; second read "
+        f"(from the page cache): {cache['warm_s'] * 1000:.1f} ms, {faster:.1f} times "
+        f"{'faster' if faster >= 1 else 'slower (a virtual disk may cache on the host too)'}."
+    )
+else:
+    teach.say(f"This OS cannot drop one file from the cache; both reads took {cache['cold_s'] * 1000:.1f} ms and "
+              f"{cache['warm_s'] * 1000:.1f} ms.")
+
+# %% [markdown]
+# ## The kernel's peak beats a sampled curve
+#
+# A plot like the one above *samples* memory many times a second. A spike shorter than the gap between two
+# samples is invisible to it. The kernel, though, keeps a **high-water mark** of every process's RSS (`VmHWM` in
+# `/proc/PID/status` on Linux, the peak working set on Windows) that no spike escapes. Offload Lab reports the
+# kernel's peak and draws the sampled curve. Here a short spike, the size of the largest shard, is made while
+# a slow sampler watches:
+
+# %%
+spike = teach.spike_probe(info.largest_shard.file_bytes, interval_s=0.1)
+teach.say(
+    f"Before the spike: RSS {teach.fmt(spike['before'])}. The sampler ({spike['samples']} samples) saw at most "
+    f"**{teach.fmt(spike['sampled_peak'])}**; the kernel's mark says **{teach.fmt(spike['kernel_peak'])}**"
+    + ("" if spike["reset"] else " (the mark could not be reset here, so it is this kernel's lifetime peak)")
+    + "."
+)
+# Linux batches RSS counters per CPU, so a sample may read a little above the mark; beyond that, never.
+assert spike["kernel_peak"] >= spike["sampled_peak"] - 1_000_000, "the kernel's peak is never below a sample"
+assert spike["kernel_peak"] >= spike["before"] + 0.8 * info.largest_shard.file_bytes, "the kernel saw the spike"
+
+# %% [markdown]
+# ## Why memory does not come back after `del`
+#
+# `del x` removes a *name*. When the last reference goes, Python frees the object, but "free" means "give it
+# back to the **allocator**" (the C library's `malloc`), not to the operating system. The allocator keeps freed
+# memory to reuse it. Large blocks get their own mapping and go straight back to the OS; many small blocks share
+# the heap, and a heap with a few survivors scattered across it cannot shrink. `gc.collect()` does not help
+# (it only finds reference cycles); on Linux, glibc's `malloc_trim(0)` asks the allocator to return the free
+# pages it holds.
+#
+# This runs in a separate small process, measured from outside with Offload Lab's probe, so this kernel's own
+# history does not blur it.
+
+# %%
+alloc_bytes = min(max(info.total_bytes, 50_000_000), 200_000_000)  # enough to see, small enough for any laptop
+alloc = teach.allocator_probe(alloc_bytes)
+rows = ["| step | RSS | anonymous |", "|---|---:|---:|"]
+rows += [f"| {name} | {teach.fmt(s.rss_bytes)} | {teach.fmt(s.rss_anon_bytes)} |" for name, s in alloc.items()]
+teach.say("\n".join(rows))
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+big_in = alloc["big_allocated"].rss_bytes - alloc["start"].rss_bytes
+big_back = alloc["big_allocated"].rss_bytes - alloc["big_deleted"].rss_bytes
+small_in = alloc["small_allocated"].rss_bytes - alloc["big_deleted"].rss_bytes
+small_back = alloc["small_allocated"].rss_bytes - alloc["gc_collected"].rss_bytes
+lines = [
+    f"- One block of {teach.fmt(alloc_bytes)}: allocating it added {teach.fmt(big_in)}; `del` gave back "
+    f"**{teach.fmt(big_back)}** at once.",
+    f"- The same amount in small blocks added {teach.fmt(small_in)}; after `del` and `gc.collect()` only "
+    f"**{teach.fmt(small_back)}** went back to the OS.",
+]
+if "malloc_trimmed" in alloc:
+    trimmed = alloc["gc_collected"].rss_bytes - alloc["malloc_trimmed"].rss_bytes
+    lines.append(f"- `malloc_trim(0)` then returned **{teach.fmt(trimmed)}** that the allocator had kept.")
+teach.say("\n".join(lines))
+assert big_back >= 0.8 * alloc_bytes, "a big block is returned to the OS as soon as it is freed"
+if "malloc_trimmed" in alloc:  # glibc: the heap keeps small freed blocks until trimmed
+    assert small_back <= 0.5 * small_in, "freed small blocks should mostly stay with the allocator"
+    assert trimmed >= 0.5 * small_in, "malloc_trim should hand most of them back"
+
+# %% [markdown]
+# ## Now a real load
+#
+# Everything above happens inside `from_pretrained` too. A **StrategyPanel** loads the checkpoint in a fresh
+# process (so this kernel holds none of it), samples its memory from outside, and reports the kernel's peak.
+# Here it runs `from_pretrained`, the strategy called `low_cpu_mem_usage` in this lab. Watch the dotted
+# file-backed line: safetensors files are *mapped*, not read.
+
+# %%
+panel = StrategyPanel(folder, strategy="low_cpu_mem_usage")
+display(panel)
+
+# %%
+report = panel.run()
+assert report is not None and report.ok, panel.message or (report and report.error)
+loaded = teach.sample_at(report, teach.first_event(report, "loaded").t_s)
+ready = teach.sample_at(report, teach.first_event(report, "ready").t_s)
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+teach.say(teach.peak_sentence(report))
+if loaded.rss_file_bytes is not None:
+    grown = loaded.rss_bytes - ready.rss_bytes
+    lazy = grown < 0.5 * info.total_bytes
+    teach.say(
+        f"When `from_pretrained` returned, the process had grown by **{teach.fmt(grown)}** "
+        f"({teach.fmt(loaded.rss_anon_bytes - ready.rss_anon_bytes)} anonymous, "
+        f"{teach.fmt(loaded.rss_file_bytes - ready.rss_file_bytes)} file-backed) for a "
+        f"{teach.fmt(info.total_bytes)} model. "
+        + ("So most weights were not in RAM yet: the parameters point into the mapped files and their pages "
+           "come in when something reads them. The forward pass read them all, and the peak above (taken after "
+           "it) counts them." if lazy else
+           "So the weights were read into RAM during the load itself.")
+    )
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** In the mmap experiment, reading every page of the mapped file made one kind of RSS grow. Which one:
+# `"anonymous"` or `"file-backed"`? Change the answer and run the cell to see what the check says.
+
+# %%
+answer = "file-backed"
+teach.check_mmap_answer(answer, stages)
+
+# %% [markdown]
+# **2.** Using only `info` (from `inspect_checkpoint`), write an expression for the bytes the model's weights
+# take in RAM once loaded in the checkpoint's dtype. Hint: `info.parameters`, and how many bytes one
+# `info.dtype` number takes.
+
+# %%
+model_bytes = info.parameters * 4
+teach.check_model_bytes(model_bytes, info)
+
+# %% [markdown]
+# ## Summary
+#
+# - RSS is what a process holds in RAM: **anonymous** pages (its own copies) plus **file-backed** pages (mapped
+#   files, shared with the page cache and droppable).
+# - Mapping a file costs nothing until it is read; reading maps the page cache in; copying makes anonymous memory.
+# - Trust the **kernel's peak**: a sampled curve can miss a spike.
+# - `del` returns memory to the allocator; whether the OS sees it depends on block sizes and `malloc_trim`.
+# - Next, lesson 01 loads the checkpoint the plain PyTorch way and finds the copies that make its peak.

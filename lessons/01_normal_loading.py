@@ -1,0 +1,132 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 01 · Normal loading, and the copies that make its peak
+#
+# **What you will learn**
+#
+# - the textbook PyTorch way to load weights: build the model, read the state dict, `load_state_dict`;
+# - why that holds **two copies** of every weight at its peak, measured on this machine;
+# - where each copy lives (anonymous or file-backed memory), read off the events on the plot.
+
+# %%
+from IPython.display import display
+
+from widgetlib import StrategyPanel, demo_checkpoint, estimate_peak, inspect_checkpoint, teach
+
+versions = teach.print_versions()
+
+# %% [markdown]
+# ## The idea
+#
+# Before `from_pretrained` did it for you, loading a model looked like this:
+#
+# ```python
+# model = LlamaForCausalLM(config)           # 1. every weight allocated and filled with random numbers
+# state_dict = load_file("model.safetensors") # 2. every weight read from the checkpoint
+# model.load_state_dict(state_dict)           # 3. values copied from 2 into 1
+# del state_dict                              # 4. the second copy goes
+# ```
+#
+# Step 1 allocates a full model of random weights that will be thrown away. Step 2 brings a second full set of
+# weights. During step 3 both exist, so the peak is about **two models**, even though the end result is one.
+# This lab calls this strategy `normal`. The runner does exactly these steps (one shard at a time for step 2)
+# and marks each on the plot.
+
+# %%
+folder = demo_checkpoint()
+info = inspect_checkpoint(folder)
+predicted = estimate_peak(info, "normal")
+teach.say(
+    f"Checkpoint: **{teach.fmt(info.total_bytes)}** in {len(info.shards)} shards. Predicted peak above the "
+    f"process's baseline: **{teach.fmt(predicted.peak_above_baseline_bytes)}** ({predicted.explanation})."
+)
+
+# %% [markdown]
+# ## Exercise 1: predict before you look
+#
+# Write your prediction of the peak above baseline, in bytes, as an expression of `info` (for example a
+# multiple of `info.total_bytes`). The check runs after the measurement below.
+
+# %%
+my_prediction = 2 * info.total_bytes
+
+# %% [markdown]
+# ## The run
+#
+# The panel loads the checkpoint in a fresh Python process, so your kernel holds none of it, and samples that
+# process's RAM from outside many times a second. The markers are the loader's own events; hover over them.
+
+# %%
+panel = StrategyPanel(folder, strategy="normal")
+display(panel)
+
+# %%
+report = panel.run()
+assert report is not None and report.ok, panel.message or (report and report.error)
+
+# %% [markdown]
+# ## What you just saw
+
+# %%
+build = teach.growth(report, "phase", "model_built")
+read = teach.growth(report, "model_built", "weights_assigned")
+top, before_top = teach.peak_moment(report)
+teach.say(teach.peak_sentence(report))
+teach.say(
+    f"- Building the model with random weights added **{teach.fmt(build['rss'])}** "
+    f"({teach.fmt(build['anon'])} anonymous): copy 1, in {teach.which_memory(build)}.\n"
+    f"- Reading the state dict and copying it in added **{teach.fmt(read['rss'])}** on top "
+    f"({teach.fmt(read['anon'])} anonymous, {teach.fmt(read['file'])} file-backed): copy 2, in "
+    f"{teach.which_memory(read)}.\n"
+    f"- The highest sample ({teach.fmt(top.rss_bytes)}) came right after **{before_top.label}**. The kernel's "
+    f"peak, {teach.fmt(report.peak_rss_bytes)}, is the figure reported; the sampled curve reached "
+    f"{teach.fmt(report.sampled_peak_rss_bytes)}.\n"
+    f"- The prediction was {teach.fmt(report.predicted_peak_rss_bytes)}; measured {teach.fmt(report.peak_rss_bytes)}."
+)
+freed = teach.sample_at(report, teach.first_event(report, "state_dict_freed").t_s).rss_bytes - report.baseline_rss_bytes
+kept = freed - build["rss"]
+teach.say(
+    f"After the state dict was freed, RSS was {teach.fmt(freed)} above baseline: "
+    + (f"{teach.fmt(kept)} more than the model alone. The allocator kept the freed memory for reuse instead of "
+       "returning it to the OS (lesson 00)." if kept > 0.2 * info.total_bytes else
+       "about the model alone; the freed copy went back to the OS.")
+)
+teach.say(teach.event_table(report))
+
+# %%
+# What this lesson teaches, checked on this run with honest margins.
+assert report.peak_ratio >= 1.6, f"normal loading should hold about two copies, measured {report.peak_ratio}x"
+assert build["anon"] >= 0.8 * info.total_bytes, "the random-weight model is a full copy in anonymous memory"
+assert read["rss"] >= 0.8 * info.total_bytes, "the state dict is a second full copy next to it"
+
+# %% [markdown]
+# The table lists each event with the RSS just after it. Look for the two steps where RSS jumps by a
+# checkpoint's worth: building the random model, and reading the state dict into it.
+
+# %%
+teach.check_normal_peak(my_prediction, report)
+
+# %% [markdown]
+# ## Exercise 2: what had just happened at the peak?
+#
+# Each event has a *kind* (`"model_built"`, `"shard_read"`, `"state_dict_read"`, `"weights_assigned"`,
+# `"state_dict_freed"`, ...). Which kind of event came right before the highest point of the curve?
+
+# %%
+answer = "state_dict_read"
+teach.check_copies_at_peak(answer, report)
+
+# %% [markdown]
+# ## Summary
+#
+# - `normal` loading builds a random model and then reads the checkpoint next to it: **two copies** at the peak,
+#   measured above as the ratio of peak to checkpoint.
+# - Copy 1 is anonymous (heap) memory; the table shows where copy 2 lived in this run.
+# - The random weights are pure waste. Lesson 02 removes them: build the model *empty*, on the meta device.

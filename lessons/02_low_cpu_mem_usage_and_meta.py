@@ -1,0 +1,166 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 02 · `low_cpu_mem_usage` and the meta device
+#
+# **What you will learn**
+#
+# - what `low_cpu_mem_usage=True` did in older transformers, and what it does in *yours*, read from the source
+#   of the transformers installed here and measured with the flag on and off;
+# - the **meta device**: a model whose weights have a shape and a dtype but no memory;
+# - `init_empty_weights()` by hand, and the pitfall of building a model with `torch.device("meta")`: buffers
+#   that no checkpoint holds stay empty, and the forward pass fails.
+
+# %%
+from accelerate import init_empty_weights
+from IPython.display import display
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from widgetlib import MemoryPlot, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.core.strategies import build_empty_model, forward_checksum, low_cpu_mem_usage_truth
+from widgetlib.measure.memory import read_memory
+
+versions = teach.print_versions()
+
+# %% [markdown]
+# ## The idea
+#
+# Lesson 01's random weights were built only to be overwritten. The fix is to build the model **empty**: every
+# parameter is created on the `meta` device, which records shape and dtype and allocates nothing. The loader
+# then reads the checkpoint and makes the loaded tensors the parameters, one copy in all.
+#
+# In transformers 4, `from_pretrained` did that only when asked with `low_cpu_mem_usage=True` (the default built
+# the random model first, as in lesson 01). Many notes online still say "pass `low_cpu_mem_usage=True`". Does
+# it still matter? Ask the installed library itself.
+
+# %%
+truth = low_cpu_mem_usage_truth()
+teach.say(truth["evidence"])
+if truth["source_line"] is not None:
+    display(teach.quote_lines(truth["source_file"], truth["source_line"], before=1, after=2))
+
+# %% [markdown]
+# ## Measure it: the flag on and off
+#
+# Two runs of `from_pretrained`, identical except for the flag, drawn on one plot.
+
+# %%
+folder = demo_checkpoint()
+info = inspect_checkpoint(folder)
+plot = MemoryPlot(title="from_pretrained with low_cpu_mem_usage=True and False")
+display(plot.figure)
+
+# %%
+with_flag = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=True,
+                           note="low_cpu_mem_usage=True")
+without_flag = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=False,
+                              note="low_cpu_mem_usage=False")
+assert with_flag.ok and without_flag.ok, (with_flag.error, without_flag.error)
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+a, b = with_flag.peak_above_baseline_bytes, without_flag.peak_above_baseline_bytes
+teach.say(
+    f"- With the flag: {teach.fmt(a)} above baseline ({with_flag.peak_ratio:.2f}× the checkpoint), load "
+    f"{with_flag.load_s:.2f} s.\n"
+    f"- Without it: {teach.fmt(b)} above baseline ({without_flag.peak_ratio:.2f}× the checkpoint), load "
+    f"{without_flag.load_s:.2f} s.\n"
+    f"- The run itself recorded what the source says: "
+    f"*{with_flag.details['low_cpu_mem_usage_truth']['evidence']}*\n"
+    f"- Both runs produced {'the same' if teach.same_logits([with_flag, without_flag]) else 'different'} logits."
+)
+if truth["honoured"] is False:
+    # The installed transformers ignores the flag: both runs must look alike, and both hold about one copy.
+    assert abs(a - b) <= 0.15 * max(a, b) + 5_000_000, "an ignored flag cannot change the peak"
+    assert max(a, b) <= teach.one_copy_limit(info.total_bytes), "meta-device loading holds one copy"
+
+# %% [markdown]
+# ## Exercise 1
+#
+# In the transformers installed here, does `low_cpu_mem_usage` change anything? Answer `True` or `False`.
+
+# %%
+answer = False
+teach.check_low_cpu_mem_usage(answer, truth, with_flag, without_flag)
+
+# %% [markdown]
+# ## The meta device by hand
+#
+# `init_empty_weights()` (from accelerate) is the context manager loaders use. Inside it, creating a module puts
+# its parameters on `meta`. Watch this kernel's RSS while a model of the checkpoint's size is "built":
+
+# %%
+config = AutoConfig.from_pretrained(folder)
+before = read_memory().rss_bytes
+with init_empty_weights():
+    empty = AutoModelForCausalLM.from_config(config)
+after = read_memory().rss_bytes
+weights = sum(p.numel() * p.element_size() for p in empty.parameters())
+devices = sorted({p.device.type for p in empty.parameters()})
+teach.say(
+    f"A model with {teach.fmt(weights)} of weights, parameters on {devices}, built for "
+    f"{teach.fmt(after - before)} of RSS."
+)
+# Module objects cost a little RSS of their own; the weights, none.
+assert devices == ["meta"] and after - before < 0.5 * weights + 20_000_000
+
+# %% [markdown]
+# ## The pitfall: `torch.device("meta")` and non-persistent buffers
+#
+# A model holds **parameters** (the weights, saved in the checkpoint) and **buffers** (tensors that are not
+# trained). Some buffers are *non-persistent*: computed when the model is built and never saved. LLaMA's
+# rotary-embedding `inv_freq` is one. Build the model with `with torch.device("meta"):` and those buffers are on
+# meta too; loading the checkpoint fills every parameter but nothing fills them. `init_empty_weights()` puts
+# only parameters on meta and keeps buffers real. Both are built and filled below, shard by shard, then run.
+
+# %%
+results = {}
+for how in ("meta_device", "init_empty_weights"):
+    model = teach.fill_weights(build_empty_model(folder, how=how), folder)
+    meta_buffers = [name for name, buf in model.named_buffers() if buf.device.type == "meta"]
+    try:
+        checksum, _ = forward_checksum(model)
+        results[how] = (meta_buffers, "forward ran", checksum)
+    except (NotImplementedError, RuntimeError) as exc:  # the error a learner meets, caught to show it
+        results[how] = (meta_buffers, f"{type(exc).__name__}: {exc}", None)
+    del model
+
+teach.say("\n".join(
+    f"- `how={how!r}`: buffers left on meta: {buffers or 'none'}; forward: **{outcome}**"
+    for how, (buffers, outcome, _) in results.items()
+))
+assert results["meta_device"][2] is None and "meta" in results["meta_device"][1].lower()
+assert results["init_empty_weights"][2] == with_flag.logits_sha256, "same weights, same logits as from_pretrained"
+
+# %% [markdown]
+# The model built with `init_empty_weights()` gives **bit-identical logits** to `from_pretrained`'s: the same
+# weights, loaded another way.
+#
+# ## Exercise 2
+#
+# Build an empty model of `config` yourself so that, once the weights are assigned, its forward pass works.
+# The check looks at where its parameters and buffers are.
+
+# %%
+with init_empty_weights():
+    my_empty = AutoModelForCausalLM.from_config(config)
+teach.check_empty_model(my_empty)
+
+# %% [markdown]
+# ## Summary
+#
+# - An empty model on the `meta` device costs no RAM; loading then assigns the checkpoint's tensors to it:
+#   **one copy** instead of lesson 01's two.
+# - The transformers installed here does that always; the source and the two runs above show what the
+#   `low_cpu_mem_usage` flag does in it.
+# - Build empty models with `init_empty_weights()`, not `torch.device("meta")`: non-persistent buffers must
+#   stay real, or the forward pass fails with a meta-tensor error.
+# - Lesson 03 goes further: what if even one copy does not fit?

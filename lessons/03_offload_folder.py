@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 03 · `offload_folder`: when even one copy does not fit
+#
+# **What you will learn**
+#
+# - what `device_map="auto"`, `max_memory` and `offload_folder` do in `from_pretrained`;
+# - what actually lands in the offload folder: with a safetensors checkpoint, with a pickle (`.bin`)
+#   checkpoint, and with accelerate's `load_checkpoint_and_dispatch`, all three measured;
+# - the price: every forward pass reads the offloaded weights back from disk;
+# - how peak RAM and forward time move as `max_memory` grows (a sweep).
+
+# %%
+import shutil
+import tempfile
+from pathlib import Path
+
+from IPython.display import display
+
+from widgetlib import CompareBoard, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.measure.runner import default_max_memory_bytes
+from widgetlib.widgets import default_sweep_values
+
+versions = teach.print_versions()
+
+# %% [markdown]
+# ## The idea
+#
+# With `device_map="auto"`, loading starts with a *plan*: accelerate walks the empty model (lesson 02) layer by
+# layer and places each one on the GPU, in RAM, or on `"disk"`, filling each place up to its `max_memory`.
+# Layers planned for disk are not kept in RAM: a hook loads their weights just before the layer runs in the
+# forward pass, and drops them after. `offload_folder` is where weights that must go to disk are written.
+#
+# "Must" is the word to watch. A safetensors file can be read one tensor at a time, in place: transformers'
+# offload index can point straight into the checkpoint's own files. A pickle (`.bin`) file cannot, so its
+# offloaded weights are written out. accelerate's own `load_checkpoint_and_dispatch` writes every offloaded
+# weight as a `.dat` file. Three runs, one plot, and then a look inside each folder.
+
+# %%
+folder = demo_checkpoint()
+bin_folder = demo_checkpoint(format="bin")
+info = inspect_checkpoint(folder)
+max_memory = default_max_memory_bytes(info)
+workdir = Path(tempfile.mkdtemp(prefix="offload-lab-03-"))
+teach.say(
+    f"Checkpoint {teach.fmt(info.total_bytes)}; `max_memory` for the weights in RAM: **{teach.fmt(max_memory)}**. "
+    f"Offload folders go under `{workdir}`."
+)
+
+# %%
+panel = StrategyPanel(folder, strategy="offload_folder", max_memory=max_memory,
+                      offload_folder=workdir / "safetensors")
+display(panel)
+
+# %%
+runs = {"safetensors + from_pretrained": panel.run()}
+runs[".bin + from_pretrained"] = teach.run_live(
+    panel.plot, bin_folder, "offload_folder", max_memory=max_memory, offload_folder=workdir / "bin",
+    note=".bin checkpoint")
+runs["safetensors + accelerate"] = teach.run_live(
+    panel.plot, folder, "offload_folder", max_memory=max_memory, offload_folder=workdir / "accelerate",
+    offload_via="accelerate", note="accelerate load_checkpoint_and_dispatch")
+assert all(r is not None and r.ok for r in runs.values()), {k: r and r.error for k, r in runs.items()}
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+teach.say(teach.reports_table(runs.values(), labels=runs))
+for name, r in runs.items():
+    places = ", ".join(f"{place} {teach.fmt(v['bytes'])}" for place, v in r.device_map.items())
+    teach.say(f"**{name}**: weights placed: {places}. Offload folder {teach.folder_listing(r.offload_folder, 3)}")
+
+# %%
+st, pickle_run, acc = runs.values()
+teach.say(
+    f"- safetensors with `from_pretrained`: {teach.fmt(st.device_map.get('disk', {}).get('bytes', 0))} of "
+    f"weights planned for disk, **{st.offload_folder_files} file(s)** written: they are read in place from the "
+    "checkpoint.\n"
+    f"- `.bin` with `from_pretrained`: **{pickle_run.offload_folder_files} file(s), "
+    f"{teach.fmt(pickle_run.offload_folder_bytes)}** written.\n"
+    f"- accelerate's `load_checkpoint_and_dispatch`: **{acc.offload_folder_files} file(s), "
+    f"{teach.fmt(acc.offload_folder_bytes)}** written, one `.dat` per weight plus an index.\n"
+    f"- Peaks above baseline: {teach.fmt(st.peak_above_baseline_bytes)}, "
+    f"{teach.fmt(pickle_run.peak_above_baseline_bytes)} and {teach.fmt(acc.peak_above_baseline_bytes)}, for a "
+    f"{teach.fmt(info.total_bytes)} checkpoint."
+)
+for r in runs.values():
+    assert r.device_map.get("disk", {}).get("bytes", 0) > 0, "max_memory below the model must offload something"
+    assert r.peak_ratio < 1.5, "offloading never needs more than one copy"
+assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
+assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
+assert any(p.suffix == ".dat" for p in (workdir / "accelerate").iterdir()), "accelerate writes .dat files"
+
+# %% [markdown]
+# ## The sweep: how much RAM, how much time
+#
+# The **CompareBoard** runs the `offload_folder` strategy at several `max_memory` values, from the largest
+# tensor (the least that can work) up to the size of all the weights, and plots the peak and the forward time
+# against `max_memory`.
+
+# %%
+board = CompareBoard(folder)
+display(board)
+
+# %%
+sweep_values = default_sweep_values(info.largest_tensor_bytes, info.total_bytes, points=3)
+sweep = board.sweep(sweep_values)
+assert len(sweep) == len(sweep_values) and all(r.ok for r in sweep), [r.error for r in sweep]
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+least, most = sweep[0], sweep[-1]
+rows = ["| max_memory | on disk | peak above baseline | first forward s |", "|---:|---:|---:|---:|"]
+rows += [
+    f"| {teach.fmt(r.max_memory_bytes)} | {teach.fmt(r.device_map.get('disk', {}).get('bytes', 0))} | "
+    f"{teach.fmt(r.peak_above_baseline_bytes)} | {r.forward_s:.3f} |"
+    for r in sweep
+]
+teach.say("\n".join(rows))
+slower = least.forward_s / most.forward_s
+most_on_disk = most.device_map.get("disk", {}).get("bytes", 0)
+teach.say(
+    f"With the least RAM the peak was {teach.fmt(least.peak_above_baseline_bytes)} above baseline against "
+    f"{teach.fmt(most.peak_above_baseline_bytes)} with the most, and the forward pass took "
+    f"{least.forward_s:.3f} s against {most.forward_s:.3f} s ({slower:.1f} times). "
+    + ("Reading weights from disk on every forward is the price of offloading." if slower > 1.1 else
+       "At this size the offloaded files sit in the page cache, so the reads are nearly free; with a model "
+       "bigger than RAM they come from the disk itself, and every forward pays.")
+    + (f" Even with `max_memory` as large as all the weights, {teach.fmt(most_on_disk)} went to disk: the "
+       "planner (accelerate's `infer_auto_device_map`) keeps room in RAM for its largest layer, so that an "
+       "offloaded layer can be brought in." if most_on_disk else "")
+)
+assert least.device_map.get("disk", {}).get("bytes", 0) > most.device_map.get("disk", {}).get("bytes", 0)
+assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
+
+# %% [markdown]
+# ## Exercise 1
+#
+# Choose a `max_memory` (in bytes) that puts roughly half of the weights on disk. The check plans the device
+# map for your value on an empty model, as `device_map="auto"` does, without loading anything.
+
+# %%
+my_max_memory = info.total_bytes // 2
+teach.check_max_memory(my_max_memory, folder)
+
+# %% [markdown]
+# ## Exercise 2
+#
+# For each of the three runs, did it write files into its offload folder? `True` or `False`.
+
+# %%
+my_answer = {
+    "safetensors + from_pretrained": False,
+    ".bin + from_pretrained": True,
+    "safetensors + accelerate": True,
+}
+teach.check_offload_writes(my_answer, runs)
+
+# %%
+shutil.rmtree(workdir, ignore_errors=True)  # the offload folders are scratch: give the disk back
+
+# %% [markdown]
+# ## Summary
+#
+# - `device_map="auto"` + `max_memory` plans where each layer lives; weights planned for `"disk"` are loaded
+#   by a hook at forward time.
+# - `offload_folder` is a valid `from_pretrained` argument; what lands in it depends on the checkpoint format
+#   and on who loads: nothing for safetensors in `from_pretrained`, files for `.bin` and for accelerate's
+#   `load_checkpoint_and_dispatch`.
+# - Less `max_memory` means a lower peak and more disk reads on every forward: the sweep shows both.
+# - Lesson 04 loads the shards by hand, one at a time.

@@ -1,0 +1,164 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 04 · Loading shards by hand
+#
+# **What you will learn**
+#
+# - what a sharded checkpoint is: an **index** file whose `weight_map` says which file holds which tensor;
+# - how to load one shard at a time into an empty model, and the **staircase** it draws;
+# - the seed notes' "offload each shard to disk, then load them all back" scheme, measured: what it saves and
+#   what it does not.
+
+# %%
+import json
+from collections import Counter
+
+from IPython.display import display
+
+from widgetlib import StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.core.checkpoints import read_shard, shard_files
+from widgetlib.core.strategies import build_empty_model
+
+versions = teach.print_versions()
+
+# %% [markdown]
+# ## The index
+#
+# Big checkpoints are split into several files (*shards*). Next to them sits an index, a small JSON file that
+# maps each tensor name to its shard. A loader that needs one tensor opens one file.
+
+# %%
+folder = demo_checkpoint()
+bin_folder = demo_checkpoint(format="bin")
+info = inspect_checkpoint(folder)
+index = json.loads((folder / info.index_file).read_text())
+per_file = Counter(index["weight_map"].values())
+teach.say(
+    f"`{info.index_file}`: metadata {index.get('metadata', {})}, {len(index['weight_map'])} tensors in "
+    f"{len(per_file)} files."
+)
+teach.say("\n".join(["| tensor | file |", "|---|---|"]
+                    + [f"| `{name}` | {file} |" for name, file in list(index["weight_map"].items())[:6]]
+                    + ["| … | … |"]))
+
+# %% [markdown]
+# ## Exercise 1
+#
+# Which file holds `lm_head.weight`? Answer with an expression that reads the index.
+
+# %%
+my_file = index["weight_map"]["lm_head.weight"]
+teach.check_shard_of(my_file, folder, "lm_head.weight")
+
+# %% [markdown]
+# ## The idea: one shard at a time
+#
+# ```python
+# model = build_empty_model(folder)                 # lesson 02: weights on meta, buffers real
+# for path in shard_files(folder):                  # in index order
+#     tensors = read_shard(path)                    # one shard in RAM
+#     model.load_state_dict(tensors, strict=False, assign=True)   # they *become* the parameters: no copy
+#     del tensors                                   # the dict goes; the tensors live on in the model
+# ```
+#
+# `assign=True` matters: without it, `load_state_dict` copies into the existing parameters, which on meta
+# have no memory to copy into. The strategy `manual_shards` does exactly this and marks each step. It runs
+# twice below: on the safetensors checkpoint and on the same weights saved as `.bin`.
+
+# %%
+panel = StrategyPanel(folder, strategy="manual_shards")
+display(panel)
+
+# %%
+st = panel.run()
+pickled = teach.run_live(panel.plot, bin_folder, "manual_shards", note=".bin shards")
+assert st is not None and st.ok and pickled.ok, (st and st.error, pickled.error)
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+def staircase(report):
+    """RSS above baseline after each shard was read."""
+    base = report.baseline_rss_bytes
+    return [(e.label, teach.sample_at(report, e.t_s).rss_bytes - base)
+            for e in report.timeline.events if e.kind == "shard_read"]
+
+
+steps_bin, steps_st = staircase(pickled), staircase(st)
+for name, r, steps in (("safetensors", st, steps_st), (".bin", pickled, steps_bin)):
+    grown = teach.growth(r, "model_built", "loaded")
+    teach.say(
+        f"- **{name}** shards, RSS above baseline after each read: "
+        + ", ".join(teach.fmt(v) for _, v in steps)
+        + f". By the end of the load: {teach.fmt(grown['rss'])}, in {teach.which_memory(grown)}. Peak "
+        f"{teach.fmt(r.peak_above_baseline_bytes)} ({r.peak_ratio:.2f}× the checkpoint), forward pass included."
+    )
+teach.say(f"Both gave {'the same' if teach.same_logits([st, pickled]) else 'different'} logits. Each read adds "
+          "one shard, and it stays, as parameters: a staircase that ends at one copy of the model.")
+teach.say(teach.event_table(pickled, kinds=("model_built", "shard_read", "shard_freed", "loaded", "forward_done")))
+# One copy at a time, checked (the forward pass adds activations and bookkeeping on top).
+for r in (st, pickled):
+    assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes), r.peak_ratio
+for steps in (steps_bin, steps_st):
+    assert steps[-1][1] > steps[0][1] + 0.5 * info.total_bytes, "the load climbs shard by shard"
+
+# %% [markdown]
+# ## The seed notes' scheme: offload each shard, then load them all back
+#
+# The notes this lab grew from proposed: load shard 1, write it to disk and free it, load shard 2, write it and
+# free it, ... then load all of them back. Their claim: "only one shard in RAM at a time during loading". The
+# strategy `manual_shards` with `offload_and_reload=True` does exactly that, with a scratch folder.
+
+# %%
+reload = teach.run_live(panel.plot, folder, "manual_shards", offload_and_reload=True,
+                        note="offload each shard, then reload all")
+assert reload.ok, reload.error
+
+# %% [markdown]
+# ### What you just saw
+
+# %%
+teach.say(teach.reports_table([st, reload], labels=["one shard at a time", "offload and reload"]))
+teach.say(
+    f"- Offload-and-reload wrote **{teach.fmt(reload.details.get('scratch_bytes', 0))}** of scratch files and "
+    f"took {reload.load_s:.2f} s to load against {st.load_s:.2f} s.\n"
+    f"- Its peak was {teach.fmt(reload.peak_above_baseline_bytes)} above baseline against "
+    f"{teach.fmt(st.peak_above_baseline_bytes)} for plain shard-by-shard loading.\n"
+    "- What it saves: nothing that loading one shard at a time into an empty model does not already save. "
+    "What it cannot save: the finished model is one full copy either way; the shards must all come back."
+)
+assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "it cannot beat one copy"
+assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every shard was written to disk"
+
+# %% [markdown]
+# ## Exercise 2: write the loader
+#
+# Fill in `my_loader` so that it returns the loaded model: an empty model, then every shard assigned. The check
+# runs it in this kernel, measures this kernel's peak while it runs, and compares the model's logits with the
+# `manual_shards` run's.
+
+# %%
+def my_loader(folder):
+    model = build_empty_model(folder)
+    for path in shard_files(folder):
+        model.load_state_dict(read_shard(path), strict=False, assign=True)
+    return model
+
+
+teach.check_manual_loader(my_loader, folder, reference=st)
+
+# %% [markdown]
+# ## Summary
+#
+# - The index maps tensors to files; a loader can read one shard at a time.
+# - Empty model + `load_state_dict(..., assign=True)` per shard: one copy at most, drawn as a staircase.
+# - Writing shards out and reading them back costs disk and time and cannot go below one copy.
+# - Lesson 05 puts all four strategies side by side on a simulated small machine.

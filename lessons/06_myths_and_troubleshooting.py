@@ -1,0 +1,244 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 06 · Myths and troubleshooting
+#
+# This lab grew from a learner's notes written after their machine ran out of RAM loading a model. Several of
+# their claims were wrong for today's libraries, some were never right, and some are half-truths. This lesson
+# checks each claim with a run on your machine, then lists what to look at when a load fails.
+#
+# **What you will learn**
+#
+# - whether `offload_folder` is a valid `from_pretrained` argument (a run that uses it);
+# - whether `low_cpu_mem_usage=True` is what saves memory (the source and two runs);
+# - what "contiguous RAM" and "fragmentation" mean with virtual memory, measured;
+# - what Windows' error 1455 ("the paging file is too small") is really about, and why transformers reads
+#   files differently on Windows, quoted from the installed source;
+# - why RSS can look small right after a load (mapped files), and why a `.bin` file must be loaded with
+#   `weights_only`.
+
+# %%
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from IPython.display import display
+
+from widgetlib import CheckpointError, MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.core.checkpoints import read_shard
+from widgetlib.core.strategies import low_cpu_mem_usage_truth
+
+versions = teach.print_versions()
+folder = demo_checkpoint()
+info = inspect_checkpoint(folder)
+workdir = Path(tempfile.mkdtemp(prefix="offload-lab-06-"))
+evidence = {}  # claim -> what this notebook's runs say about it (True = the claim holds)
+
+# %% [markdown]
+# ## Claim 1: "`offload_folder` is NOT a valid parameter for `from_pretrained()`"
+#
+# The notes said it belongs to accelerate, not transformers. First, what the installed transformers does
+# with the argument, from its source:
+
+# %%
+for quote in teach.source_quote("transformers", "modeling_utils.py", r'kwargs\.pop\("offload_folder"',
+                                before=0, after=0):
+    display(quote)
+
+# %% [markdown]
+# Then a run that passes it: `from_pretrained(folder, device_map="auto", max_memory=..., offload_folder=...)`.
+
+# %%
+panel = StrategyPanel(folder, strategy="offload_folder", offload_folder=workdir / "offload")
+display(panel)
+
+# %%
+offload = panel.run()
+disk_bytes = offload.device_map.get("disk", {}).get("bytes", 0) if offload is not None and offload.ok else 0
+evidence["offload_folder is not a valid from_pretrained argument"] = not (offload is not None and offload.ok)
+teach.say(
+    f"The run finished ({offload.outcome}) with {teach.fmt(disk_bytes)} of weights offloaded to disk. "
+    "`offload_folder` is a `from_pretrained` argument; it takes effect together with a `device_map` that sends "
+    "something to disk (lesson 03 shows what lands in the folder)."
+)
+assert offload.ok and disk_bytes > 0
+
+# %% [markdown]
+# ## Claim 2: "Rely on `low_cpu_mem_usage=True`"
+#
+# Lesson 02 in one cell: what the installed source says, and the same load with the flag on and off.
+
+# %%
+truth = low_cpu_mem_usage_truth()
+teach.say(f"{truth['evidence']} (`{truth['source_file']}`, line {truth['source_line']})")
+plot = MemoryPlot(title="from_pretrained with and without low_cpu_mem_usage")
+display(plot.figure)
+on = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=True, note="flag on")
+off = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=False, note="flag off")
+assert on.ok and off.ok, (on.error, off.error)
+
+# %%
+a, b = on.peak_above_baseline_bytes, off.peak_above_baseline_bytes
+lowers = b - a > 0.15 * b
+evidence["passing low_cpu_mem_usage=True lowers the peak"] = lowers
+teach.say(
+    f"Peak above baseline with the flag {teach.fmt(a)}, without {teach.fmt(b)}: the flag "
+    f"{'lowers' if lowers else 'does not lower'} the peak here. Meta-device loading "
+    f"{'is' if truth['honoured'] is False else 'may not be'} always on; nothing to rely on."
+)
+if truth["honoured"] is False:
+    assert not lowers, "an ignored flag cannot lower the peak"
+
+# %% [markdown]
+# ## Claim 3: "The real issue is memory fragmentation / not enough *contiguous* RAM"
+#
+# Every process sees its own **virtual** address space. A large tensor needs a contiguous range of *virtual*
+# addresses; the operating system backs each page of that range with any free physical page, wherever it is.
+# So physical RAM never has to be contiguous, and a fresh process has a nearly empty address space (on a
+# 64-bit system, far larger than any RAM).
+#
+# Fragmentation does exist *inside* a process: freed small blocks leave holes in the heap that the allocator
+# keeps (lesson 00). Does a heap full of holes stop a big contiguous allocation? Measured in a child process:
+# fill the heap with small blocks, free most of them (holes everywhere), then ask for one big block.
+
+# %%
+alloc_bytes = min(max(info.total_bytes, 50_000_000), 200_000_000)
+alloc = teach.allocator_probe(alloc_bytes)
+holes = alloc["small_allocated"].rss_bytes - alloc["big_deleted"].rss_bytes
+big = alloc["big_after_holes"].rss_bytes - alloc["gc_collected"].rss_bytes
+evidence["memory fragmentation stops a large allocation"] = "big_after_holes" not in alloc
+teach.say(
+    f"The heap held {teach.fmt(holes)} of small blocks, most of them freed. A contiguous block of "
+    f"{teach.fmt(alloc_bytes // 2)} was then allocated at once, and RSS grew by {teach.fmt(big)}: the block got "
+    "fresh pages of its own instead of waiting for the holes to line up. Fragmentation wastes memory (the holes "
+    "stay resident); it does not make a big allocation impossible. And when a process exits, the OS takes back "
+    "all of its memory, holes included."
+)
+assert big >= 0.8 * (alloc_bytes // 2), "the big block was allocated and backed by fresh pages"
+
+# %% [markdown]
+# ## Windows' error 1455: "The paging file is too small for this operation to complete"
+#
+# Windows *charges* every private allocation against a **commit limit** (RAM plus the paging file) when it is
+# reserved, touched or not. When the sum of all charges would exceed the limit, the allocation fails with error
+# 1455, even if plenty of RAM is free at that moment. Linux overcommits: it charges pages when they are
+# touched. So the same load can fail on Windows with RAM to spare, and the fix is a larger paging file or a
+# lower peak, not a reboot.
+#
+# This machine's figures (on Windows, psutil's swap figures are derived from the commit totals):
+
+# %%
+figures = teach.commit_figures()
+teach.say("\n".join(f"- {name}: {teach.fmt(value) if value is not None else 'not reported here'}"
+                    for name, value in figures.items()))
+
+# %% [markdown]
+# A memory-mapped file with copy-on-write pages is charged for its whole size on Windows too. That is why the
+# installed transformers reads safetensors files with `pread` instead of `mmap` there. From the source, not
+# from memory:
+
+# %%
+pread_quotes = teach.source_quote("transformers", "modeling_utils.py", r"Use pread on", before=0, after=8, limit=1)
+for quote in pread_quotes:
+    display(quote)
+assert pread_quotes and "win32" in pread_quotes[0].text, "the Windows pread path is where it was"
+
+# %% [markdown]
+# ## Half-truth: "RSS shows what the model takes"
+#
+# RSS counts file-backed pages too, and a mapped checkpoint's pages arrive only when read. From the
+# `low_cpu_mem_usage` run above:
+
+# %%
+at_load = teach.growth(on, "ready", "loaded")
+at_peak = teach.growth(on, "ready")
+teach.say(
+    f"When `from_pretrained` returned, the process had grown by {teach.fmt(at_load['rss'])} "
+    f"({teach.fmt(at_load['anon'])} anonymous, {teach.fmt(at_load['file'])} file-backed); by the end of the "
+    f"first forward pass by {teach.fmt(at_peak['rss'])} ({teach.fmt(at_peak['anon'])} anonymous, "
+    f"{teach.fmt(at_peak['file'])} file-backed), for a {teach.fmt(info.total_bytes)} model. Read RSS with its "
+    "split, and after the first forward pass."
+)
+
+# %% [markdown]
+# ## `.bin` files are pickles: `weights_only`
+#
+# A `.bin` checkpoint is a Python pickle, and unpickling can call any function the file names. Below, a file
+# holds one real tensor and an instruction to create a marker file (harmless, but it could be anything).
+# Offload Lab's `read_shard` loads with `torch.load(weights_only=True)`, which unpickles tensors and nothing else.
+
+# %%
+hostile, marker = teach.hostile_pickle(workdir / "hostile")
+try:
+    read_shard(hostile)
+    refused = None
+except CheckpointError as exc:
+    refused = exc
+teach.say(f"`read_shard` refused it (kind `{refused.kind}`): {refused.message} Marker created: {marker.exists()}."
+          if refused else "read_shard loaded it!")
+assert refused is not None and refused.kind == "unsafe_pickle" and not marker.exists()
+
+torch.load(hostile, weights_only=False)  # what an unsafe loader does: the file's instruction runs
+teach.say(f"With `weights_only=False` the marker file exists afterwards: **{marker.exists()}**.")
+assert marker.exists()
+
+# %% [markdown]
+# ## Exercise 1: judge the claims
+#
+# Mark each claim `True` (it holds) or `False` (the runs above refute it). The check compares your answers with
+# `evidence`, which the cells above filled from the measurements.
+
+# %%
+my_answers = {
+    "offload_folder is not a valid from_pretrained argument": False,
+    "passing low_cpu_mem_usage=True lowers the peak": False,
+    "memory fragmentation stops a large allocation": False,
+}
+teach.check_myths(my_answers, evidence)
+
+# %% [markdown]
+# ## Exercise 2: a safe loader
+#
+# Write `safe_load(path)` so that it loads a `.bin` checkpoint's tensors and refuses anything else. The check
+# hands it a fresh hostile file and looks for the marker.
+
+# %%
+def safe_load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+teach.check_safe_loader(safe_load)
+
+# %%
+shutil.rmtree(workdir, ignore_errors=True)
+
+# %% [markdown]
+# ## Troubleshooting: what to look at when a load fails
+#
+# - **The process is killed with no Python error**: the OS ran out of RAM (the Linux OOM killer). Compare
+#   the kernel's peak of each strategy (lesson 05).
+# - **`MemoryError`, or error 1455 on Windows**: the commit limit was reached. Check the commit figures above;
+#   enlarge the paging file or pick a strategy with a lower peak.
+# - **"Cannot copy out of meta tensor"**: a tensor was left on the meta device, usually a buffer of a model
+#   built with `torch.device("meta")` (lesson 02).
+# - **The offload folder stays empty**: the checkpoint is safetensors and is read in place; nothing is wrong
+#   (lesson 03).
+# - **`UnpicklingError` or "unsafe pickle"**: a `.bin` file holds more than tensors. Ask where it came from;
+#   prefer safetensors.
+# - **RSS far below the model's size right after loading**: the weights are still in mapped files. Read RSS
+#   after the first forward pass, split into anonymous and file-backed.
+#
+# ## Summary
+#
+# - `offload_folder` is a valid `from_pretrained` argument; `low_cpu_mem_usage` is not what saves memory in
+#   the transformers installed here; fragmentation does not stop a contiguous allocation.
+# - Error 1455 is about Windows' commit limit, which is why transformers reads files with `pread` there.
+# - RSS includes mapped file pages; read its split, and after a forward pass.
+# - Never unpickle a `.bin` file without `weights_only=True`.

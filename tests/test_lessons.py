@@ -1,0 +1,208 @@
+"""The lessons: paired with their notebooks, free of typed-in figures, and executed headless end to end.
+
+``lessons/NN_topic.py`` (jupytext percent format) is the reviewed source; ``notebooks/NN_topic.ipynb`` its pair,
+committed without outputs. Executing a notebook runs every measured load it teaches with a small checkpoint
+(``$OFFLOAD_LAB_LESSON_SIZE``, default 60MB) and ``OFFLOAD_LAB_STRICT_CHECKS=1``, so a cell that asserts what
+the lesson teaches, or an exercise whose reference answer stopped being right, fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LESSON_SIZE = os.environ.get("OFFLOAD_LAB_LESSON_SIZE", "60MB")
+# Per notebook; the whole suite must stay well inside CI's budget (see docs/lessons.md for measured times).
+EXECUTE_TIMEOUT_S = 300
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+# ------------------------------------------------------------------------------------------------ pairing
+
+
+def test_every_lesson_has_a_notebook_and_back() -> None:
+    assert LESSONS, "no lessons found in lessons/"
+    assert [p.stem for p in LESSONS] == [p.stem for p in NOTEBOOKS], (
+        "lessons/*.py and notebooks/*.ipynb must pair one to one; run `make sync-lessons` "
+        "(jupytext --sync lessons/*.py) after adding or renaming a lesson"
+    )
+
+
+def test_jupytext_config_pairs_lessons_with_notebooks() -> None:
+    """The pairing lives in pyproject.toml; jupytext itself must resolve lessons/X.py <-> notebooks/X.ipynb."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+    from jupytext.paired_paths import paired_paths
+
+    config_file = find_jupytext_configuration_file(str(REPO / "lessons"))
+    assert config_file is not None and Path(config_file).name == "pyproject.toml"
+    config = load_jupytext_configuration_file(config_file)
+    lesson = LESSONS[0]
+    paths = dict((fmt["extension"], Path(path)) for path, fmt in
+                 paired_paths(str(lesson), "py:percent", config.default_formats(str(lesson))))
+    assert paths[".ipynb"] == REPO / "notebooks" / f"{lesson.stem}.ipynb"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_notebook_has_the_same_cells_as_its_lesson(lesson: Path) -> None:
+    notebook_path = REPO / "notebooks" / f"{lesson.stem}.ipynb"
+    text, notebook = jupytext.read(lesson), jupytext.read(notebook_path)
+    assert _cells(text) == _cells(notebook), (
+        f"{notebook_path.name} is out of sync with {lesson.name}; run `make sync-lessons`"
+    )
+    assert notebook.metadata.get("kernelspec", {}).get("name") == "python3", "the notebook must name its kernel"
+
+
+@pytest.mark.parametrize("notebook_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_committed_without_outputs(notebook_path: Path) -> None:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for k, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"cell {k} has outputs: clear them"
+    assert "widgets" not in notebook.metadata, "saved widget state (megabytes of plotly) must not be committed"
+
+
+# ------------------------------------------------------------------------------------- no typed-in figures
+
+# A number followed by a unit of memory, time or ratio ("1.3 GB", "513MB", "2x", "50 %", "0.5 s"), or a
+# multiplier written the other way round ("x2"). Plain numbers ("lesson 01", "error 1455") are not figures.
+_UNIT = r"(?:[kKMGTP]i?B|bytes?|B|%|x|×|ms|µs|s|secs?|seconds?|min|minutes?)"
+TYPED_FIGURE = re.compile(
+    rf"(?<![\w.])\d+(?:[.,]\d+)?\s?{_UNIT}(?![\w])"
+    r"|(?<![\w.])[x×]\s?\d+(?:\.\d+)?(?![\w.])"
+)
+
+
+@pytest.mark.parametrize("text", [
+    "peaks at 1.3 GB", "about 513 MB", "a 2x peak", "2 × the model", "x2 the RAM", "~1.5GiB", "50% of it",
+    "took 0.5 s", "120 ms later", "a 7B model", "4 GB laptop", "≈2.0x", "1,5 GB",
+])
+def test_typed_figure_regex_catches(text: str) -> None:
+    assert TYPED_FIGURE.search(text), text
+
+
+@pytest.mark.parametrize("text", [
+    "Lesson 01 · Normal loading", "error 1455", "shard 1/6", "float32 and bfloat16", "transformers 4.x",
+    "64-bit systems", "x86_64", "2 shards", "3 strategies", "Python 3 (ipykernel)", "`max_memory` in bytes",
+    "step 3.", "0x1f",
+])
+def test_typed_figure_regex_leaves_alone(text: str) -> None:
+    assert not TYPED_FIGURE.search(text), TYPED_FIGURE.search(text)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_markdown_has_no_typed_in_figures(lesson: Path) -> None:
+    """Every figure a lesson quotes is computed in a cell from this run's Report; markdown types none."""
+    found = [
+        (k, match.group(0))
+        for k, cell in enumerate(jupytext.read(lesson).cells)
+        if cell.cell_type == "markdown"
+        for match in TYPED_FIGURE.finditer(cell.source)
+    ]
+    assert not found, f"typed-in figures in {lesson.name} (cell index, text): {found}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_lesson_shape(lesson: Path) -> None:
+    """Versions first; what you will learn; at least one checked exercise; a summary."""
+    notebook = jupytext.read(lesson)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "teach.print_versions()" in code[0], "the first code cell prints the versions in use"
+    assert "What you will learn" in markdown and "## Summary" in markdown
+    assert any("teach.check_" in c for c in code), "each lesson has an exercise with a check function"
+
+
+# -------------------------------------------------------------------------------------------- execution
+
+# Each notebook runs in its own process (nbclient + a fresh kernel), WORKERS at a time: every lesson is a
+# sequence of measured loads, each in a child process that imports torch, and two notebooks at once use two
+# cores. Memory figures are per process, so running side by side does not change what the lessons assert.
+WORKERS = int(os.environ.get("OFFLOAD_LAB_LESSON_WORKERS", "2"))
+_EXECUTE = """
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+source, target, timeout_s = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+notebook = nbformat.read(source, as_version=4)
+client = NotebookClient(notebook, kernel_name="python3", timeout=timeout_s,
+                        resources={"metadata": {"path": str(target.parent)}})
+try:
+    client.execute()
+finally:
+    nbformat.write(notebook, target)
+"""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Execution:
+    returncode: int
+    seconds: float
+    stderr: str
+    executed: Path
+
+
+def _execute(notebook_path: Path, workdir: Path) -> Execution:
+    target = workdir / notebook_path.stem / notebook_path.name
+    target.parent.mkdir(parents=True)
+    env = {**os.environ, "OFFLOAD_LAB_SIZE": LESSON_SIZE, "OFFLOAD_LAB_STRICT_CHECKS": "1"}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _EXECUTE, str(notebook_path), str(target), str(EXECUTE_TIMEOUT_S)],
+                          env=env, capture_output=True, text=True, timeout=EXECUTE_TIMEOUT_S + 60)
+    return Execution(done.returncode, time.monotonic() - start, _ANSI.sub("", done.stderr), target)
+
+
+def _loads_in(notebook_path: Path) -> int:
+    """About how many measured loads a lesson runs (a CompareBoard runs four, a sweep three)."""
+    text = (REPO / "lessons" / f"{notebook_path.stem}.py").read_text()
+    return (text.count("panel.run()") + text.count("run_live(") + 4 * text.count("board.run()")
+            + 3 * text.count(".sweep("))
+
+
+@pytest.fixture(scope="session")
+def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Execution]:
+    """Execute every notebook once per session, WORKERS at a time, longest first."""
+    workdir = tmp_path_factory.mktemp("executed-lessons")
+    order = sorted(NOTEBOOKS, key=_loads_in, reverse=True)  # most loads first: the workers finish together
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        results = dict(zip([p.stem for p in order], pool.map(lambda p: _execute(p, workdir), order), strict=True))
+    total = time.monotonic() - start
+    lines = [f"{stem}: {r.seconds:.1f} s" for stem, r in sorted(results.items())]
+    print(f"\nlessons executed with {WORKERS} worker(s) in {total:.1f} s wall: " + "; ".join(lines))
+    return results
+
+
+@pytest.mark.timeout(len(NOTEBOOKS) * (EXECUTE_TIMEOUT_S + 60))
+@pytest.mark.parametrize("notebook_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_executes(notebook_path: Path, executions: dict[str, Execution]) -> None:
+    result = executions[notebook_path.stem]
+    assert result.returncode == 0, f"{notebook_path.name} failed:\n{result.stderr[-6000:]}"
+    notebook = nbformat.read(result.executed, as_version=4)
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    versions = "".join(o.get("text", "") for o in notebook.cells[1].outputs if o.output_type == "stream")
+    assert re.search(rf"OFFLOAD_LAB_SIZE\s+{re.escape(LESSON_SIZE)}", versions), "the kernel did not get the size"
