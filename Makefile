@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 OFFLOAD_LAB_SIZE ?= 1GB
 PYTEST_ARGS ?=
 
-.PHONY: lab test install checkpoint lint sync-lessons benchmark clean
+.PHONY: lab test install checkpoint lint sync-lessons benchmark screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: install
 
 sync-lessons: install
 	$(BIN)/jupytext --sync lessons/*.py
+
+# Refresh the README's pictures (taken by the browser tests mid-load).
+screenshots: install
+	OFFLOAD_LAB_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser -m browser -q
 
 benchmark: install
 	$(BIN)/python benchmarks/bench_loaders.py

@@ -626,4 +626,10 @@ def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Re
     >>> report.outcome, report.peak_rss_bytes >= report.sampled_peak_rss_bytes
     ('ok', True)
     """
-    return start(checkpoint, strategy, **options).wait()
+    handle = start(checkpoint, strategy, **options)
+    try:
+        return handle.wait()
+    except KeyboardInterrupt:  # an interrupted kernel must not leave a load running in another process
+        handle.cancel()
+        handle.wait(30)
+        raise

@@ -62,7 +62,16 @@ class _LabWidget:
         self.status = w.HTML(_status_html("ready"))
         self.message_box = w.HTML("")
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        # A click reaches the kernel only between cells: while a cell blocks in .run(), the kernel's Interrupt
+        # (the square button) is what stops the run; wait() turns it into a Stop.
+        self.stop_button = w.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True,
+            tooltip="Stop the run (while a cell is running .run(), use the kernel's Interrupt instead)",
+        )
+        # Stable hooks for the browser tests and for anyone styling the widgets.
+        self.run_button.add_class("offload-lab-run")
+        self.stop_button.add_class("offload-lab-stop")
+        self.checkpoint_text.add_class("offload-lab-checkpoint")
         self.run_button.on_click(lambda _button: self.start())
         self.stop_button.on_click(lambda _button: self.stop())
         self.message: str | None = None
@@ -151,7 +160,14 @@ class _LabWidget:
         >>> StrategyPanel().wait(1.0)
         True
         """
-        done = self._finished.wait(timeout_s)
+        try:
+            done = self._finished.wait(timeout_s)
+        except KeyboardInterrupt:
+            # The learner interrupted the kernel during .run(): stop the load too (it runs in another
+            # process and would otherwise go on drawing), then let the interrupt through.
+            self.stop()
+            self._finished.wait(30)
+            raise
         worker = self._worker
         if done and worker is not None and worker is not threading.current_thread():
             worker.join(timeout_s)

@@ -96,6 +96,7 @@ class CompareBoard(_LabWidget):
             self.table,
             self._sweep_box,
         ])
+        self.widget.add_class("offload-lab-board")
 
     # ------------------------------------------------------------------------------------------- API
 

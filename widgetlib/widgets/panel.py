@@ -92,6 +92,7 @@ class StrategyPanel(_LabWidget):
             self.message_box,
             self.result,
         ])
+        self.widget.add_class("offload-lab-panel")
 
     # ------------------------------------------------------------------------------------------ API
 

@@ -1,0 +1,300 @@
+"""The lessons as a learner sees them: JupyterLab in headless Chromium, Run All, then watch and poke the page.
+
+What is read from the page, never from the kernel: the plotly plot's live trace lengths (``gd.data``), the
+horizontal lines MemoryPlot draws (``gd.layout.shapes``, named ``"<run id>:peak"``), the result card
+(``.offload-lab-card``, one ``td[data-figure=...]`` per figure), the comparison table (``.offload-lab-table``)
+and the one-message box (``.offload-lab-error``). Front-end errors during a test fail it (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Hard stops well above the usual durations (15-60 s; lesson 05's four loads take longer), so that a slow,
+# shared machine does not turn into flakes; see the durations with pytest --durations=0 (and -s for steps).
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+# Screenshots go to out/screenshots (git-ignored) so a test run leaves the tree clean; `make screenshots`
+# points $OFFLOAD_LAB_SCREENSHOTS_DIR at docs/screenshots to refresh the README's pictures.
+SCREENSHOTS = Path(
+    os.environ.get("OFFLOAD_LAB_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "out" / "screenshots"
+)
+# A checkpoint path that does not exist; the panel's message must name it.
+MISSING_CHECKPOINT = "/tmp/offload-lab-no-such-checkpoint/llama-7b"
+LESSON_01 = "01_normal_loading.ipynb"
+LESSON_05 = "05_choosing_a_strategy.ipynb"
+STRATEGIES = ("normal", "low_cpu_mem_usage", "offload_folder", "manual_shards")
+# A figure as format_bytes prints it: "1.16 GB", "513 MB", "2.0 kB", "12 B".
+SIZE = re.compile(r"^\d+(\.\d+)? (B|kB|MB|GB)$")
+_UNIT = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+def _bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * _UNIT[unit]
+
+
+def _series(state: dict[str, Any], series: str) -> list[dict[str, Any]]:
+    """The traces of one series ("rss", "events") in drawing order, one per run."""
+    return [t for t in state["traces"] if (t["meta"] or "").endswith(f":{series}")]
+
+
+def _newest(state: dict[str, Any], series: str) -> dict[str, Any] | None:
+    traces = _series(state, series)
+    return traces[-1] if traces else None
+
+
+def _rss_points(lab_page: Any, plot: Any) -> int:
+    trace = _newest(lab_page.plot_state(plot), "rss")
+    return trace["n"] if trace else 0
+
+
+def _wait(condition: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _card(panel: Any) -> dict[str, str] | None:
+    """The result card under ``panel`` as {figure: text} plus "strategy", read in one go; None when absent."""
+    return panel.evaluate(
+        """el => {
+            const card = el.querySelector('.offload-lab-card');
+            if (!card) return null;
+            const figures = {strategy: card.dataset.strategy};
+            card.querySelectorAll('td[data-figure]').forEach(td => {
+                figures[td.dataset.figure] = td.textContent.trim();
+            });
+            return figures;
+        }"""
+    )
+
+
+_ERROR_LINE = re.compile(r"^\s*\w*(Error|Exception|Interrupt)\b", re.MULTILINE)
+
+
+def _assert_no_traceback(root: Any) -> None:
+    """No traceback and no error output under ``root`` (a LabPage: the open notebook; or a locator)."""
+    if hasattr(root, "page"):
+        root = root.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    text = root.inner_text()
+    assert "Traceback" not in text, f"a traceback is on the page:\n{text[-3000:]}"
+    errors = root.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    stderr = "\n".join(errors.all_inner_texts())
+    assert not _ERROR_LINE.search(stderr), f"an error is on the page:\n{stderr[-3000:]}"
+
+
+def _open_panel_notebook(lab_page: Any) -> Any:
+    lab_page.open("panel_only.ipynb")
+    lab_page.run_all()
+    panel = lab_page.panel()
+    panel.wait_for(state="attached", timeout=30_000)
+    lab_page.wait_all_cells_ran()
+    return panel
+
+
+def _click(lab_page: Any, panel: Any, name: str) -> None:
+    button = lab_page.button(panel, name)
+    _wait(button.is_enabled, 10, f"the {name} button to be enabled")
+    button.click()
+
+
+def test_harness_live_plot_grows(lab_page: Any) -> None:
+    """The harness itself: a FigureWidget fed by a thread grows on the page while a cell blocks the kernel.
+
+    If this fails, the browser set-up is broken, not the widgets."""
+    lab_page.open("harness_live_plot.ipynb")
+    lab_page.run_all()
+    plot = lab_page.page.locator(".js-plotly-plot").first
+    plot.wait_for(state="attached", timeout=30_000)
+    counts: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len({n for n in counts if n > 0}) < 4:
+        state = lab_page.plot_state(plot)
+        counts.append(state["traces"][0]["n"] if state["traces"] else 0)
+        time.sleep(0.2)
+    assert len({n for n in counts if n > 0}) >= 4, f"the trace did not grow step by step: {counts}"
+    assert counts[-1] < 300, f"the line only showed up complete: {counts}"
+    lab_page.interrupt_kernel()
+    lab_page.wait_kernel_idle(30)
+
+
+def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
+    """Lesson 01, Run All: the panel's RSS line grows while the load runs; the card shows the run's peak."""
+    lab_page.open(LESSON_01)
+    lab_page.run_all()
+    panel = lab_page.panel()
+    panel.wait_for(state="attached", timeout=40_000)
+    plot = panel.locator(".js-plotly-plot").first
+
+    # Poll the page while the load runs. The screenshot kept is the latest one taken mid-load (no card before
+    # or after it) that shows event markers: taken again each time a new event appears.
+    counts: list[int] = []
+    shot: bytes | None = None
+    shot_events = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and _card(panel) is None:
+        state = lab_page.plot_state(plot)
+        rss, events = _newest(state, "rss"), _newest(state, "events")
+        counts.append(rss["n"] if rss else 0)
+        if rss and rss["n"] >= 10 and events and events["n"] >= 2 and events["n"] > shot_events:
+            lab_page.page.mouse.move(0, 0)  # no hover toolbar in the picture
+            image = panel.screenshot(animations="disabled")
+            if _card(panel) is None:
+                shot, shot_events = image, events["n"]
+        time.sleep(0.25)
+    card = _card(panel)
+    assert card is not None, f"no result card within the time; RSS points seen: {counts}"
+    growing = sorted({n for n in counts if n > 0})
+    assert len(growing) >= 3, f"the RSS trace did not grow while the load ran: {counts}"
+    assert shot is not None, f"never saw the load mid-way with event markers: {counts}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "strategy_panel_mid_load.png").write_bytes(shot)
+    lab_page.mark("card")
+
+    # The card's peak is the run's peak: the same formatted figure as the plot's peak line.
+    assert card["outcome"] == "ok", card
+    strategy, peak_text = card["strategy"], card["peak RSS"]
+    assert SIZE.match(peak_text), f"the card's peak is not a size with a unit: {peak_text!r}"
+
+    def peak_line() -> dict[str, Any] | None:
+        shapes = lab_page.plot_state(plot)["shapes"]
+        return next((s for s in shapes if (s["name"] or "").endswith(":peak")), None)
+
+    line = _wait(peak_line, 10, "the peak line on the plot")
+    assert line["label"] == f"{strategy} peak {peak_text}", (line, peak_text)
+    assert abs(line["y0"] * 1e6 - _bytes(peak_text)) <= 0.01 * _bytes(peak_text), (line, peak_text)
+    rss = _newest(lab_page.plot_state(plot), "rss")
+    assert rss["ymax"] * 1e6 <= _bytes(peak_text) * 1.02, f"a sample above the peak: {rss} vs {peak_text}"
+
+    lab_page.wait_all_cells_ran()
+    _assert_no_traceback(lab_page)
+
+
+def test_stop_cancels_then_run_again(lab_page: Any) -> None:
+    """Stop during a load: the plot stops growing, the card says cancelled; a second Run ends with a peak."""
+    panel = _open_panel_notebook(lab_page)
+    plot = panel.locator(".js-plotly-plot").first
+
+    _click(lab_page, panel, "Run")
+    # A few samples in: the child process is up and loading (importing torch alone takes seconds).
+    _wait(lambda: _rss_points(lab_page, plot) >= 3, 30, "the first RSS samples")
+    lab_page.mark("first samples")
+    _click(lab_page, panel, "Stop")
+    card = _wait(lambda: _card(panel), 20, "the result card after Stop")
+    assert card["outcome"] == "cancelled", card
+    lab_page.mark("cancelled card")
+    _wait(lab_page.button(panel, "Run").is_enabled, 10, "Run to be enabled again")
+
+    stopped_at = _rss_points(lab_page, plot)
+    time.sleep(1.5)  # 15 redraw periods: a live plot would have grown
+    assert _rss_points(lab_page, plot) == stopped_at, "the plot kept growing after Stop"
+
+    _click(lab_page, panel, "Run")
+    # The cancelled card says "cancelled": an "ok" card is the second run's.
+    card = _wait(lambda: (c := _card(panel)) is not None and c["outcome"] == "ok" and c, 90, "the second card")
+    lab_page.mark("second run's card")
+    peak_text = card["peak RSS"]
+    assert SIZE.match(peak_text), f"the card's peak is not a size with a unit: {peak_text!r}"
+    assert _rss_points(lab_page, plot) > 0
+    _assert_no_traceback(lab_page)
+
+
+def _table_rows(board: Any) -> list[dict[str, str]]:
+    """The comparison table under ``board``, one {figure: text} per row (plus "strategy"), read in one go."""
+    return board.evaluate(
+        """el => [...el.querySelectorAll('.offload-lab-table tbody tr[data-strategy]')].map(tr => {
+            const row = {strategy: tr.dataset.strategy};
+            tr.querySelectorAll('td[data-figure]').forEach(td => { row[td.dataset.figure] = td.textContent.trim(); });
+            return row;
+        })"""
+    )
+
+
+@pytest.mark.timeout(240)
+def test_lesson_05_compare_board(lab_page: Any) -> None:
+    """Lesson 05, Run All: the first CompareBoard draws one coloured RSS line per strategy and fills its table.
+
+    The lesson then runs a second board under a budget (four more loads, over a minute here); once the first
+    board is checked the test interrupts the kernel and stops that second board, so the suite stays short.
+    """
+    lab_page.open(LESSON_05)
+    lab_page.run_all()
+    board = lab_page.panel(0)
+    board.wait_for(state="attached", timeout=40_000)
+    rows = _wait(lambda: len(r := _table_rows(board)) == 4 and r, 180, "the first board's table with four rows")
+    lab_page.mark("four rows")
+    assert [row["strategy"] for row in rows] == list(STRATEGIES), rows
+    for row in rows:
+        assert row["outcome"] == "ok", row
+        assert SIZE.match(row["peak RSS"]), row
+
+    plots = board.locator(".js-plotly-plot")
+    seen: list[Any] = []
+
+    def four_lines() -> tuple[Any, list[dict[str, Any]]] | None:
+        seen.clear()
+        for i in range(plots.count()):
+            state = lab_page.plot_state(plots.nth(i))
+            seen.append([(t["meta"], t["n"]) for t in state["traces"]])
+            traces = [t for t in _series(state, "rss") if t["n"] > 0]
+            if len(traces) == 4:
+                return plots.nth(i), traces
+        return None
+
+    # The table is small HTML and arrives at once; the plot resends whole arrays and can lag on a busy machine.
+    try:
+        plot, traces = _wait(four_lines, 40, "four RSS lines on the board's plot")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; (meta, points) per plot: {seen}") from None
+    names = [t["name"] for t in traces]
+    for strategy in STRATEGIES:
+        assert sum(n.split()[0] == strategy for n in names) == 1, f"not one line for {strategy}: {names}"
+    colours = {t["color"] for t in traces}
+    assert len(colours) == 4 and None not in colours, f"the four lines are not four colours: {traces}"
+    assert len(_series(lab_page.plot_state(plot), "events")) == 4, "event markers missing for some strategy"
+    _assert_no_traceback(board)
+
+    # Cut the lesson short: interrupt whatever cell runs now, then Stop the budget board if it got going
+    # (a run started from a cell keeps going after an interrupt; its Stop button works once the kernel idles).
+    lab_page.interrupt_kernel()
+    lab_page.wait_kernel_idle(30)
+    second = lab_page.panel(1)
+    if second.count():
+        stop = lab_page.button(second, "Stop")
+        if stop.is_enabled():
+            stop.click()
+        _wait(lab_page.button(second, "Run").is_enabled, 30, "the budget board to stop")
+    # Now that nothing on the page moves any more (a screenshot taken while outputs are still being added can
+    # be offset), the board as the README shows it.
+    board.scroll_into_view_if_needed()
+    lab_page.screenshot(SCREENSHOTS / "compare_board.png", board)
+
+
+def test_bad_checkpoint_path_shows_one_message(lab_page: Any) -> None:
+    """A wrong path typed into the checkpoint field: one readable message naming it, no traceback, no card."""
+    panel = _open_panel_notebook(lab_page)
+    field = panel.locator(".widget-text").filter(has_text="checkpoint").locator("input")
+    field.fill(MISSING_CHECKPOINT)
+    field.press("Enter")
+    _click(lab_page, panel, "Run")
+    message = panel.locator(".offload-lab-error")
+    message.wait_for(timeout=20_000)
+    text = message.inner_text().strip()
+    print(f"message: {text}")
+    assert MISSING_CHECKPOINT in text, text
+    assert "\n" not in text, f"not one line: {text!r}"
+    assert "Traceback" not in panel.inner_text()
+    assert _card(panel) is None
+    _wait(lab_page.button(panel, "Run").is_enabled, 10, "Run to be enabled again")
+    _assert_no_traceback(lab_page)
