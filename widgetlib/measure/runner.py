@@ -35,7 +35,7 @@ from ..core.strategies import LoadOptions, check_architecture, check_strategy
 from .memory import Event, MemorySample, Sampler, Timeline, now_s
 from .report import Report
 
-__all__ = ["RunHandle", "default_max_memory_bytes", "run", "shutdown_spare", "start"]
+__all__ = ["RunHandle", "default_max_memory_bytes", "prewarm", "run", "shutdown_spare", "start"]
 
 # One measured run at a time per kernel: two loads at once would measure each other (they share the machine's
 # RAM) and would interleave into one plot. A second run queues behind the first, or is refused (queue=False).
@@ -175,6 +175,16 @@ def _discard(child: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
+
+
+def prewarm() -> None:
+    """Start the spare child now, so the first run of a session does not wait for torch's import.
+
+    The widgets call this when they are created; it returns at once (the import runs in the child).
+
+    >>> prewarm()
+    """
+    _refill_spare()
 
 
 @atexit.register

@@ -82,6 +82,8 @@ class _LabWidget:
         self._worker: threading.Thread | None = None
         self._handle: runner.RunHandle | None = None
         self.widget: w.Widget = w.VBox()
+        # A learner reads the cell before pressing Run: time enough for a spare child to import torch.
+        runner.prewarm()
 
     # ------------------------------------------------------------------------------ running and stopping
 
