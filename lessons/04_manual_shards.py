@@ -69,8 +69,11 @@ teach.check_shard_of(my_file, folder, "lm_head.weight")
 # ```
 #
 # `assign=True` matters: without it, `load_state_dict` copies into the existing parameters, which on meta
-# have no memory to copy into. The strategy `manual_shards` does exactly this and marks each step. It runs
-# twice below: on the safetensors checkpoint and on the same weights saved as `.bin`.
+# have no memory to copy into. The strategy `manual_shards` does exactly this and marks each step, with one
+# refinement: it reads each shard with `read_shard(path, mmap=True)` and touches every page, so the bytes come
+# straight from the page cache as *file-backed* memory instead of being copied into fresh anonymous memory
+# (same staircase, less work). It runs twice below: on the safetensors checkpoint and on the same weights
+# saved as `.bin`.
 
 # %%
 panel = StrategyPanel(folder, strategy="manual_shards")
