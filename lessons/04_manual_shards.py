@@ -110,8 +110,13 @@ teach.say(teach.event_table(pickled, kinds=("model_built", "shard_read", "shard_
 # One copy at a time, checked (the forward pass adds activations and bookkeeping on top).
 for r in (st, pickled):
     assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes), r.peak_ratio
-for steps in (steps_bin, steps_st):
-    assert steps[-1][1] > steps[0][1] + 0.5 * info.total_bytes, "the load climbs shard by shard"
+for r, steps in ((pickled, steps_bin), (st, steps_st)):
+    # The shards all end up in RAM: the kernel's peak holds at least most of one copy.
+    assert r.peak_above_baseline_bytes >= 0.7 * info.total_bytes, r.peak_ratio
+    # A small checkpoint loads between two samples (100 per second); where each read was sampled on its own,
+    # the staircase must climb.
+    if len({value for _, value in steps}) == len(steps) > 1:
+        assert steps[-1][1] > steps[0][1], "the load climbs shard by shard"
 
 # %% [markdown]
 # ## The seed notes' scheme: offload each shard, then load them all back
