@@ -22,7 +22,7 @@ import inspect
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +144,10 @@ def _torch_dtype(name: str) -> torch.dtype:
 def _target_dtype_name(folder: Path, options: LoadOptions) -> str:
     if options.dtype != "keep":
         return options.dtype
-    dtype = inspect_checkpoint(folder).dtype
+    return _checkpoint_dtype_name(folder, inspect_checkpoint(folder).dtype)
+
+
+def _checkpoint_dtype_name(folder: Path, dtype: str) -> str:
     if dtype not in ("float32", "bfloat16", "float16"):
         raise CheckpointError(
             f"{folder} holds {dtype} weights, which Offload Lab does not load; pick dtype='float32' or 'bfloat16'.",
@@ -487,8 +490,7 @@ def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
 def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     files = shard_files(folder)
     dtype_name = _target_dtype_name(folder, options)
-    checkpoint_dtype = inspect_checkpoint(folder).dtype
-    convert_to = None if dtype_name == checkpoint_dtype else dtype_name
+    convert_to = dtype_name  # _convert leaves tensors already in this dtype untouched
     # init_empty_weights, not torch.device("meta"): buffers such as rotary inv_freq stay real (see lesson 02).
     model = build_empty_model(folder, dtype=dtype_name)
     emit("empty model built (weights on meta, buffers real)", "model_built")
@@ -571,7 +573,10 @@ def load_model(
     emit = emit or _no_emit
     folder = Path(folder)
     info = inspect_checkpoint(folder)  # validates the folder, its index and shard headers first
-    check_dtype_usable(options.dtype if options.dtype != "keep" else info.dtype)
+    if options.dtype == "keep":
+        # Resolved once here, so no loader reads the headers again to learn the checkpoint's dtype.
+        options = replace(options, dtype=_checkpoint_dtype_name(folder, info.dtype))
+    check_dtype_usable(options.dtype)
     return _LOADERS[strategy](folder, options, emit)
 
 

@@ -230,6 +230,10 @@ class RunHandle:
         self._offload_folder = offload_folder
         self._offload_before = _snapshot(offload_folder) if offload_folder else {}
         self._budget_bytes = budget_bytes
+        # Predicted from the index alone, before anything runs; the report puts it next to the measurement.
+        self._estimate = estimate_peak(
+            info, strategy, dtype=job["dtype"], max_memory_bytes=job.get("max_memory_bytes")
+        )
         self._interval_s = interval_s
         self._on_sample = on_sample
         self._on_event = on_event
@@ -376,18 +380,12 @@ class RunHandle:
         return lines[-1] if lines else ""
 
     def _base_report(self, **fields: Any) -> Report:
-        prediction = estimate_peak(
-            self._info,
-            self.strategy,
-            dtype=self._job["dtype"],
-            max_memory_bytes=self._job.get("max_memory_bytes"),
-        )
         return Report(
             strategy=self.strategy,
             checkpoint=self.checkpoint,
             checkpoint_bytes=self._info.total_bytes,
             checkpoint_format=self._info.format,
-            prediction=prediction.explanation,
+            prediction=self._estimate.explanation,
             offload_folder=str(self._offload_folder)
             if self._offload_folder and self._options.get("offload_folder")
             else None,
@@ -500,13 +498,7 @@ class RunHandle:
         if self.callback_error:
             report.details["callback_error"] = self.callback_error
         if baseline is not None:
-            estimate = estimate_peak(
-                self._info,
-                self.strategy,
-                dtype=self._job["dtype"],
-                max_memory_bytes=self._job.get("max_memory_bytes"),
-            )
-            report.predicted_peak_rss_bytes = baseline + estimate.peak_above_baseline_bytes
+            report.predicted_peak_rss_bytes = baseline + self._estimate.peak_above_baseline_bytes
         return report
 
 

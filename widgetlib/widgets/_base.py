@@ -36,6 +36,23 @@ def _text_or_none(value: Any) -> str | None:
     return text or None
 
 
+def _max_memory_text(max_memory: str | int | None) -> w.Text:
+    """The max_memory box (offload_folder's RAM for weights), the same on the panel and the board."""
+    return w.Text(
+        value="" if max_memory is None else str(max_memory), description="max_memory",
+        placeholder="offload_folder only; empty = half the model",
+        style={"description_width": "initial"}, layout=w.Layout(width="340px"),
+    )
+
+
+def _budget_text(budget: str | int | None) -> w.Text:
+    """The RAM budget box ("simulate a smaller machine"), the same on the panel and the board."""
+    return w.Text(
+        value="" if budget is None else str(budget), description="budget",
+        placeholder="simulate a smaller machine, e.g. 1.5GB; empty = none", layout=w.Layout(width="340px"),
+    )
+
+
 def _status_html(text: str) -> str:
     return f'<span class="offload-lab-status" style="color:#333">{html.escape(text)}</span>'
 

@@ -17,7 +17,7 @@ from ..core.errors import OptionError
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import STRATEGIES, check_strategy
 from ..measure.report import Report
-from ._base import _LabWidget, _text_or_none
+from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 from ._format import report_table_html
 from .plot import BYTES_PER_MB, STRATEGY_COLORS
 
@@ -69,15 +69,8 @@ class CompareBoard(_LabWidget):
         super().__init__(checkpoint, size)
         self.reports: list[Report] = []
         self.sweep_reports: list[Report] = []
-        self.max_memory_text = w.Text(
-            value="" if max_memory is None else str(max_memory), description="max_memory",
-            placeholder="offload_folder only; empty = half the model",
-            style={"description_width": "initial"}, layout=w.Layout(width="340px"),
-        )
-        self.budget_text = w.Text(
-            value="" if budget is None else str(budget), description="budget",
-            placeholder="simulate a smaller machine, e.g. 1.5GB; empty = none", layout=w.Layout(width="340px"),
-        )
+        self.max_memory_text = _max_memory_text(max_memory)
+        self.budget_text = _budget_text(budget)
         self.sweep_button = w.Button(description="Sweep max_memory", icon="sliders",
                                      tooltip="offload_folder at several max_memory values")
         self.sweep_button.on_click(lambda _button: self.start_sweep())

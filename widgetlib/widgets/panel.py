@@ -11,7 +11,7 @@ import ipywidgets as w
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import DTYPE_CHOICES, STRATEGIES, check_strategy
 from ..measure.report import Report
-from ._base import _LabWidget, _text_or_none
+from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 from ._format import report_card_html
 
 __all__ = ["StrategyPanel"]
@@ -63,21 +63,13 @@ class StrategyPanel(_LabWidget):
                                             tooltip="0 = the default for the size", layout=w.Layout(width="160px"))
         self.format_dropdown = w.Dropdown(options=_FORMATS, value=format, description="format",
                                           layout=w.Layout(width="220px"))
-        self.max_memory_text = w.Text(
-            value="" if max_memory is None else str(max_memory), description="max_memory",
-            placeholder="offload_folder only; empty = half the model",
-            style={"description_width": "initial"}, layout=w.Layout(width="340px"),
-        )
+        self.max_memory_text = _max_memory_text(max_memory)
         self.offload_folder_text = w.Text(
             value="" if offload_folder is None else str(offload_folder), description="offload_folder",
             placeholder="offload_folder only; empty = a temporary folder",
             style={"description_width": "initial"}, layout=w.Layout(width="340px"),
         )
-        self.budget_text = w.Text(
-            value="" if budget is None else str(budget), description="budget",
-            placeholder="simulate a smaller machine, e.g. 1.5GB; empty = none",
-            layout=w.Layout(width="340px"),
-        )
+        self.budget_text = _budget_text(budget)
         self.result = w.HTML("")
         self.strategy_dropdown.observe(lambda _change: self._sync_enabled(), names="value")
         self._sync_enabled()
