@@ -103,8 +103,12 @@ teach.say(teach.event_table(report))
 # %%
 # What this lesson teaches, checked on this run with honest margins.
 assert report.peak_ratio >= 1.6, f"normal loading should hold about two copies, measured {report.peak_ratio}x"
-assert build["anon"] >= 0.8 * info.total_bytes, "the random-weight model is a full copy in anonymous memory"
-assert read["rss"] >= 0.8 * info.total_bytes, "the state dict is a second full copy next to it"
+# Each copy is checked where the sampler (100 readings a second) saw its phase; a small checkpoint can build
+# or read between two readings, and then the kernel's peak above is the proof.
+if teach.sampled_between(report, "phase", "model_built") >= 2:
+    assert build["anon"] >= 0.8 * info.total_bytes, "the random-weight model is a full copy in anonymous memory"
+if teach.sampled_between(report, "model_built", "weights_assigned") >= 2:
+    assert read["rss"] >= 0.8 * info.total_bytes, "the state dict is a second full copy next to it"
 
 # %% [markdown]
 # The table lists each event with the RSS just after it. Look for the two steps where RSS jumps by a

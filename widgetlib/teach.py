@@ -199,6 +199,20 @@ def sample_at(report: Report, t_s: float) -> MemorySample | None:
     return samples[min(i, len(samples) - 1)]
 
 
+def sampled_between(report: Report, start_kind: str, end_kind: str) -> int:
+    """How many samples fall between the first ``start_kind`` and the first ``end_kind`` events (0 if either
+    is missing): a phase shorter than the sampling interval has none, and its growth cannot be read off.
+
+    >>> from widgetlib.measure.report import Report
+    >>> sampled_between(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1), "phase", "loaded")
+    0
+    """
+    start, end = first_event(report, start_kind), first_event(report, end_kind)
+    if start is None or end is None:
+        return 0
+    return sum(1 for s in _samples(report) if start.t_s <= s.t_s <= end.t_s)
+
+
 def first_event(report: Report, kind: str) -> Event | None:
     """The first event of ``kind`` in the report's timeline, or None."""
     return next((e for e in report.timeline.events if e.kind == kind), None)
