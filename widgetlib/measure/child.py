@@ -1,28 +1,45 @@
-"""The child side of a measured run: ``python -m widgetlib.measure.child`` loads one checkpoint and reports.
+"""The child side of a measured run: load one checkpoint, run its forwards, report as JSON lines.
 
-The parent (``widgetlib.measure.runner``) writes one JSON job to this process's stdin and reads JSON lines
-back from its stdout; everything else the libraries print goes to stderr, so a stray ``print`` can never break
-the protocol. Messages, in order: ``hello`` (imports done, waiting for the job), ``ready`` (warm-up done,
-baseline taken), any number of ``event`` / ``gpu``, then exactly one ``result`` or ``error``. The runner keeps
-one such child spare, imported and waiting, so the next run starts in a second instead of several.
+Two ways in, one body (:func:`serve`):
 
-Running in its own process is the point: the learner's kernel holds none of this memory, and a crash, an
-out-of-memory kill or a budget stop ends this process, never the kernel.
+- **forked** (the default on Linux and macOS): the zygote (``widgetlib.measure.zygote``), which imported torch
+  and transformers once, forks this process per run and calls :func:`serve_forked`; the child connects back
+  to the runner over a Unix socket. Start-up is a fork, not an import: tens of milliseconds.
+- **spawned** (Windows, ``OFFLOAD_LAB_START=spawn``, or a budget enforced through ``systemd-run``):
+  ``python -m widgetlib.measure.child`` imports everything itself and talks over stdin/stdout.
+
+Messages (kinds in :mod:`widgetlib.measure.protocol`), in order: ``hello`` (pid, waiting for the job: the
+runner moves it into its memory cgroup now, before it loads), ``ready`` (warm-up done, baseline taken, page
+faults counted from here), any number of ``event`` / ``gpu``, then exactly one ``result`` or ``error``.
+Everything else the libraries print goes to the run's stderr file, so a stray ``print`` cannot break the
+protocol. Running in its own process is the point: the learner's kernel holds none of this memory, and a
+crash, an out-of-memory kill or a budget stop ends this process, never the kernel.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any
 
-from .memory import kernel_peak_bytes, now_s, read_memory, reset_kernel_peak
+from .memory import kernel_peak_bytes, non_reclaimable_bytes, now_s, peak_source, read_memory, reset_kernel_peak
+from .protocol import (
+    MSG_ERROR,
+    MSG_EVENT,
+    MSG_GPU,
+    MSG_HELLO,
+    MSG_READY,
+    MSG_RESULT,
+    PROTOCOL_VERSION,
+    decode_job,
+)
 
 
 class _Channel:
@@ -39,10 +56,14 @@ class _Channel:
             self._stream.flush()
 
 
-def _quiet_libraries() -> None:
-    # Progress bars and advice go to stderr anyway; silencing them keeps the saved stderr tail readable.
+def import_libraries() -> None:
+    """Import what every load needs and quiet it (the zygote calls this once; a spawned child per run)."""
+    import torch  # noqa: F401
     import transformers
 
+    from ..core import strategies  # noqa: F401
+
+    # Progress bars and advice go to stderr anyway; silencing them keeps the saved stderr tail readable.
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
@@ -59,18 +80,21 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _warm_up(checkpoint: str, dtype_name: str) -> None:
+def warm_up(checkpoint: str | None, dtype_name: str) -> None:
     """Pay the one-off costs before the baseline, so the figures are the load's and not the libraries'.
 
     transformers imports each architecture's modeling code lazily, and torch pages in its kernels on first
     use: done during the load, both would add a few hundred MB and seconds to whichever strategy ran first.
+    The zygote runs it once on a tiny built-in config (so forked children inherit it); each child runs it again
+    on its own checkpoint's config, which is quick once the modules are imported.
     """
     import torch
     import torch.nn.functional as F
 
     from ..core.strategies import build_empty_model
 
-    build_empty_model(checkpoint, dtype=dtype_name)
+    if checkpoint is not None:
+        build_empty_model(checkpoint, dtype=dtype_name)
     x = torch.randn(1, 2, 8, 64)
     F.scaled_dot_product_attention(x, x, x)
     F.silu(x @ x.transpose(-1, -2)).softmax(-1)
@@ -92,76 +116,91 @@ def _gpu_reporter(channel: _Channel, stop: threading.Event) -> None:
     import torch
 
     while not stop.wait(0.05):
-        channel.send("gpu", bytes=int(torch.cuda.memory_allocated()))
+        channel.send(MSG_GPU, bytes=int(torch.cuda.memory_allocated()))
 
 
-def _take_job(channel: _Channel) -> dict[str, Any] | None:
-    """Wait for the job; then send this process's output and temporary files to the run's own folder.
+def major_faults() -> int | None:
+    """This process's major page faults so far (pages read from disk), or None where the OS does not say.
 
-    A spare child waits here, already imported, until a run needs it (or the parent goes and stdin closes).
-    Its temporary folder is set now, not at spawn, so it is the folder of the run that uses it.
+    >>> n = major_faults(); n is None or n >= 0
+    True
     """
-    channel.send("hello", pid=os.getpid())
-    line = sys.stdin.readline()
-    if not line:
+    try:
+        import resource  # not on Windows
+    except ImportError:
         return None
-    job = json.loads(line)
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_majflt)
+
+
+def _own_peak_bytes() -> int | None:
+    """ru_maxrss in bytes (KiB on Linux/BSD, bytes on macOS): the portable probe's kernel peak."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(max_rss) if sys.platform == "darwin" else int(max_rss) * 1024
+
+
+def _redirect_output(job: dict[str, Any]) -> None:
+    """Send this process's stdout/stderr and temporary files to the run's own folder."""
     stderr_fd = os.open(job["stderr_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(stderr_fd, 2)
     os.dup2(stderr_fd, 1)
+    os.close(stderr_fd)
+    sys.stdout = sys.stderr
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = job["tmp_dir"]
     tempfile.tempdir = job["tmp_dir"]
-    return job
 
 
-def main() -> int:
-    # The protocol keeps the real stdout; fd 1 is pointed at stderr for everyone else.
-    channel = _Channel(os.fdopen(os.dup(1), "w", encoding="utf-8"))
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
+def serve(channel: _Channel, read_line: Callable[[], str], import_error: BaseException | None = None) -> int:
+    """Say hello, take one job, load, run the forwards, report; return the exit status (0 ok, 1 error)."""
     from ..core.errors import OffloadLabError
 
-    import_error: BaseException | None = None
-    try:  # the imports come before the job, so a spare child is ready the moment a run needs it
-        import torch
-
-        from ..core.strategies import LoadOptions, device_map_summary, forward_checksum, load_model
-
-        _quiet_libraries()
-    except Exception as exc:  # reported once there is a job to report it for
-        import_error = exc
-    job = _take_job(channel)
-    if job is None:
+    now = read_memory()
+    channel.send(
+        MSG_HELLO,
+        pid=os.getpid(),
+        protocol=PROTOCOL_VERSION,
+        rss_bytes=now.rss_bytes,
+        non_reclaimable_bytes=non_reclaimable_bytes(now),
+    )
+    line = read_line()
+    if not line:
         return 0
-
+    job = json.loads(line)
+    _redirect_output(job)
     try:
         if import_error is not None:
             raise import_error
+        import torch
 
-        if job.get("threads"):
-            torch.set_num_threads(int(job["threads"]))
-        options = LoadOptions(
-            dtype=job["dtype"],
-            max_memory_bytes=job.get("max_memory_bytes"),
-            offload_folder=Path(job["offload_folder"]) if job.get("offload_folder") else None,
-            offload_via=job.get("offload_via", "from_pretrained"),
-            low_cpu_mem_usage=bool(job.get("low_cpu_mem_usage", True)),
-            offload_and_reload=bool(job.get("offload_and_reload", False)),
-            scratch_folder=Path(job["scratch_folder"]) if job.get("scratch_folder") else None,
-            gpu_max_memory_bytes=job.get("gpu_max_memory_bytes"),
-        )
+        from ..core.strategies import device_map_summary, forward_checksum, load_model
+
+        strategy, options, extra = decode_job(job)
+        # The probe follows the runner's setting now, not the one the zygote was started with.
+        if extra.get("probe") == "portable":
+            os.environ["OFFLOAD_LAB_PROBE"] = "portable"
+        else:
+            os.environ.pop("OFFLOAD_LAB_PROBE", None)
+        checkpoint = job["checkpoint"]
+        forwards = int(extra.get("forwards", 1))
+        # A forked child inherits the zygote's single warm-up thread; the zygote leaves torch's own default here.
+        default_threads = int(os.environ.get("OFFLOAD_LAB_TORCH_THREADS", "0")) or torch.get_num_threads()
+        torch.set_num_threads(int(extra.get("threads") or default_threads))
         use_gpu = bool(options.gpu_max_memory_bytes) and torch.cuda.is_available()
-        _warm_up(job["checkpoint"], job["dtype"])
+        warm_up(checkpoint, options.dtype)
         # The baseline is taken after every import and the warm-up: what the load adds is what is measured.
         peak_reset = reset_kernel_peak()
+        faults_start = major_faults()
         channel.send(
-            "ready",
+            MSG_READY,
             rss_bytes=read_memory().rss_bytes,
             versions=_versions(),
             cuda=use_gpu,
             peak_reset=peak_reset,
+            major_faults=faults_start,
         )
 
         stop_gpu = threading.Event()
@@ -169,45 +208,62 @@ def main() -> int:
             threading.Thread(target=_gpu_reporter, args=(channel, stop_gpu), daemon=True).start()
 
         def emit(label: str, kind: str) -> None:
-            channel.send("event", label=label, kind=kind)
+            channel.send(MSG_EVENT, label=label, kind=kind)
 
         start = time.perf_counter()
-        result = load_model(job["checkpoint"], job["strategy"], options, emit)
+        result = load_model(checkpoint, strategy, options, emit)
         load_s = time.perf_counter() - start
         emit(f"loaded in {load_s:.2f} s", "loaded")
         device_map = device_map_summary(result.model)
-        emit("forward pass started", "forward")
-        logits_sha256, forward_s = forward_checksum(result.model)
-        emit(f"forward pass done in {forward_s:.3f} s", "forward_done")
+        emit("forward 1 started", "forward")
+        logits_sha256, forward_s = forward_checksum(result.model, options.forward_tokens)
+        emit(f"forward 1 done in {forward_s:.3f} s", "forward_done")
+        # The first forward pays whatever the load left lazy (pages still on disk, offloaded layers); the
+        # median of the next ones is the steady price of where the weights live.
+        steady: list[float] = []
+        for i in range(2, forwards + 1):
+            sha, seconds = forward_checksum(result.model, options.forward_tokens)
+            steady.append(seconds)
+            if sha != logits_sha256:  # determinism is what makes the checksum comparable across strategies
+                raise RuntimeError(f"forward {i} gave different logits from forward 1")
+        if steady:
+            emit(f"{len(steady)} more forwards, median {statistics.median(steady):.3f} s", "forward_done")
+        faults_end = major_faults()
         stop_gpu.set()
         channel.send(
-            "result",
+            MSG_RESULT,
             load_s=load_s,
             forward_s=forward_s,
+            steady_forward_s=statistics.median(steady) if steady else None,
+            forward_times_s=[forward_s, *steady],
             logits_sha256=logits_sha256,
             device_map=device_map,
             details=result.details,
             kernel_peak_bytes=kernel_peak_bytes(),
+            own_peak_bytes=_own_peak_bytes(),
+            peak_source=peak_source(),
+            major_faults=(faults_end - faults_start) if faults_end is not None and faults_start is not None else None,
             gpu_peak_bytes=int(torch.cuda.max_memory_allocated()) if use_gpu else None,
         )
         return 0
     except OffloadLabError as exc:
-        channel.send("error", message=exc.message, kind=exc.kind)
+        channel.send(MSG_ERROR, message=exc.message, kind=exc.kind)
         return 1
     except MemoryError:
         channel.send(
-            "error",
-            message="The load ran out of memory inside its process; try a strategy with a lower peak, a "
-            "smaller checkpoint, or a larger budget.",
+            MSG_ERROR,
+            message="The load ran out of memory inside its process (torch: \"DefaultCPUAllocator: can't allocate "
+            "memory\"); try a strategy with a lower peak, a smaller checkpoint, or a larger budget.",
             kind="out_of_memory",
             kernel_peak_bytes=kernel_peak_bytes(),
         )
         return 1
     except Exception as exc:  # a bug or a library failure: the parent shows one sentence, keeps the details
         if _is_disk_full(exc):
-            where = getattr(exc, "filename", None) or job.get("offload_folder") or "the offload folder"
+            where = getattr(exc, "filename", None) or job.get("options", {}).get("offload_folder")
+            where = where or "the offload folder"
             channel.send(
-                "error",
+                MSG_ERROR,
                 message=f"The disk filled up while writing {where}; free some space or point offload_folder "
                 "at a disk with room.",
                 kind="disk_full",
@@ -215,12 +271,37 @@ def main() -> int:
             return 1
         first_line = (str(exc).strip().splitlines() or [""])[0]
         channel.send(
-            "error",
+            MSG_ERROR,
             message=f"The load failed with {type(exc).__name__}: {first_line}",
             kind="crash",
             traceback=traceback.format_exc(),
         )
         return 1
+
+
+def serve_forked(socket_path: str) -> int:
+    """The forked child's entry (called by the zygote right after ``fork``): connect back, then :func:`serve`."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path)
+    writer = sock.makefile("w", encoding="utf-8")
+    reader = sock.makefile("r", encoding="utf-8")
+    return serve(_Channel(writer), reader.readline)
+
+
+def main() -> int:
+    """The spawned child's entry: imports here, then :func:`serve` over stdin/stdout."""
+    # The protocol keeps the real stdout; fd 1 is pointed at stderr for everyone else.
+    channel = _Channel(os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import_error: BaseException | None = None
+    try:  # the imports come before the job, so a spare child is ready the moment a run needs it
+        import_libraries()
+    except Exception as exc:  # reported once there is a job to report it for
+        import_error = exc
+    return serve(channel, sys.stdin.readline, import_error)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,14 @@ class Report:
     prediction: str | None = None
     load_s: float | None = None
     forward_s: float | None = None
+    # Median of the forwards after the first (None with forwards=1): the steady price of where weights live.
+    steady_forward_s: float | None = None
+    # From the request to the child ready (baseline taken): the start-up the plot does not draw.
+    startup_s: float | None = None
+    # The child's major page faults (pages read from disk) from the load start to the end of the forwards.
+    major_faults: int | None = None
+    # Where peak_rss_bytes came from: "VmHWM" | "ru_maxrss" | "peak_wset" | "sampled".
+    peak_source: str | None = None
     offload_folder: str | None = None
     offload_folder_files: int = 0
     offload_folder_bytes: int = 0
@@ -53,7 +61,13 @@ class Report:
     logits_sha256: str | None = None
     stopped_by_budget: bool = False
     budget_bytes: int | None = None
-    budget_stop: dict[str, float] | None = None
+    # {"by": "kernel" | "watchdog", "t_s": ..., "rss_bytes": ...} when the budget stopped the run.
+    budget_stop: dict[str, Any] | None = None
+    # How the budget was enforced: "cgroup" (a kernel memory limit), "systemd" (the same, through
+    # systemd-run), "watchdog" (non-reclaimable memory watched), or None (no budget).
+    budget_mode: str | None = None
+    # What the kernel did under the cgroup: oom_kill, max_usage_bytes, failcnt / max_hits, pgmajfault.
+    limit_events: dict[str, Any] | None = None
     max_memory_bytes: int | None = None
     gpu_peak_bytes: int | None = None
     options: dict[str, Any] = field(default_factory=dict)

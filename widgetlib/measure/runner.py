@@ -4,22 +4,29 @@ Why a child process: the learner's kernel holds none of the memory being measure
 distorted by what the notebook already holds), and an exception, an out-of-memory kill, a segfault or a budget
 stop ends the child, never the kernel.
 
-Data path: :func:`start` validates the options (so a typo fails in a second, not after a spawn), creates a
-private temporary folder, spawns ``python -m widgetlib.measure.child``, and watches it with a
-:class:`~widgetlib.measure.memory.Sampler` at ``interval_s``; a reader thread receives the child's events. Both
-are stamped on one clock and passed to ``on_sample`` / ``on_event`` as they happen (times relative to the spawn),
-so a plot can draw while the load runs. The budget watchdog runs inside the sampler's callback.
+Data path: :func:`start` validates the options (so a typo fails in a second, not after a fork), creates a
+private temporary folder and returns; a run thread then gets a child (forked from the pre-imported zygote, or
+spawned: :mod:`widgetlib.measure.processes`), puts it in its memory cgroup when there is a budget
+(:mod:`widgetlib.measure.limits`), sends it the job (:mod:`widgetlib.measure.protocol`), and watches it with a
+:class:`~widgetlib.measure.memory.Sampler` at ``interval_s`` while it reads the child's events.
+
+Time zero is the load start: the child's ``ready`` message (imports and warm-up done, baseline taken). Samples
+and events are passed to ``on_sample`` / ``on_event`` with that origin; samples taken before it (the start-up,
+a few hundredths of a second once forked) are held back from the callbacks and kept in the Timeline with
+negative times. ``Report.startup_s`` is the time from the request to that moment.
+
+A forked child's RSS includes the pages it shares with the zygote (Python, torch, transformers: its baseline);
+see :mod:`widgetlib.measure.zygote`. A budget is enforced by the kernel where a memory cgroup can be made
+(``budget_mode="cgroup"``), else by a watchdog that counts only the memory the kernel could not reclaim
+(``budget_mode="watchdog"``).
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -32,10 +39,15 @@ from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import LoadOptions, check_architecture, check_strategy
-from .memory import Event, MemorySample, Sampler, Timeline, now_s
+from . import limits
+from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
+from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
+from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
 from .report import Report
 
 __all__ = ["RunHandle", "default_max_memory_bytes", "prewarm", "run", "shutdown_spare", "start"]
+
+shutdown_spare = shutdown  # the name the widgets and older notebooks know
 
 # One measured run at a time per kernel: two loads at once would measure each other (they share the machine's
 # RAM) and would interleave into one plot. A second run queues behind the first, or is refused (queue=False).
@@ -107,99 +119,6 @@ def _check_offload_folder(value: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",  # never reach for a hub: every checkpoint here is a local folder
-        TRANSFORMERS_OFFLINE="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        TQDM_DISABLE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-    )
-    # The child must import this same widgetlib, installed or not.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-# A spare child: spawned after each run, it imports torch and transformers (seconds) while nobody waits, then
-# blocks on stdin until the next run needs it. Its imports are not part of any measurement: the baseline is
-# taken after them either way. OFFLOAD_LAB_WARM_CHILD=0 turns it off (one process less, slower runs).
-_spare: subprocess.Popen[bytes] | None = None
-_spare_lock = threading.Lock()
-
-
-def _keep_warm() -> bool:
-    return os.environ.get("OFFLOAD_LAB_WARM_CHILD", "1") != "0"
-
-
-def _spawn_child() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "widgetlib.measure.child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # the child points its stderr at the run's own file once it has a job
-        env=_child_env(),
-        # Its own session: a Ctrl-C in the kernel does not reach the child, and a kill reaches its helpers.
-        start_new_session=(os.name == "posix"),
-    )
-
-
-def _take_child() -> subprocess.Popen[bytes]:
-    global _spare
-    with _spare_lock:
-        child, _spare = _spare, None
-    if child is not None and child.poll() is None:
-        return child
-    if child is not None:
-        _discard(child)
-    return _spawn_child()
-
-
-def _refill_spare() -> None:
-    global _spare
-    if not _keep_warm():
-        return
-    with _spare_lock:
-        if _spare is None or _spare.poll() is not None:
-            _spare = _spawn_child()
-
-
-def _discard(child: subprocess.Popen[bytes]) -> None:
-    for stream in (child.stdin, child.stdout):
-        if stream is not None:
-            stream.close()  # a waiting child reads EOF on stdin and exits by itself
-    try:
-        child.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-
-
-def prewarm() -> None:
-    """Start the spare child now, so the first run of a session does not wait for torch's import.
-
-    The widgets call this when they are created; it returns at once (the import runs in the child).
-
-    >>> prewarm()
-    """
-    _refill_spare()
-
-
-@atexit.register
-def shutdown_spare() -> None:
-    """End the spare child, if any (called at interpreter exit; harmless to call any time).
-
-    >>> shutdown_spare()
-    """
-    global _spare
-    with _spare_lock:
-        child, _spare = _spare, None
-    if child is not None:
-        _discard(child)
-
-
 class RunHandle:
     """A run in progress: :meth:`wait` for its Report, :meth:`cancel` to stop it.
 
@@ -212,27 +131,33 @@ class RunHandle:
         info: CheckpointInfo,
         strategy: str,
         job: dict[str, Any],
+        load_options: LoadOptions,
         options: dict[str, Any],
         run_dir: Path,
         offload_folder: Path | None,
         budget_bytes: int | None,
+        budget_mode: str | None,
         interval_s: float,
         on_sample: Callable[[MemorySample], None] | None,
         on_event: Callable[[Event], None] | None,
         on_done: Callable[[Report], None] | None,
+        cold_cache_done: dict[str, Any] | None = None,
     ) -> None:
         self.strategy = strategy
         self.checkpoint = str(info.folder)
         self._info = info
         self._job = job
+        self._load_options = load_options
         self._options = options
         self._run_dir = run_dir
         self._offload_folder = offload_folder
         self._offload_before = _snapshot(offload_folder) if offload_folder else {}
         self._budget_bytes = budget_bytes
+        self._budget_mode = budget_mode
+        self._cold_cache = cold_cache_done
         # Predicted from the index alone, before anything runs; the report puts it next to the measurement.
         self._estimate = estimate_peak(
-            info, strategy, dtype=job["dtype"], max_memory_bytes=job.get("max_memory_bytes")
+            info, strategy, dtype=load_options.dtype, max_memory_bytes=load_options.max_memory_bytes
         )
         self._interval_s = interval_s
         self._on_sample = on_sample
@@ -242,26 +167,22 @@ class RunHandle:
         self._gpu_samples: list[tuple[float, int]] = []
         self._messages: dict[str, dict[str, Any]] = {}
         self._cancelled = False
-        self._budget_stop: dict[str, float] | None = None
+        self._budget_stop: dict[str, Any] | None = None
         self._done = threading.Event()
         self._kill_lock = threading.Lock()
+        self._origin_lock = threading.Lock()
+        self._child: Child | None = None
+        self._limit: limits.MemoryLimit | None = None
+        self._limit_events: dict[str, Any] | None = None
+        self._returncode: int | None = None
+        self._start_error: str | None = None
+        self._sampler: Sampler | None = None
         self.report: Report | None = None
         self.callback_error: str | None = None
-        self._t0_s = now_s()
-        self._process = _take_child()
-        # The child writes its stderr to a file (never a pipe a chatty library could fill) and its temporary
-        # files into this run's folder, both removed when the run ends.
-        job = {**job, "stderr_path": str(run_dir / "stderr.txt"), "tmp_dir": str(run_dir / "tmp")}
-        assert self._process.stdin is not None
-        try:
-            self._process.stdin.write((json.dumps(job) + "\n").encode())
-            self._process.stdin.close()
-        except BrokenPipeError:  # the child died before it could take the job: the Report will say so
-            pass
-        self._sampler = Sampler(self._process.pid, interval_s=interval_s, on_sample=self._sample)
-        self._sampler.start()
-        self._reader = threading.Thread(target=self._read, name="offload-lab-reader", daemon=True)
-        self._reader.start()
+        self._request_s = now_s()
+        self._t0_s: float | None = None  # the load start (the child's "ready"); None until then
+        self._thread = threading.Thread(target=self._run, name="offload-lab-run", daemon=True)
+        self._thread.start()
 
     # ------------------------------------------------------------------------------ public
 
@@ -271,9 +192,9 @@ class RunHandle:
         return self._done.is_set()
 
     @property
-    def pid(self) -> int:
-        """The child process's PID."""
-        return self._process.pid
+    def pid(self) -> int | None:
+        """The child process's PID (None until it exists)."""
+        return self._child.pid if self._child is not None else None
 
     def cancel(self) -> None:
         """Stop the run: the child is terminated, temporary folders it used are removed, the Report says
@@ -298,22 +219,112 @@ class RunHandle:
 
     def _kill(self, sig: int | None) -> None:
         with self._kill_lock:
-            if self._process.poll() is not None:
-                return
+            if self._child is not None and self._returncode is None:
+                self._child.kill(sig)
+
+    def _get_child(self) -> Child:
+        if self._budget_mode == "systemd":
+            assert self._budget_bytes is not None
+            # The scope holds the whole process from its exec, imports included: the limit is the budget.
+            return SpawnedChild(prefix=limits.systemd_scope_command(self._budget_bytes, []))
+        if start_method() == "fork":
+            return ForkedChild(self._run_dir)
+        return SpawnedChild()
+
+    def _enter_limit(self, child: Child) -> None:
+        """Put the child in its own memory cgroup before it has its job (so before it loads anything)."""
+        if self._budget_mode != "cgroup" or self._budget_bytes is None:
+            return
+        # What the child holds now (pages shared with the zygote, or its own imports) stays charged where it
+        # was; the cgroup is charged for what it brings in from here. Its room is the budget minus what the
+        # child holds that could not be reclaimed (the same count the watchdog uses): library code pages,
+        # already cached, cost a real machine nothing extra either.
+        hello = getattr(child, "hello", {})
+        held = int(hello.get("non_reclaimable_bytes") or hello.get("rss_bytes") or 0)
+        room = max(self._budget_bytes - held, 16 * 2**20)
+        try:
+            self._limit = limits.MemoryLimit.create(room)
+            self._limit.add(child.pid)
+        except OSError as exc:  # the tree changed under us: fall back to the watchdog, and say so
+            if self._limit is not None:
+                self._limit.remove()
+                self._limit = None
+            self._budget_mode = "watchdog"
+            self._options["budget_note"] = f"no memory cgroup could be made ({exc}); the watchdog was used"
+
+    def _run(self) -> None:
+        global _active
+        try:
             try:
-                if os.name == "posix":
-                    os.killpg(self._process.pid, sig or signal.SIGKILL)
-                else:
-                    self._process.kill()
-            except (ProcessLookupError, PermissionError):
+                child = self._get_child()
+            except Exception as exc:  # no child at all: a crashed report, nothing to clean up but the folder
+                self._start_error = f"{type(exc).__name__}: {exc}"
+                raise
+            with self._kill_lock:
+                self._child = child
+            if self._cancelled:
+                child.kill(signal.SIGKILL)
+            self._enter_limit(child)
+            self._sampler = Sampler(child.pid, interval_s=self._interval_s, on_sample=self._sample)
+            try:
+                self._sampler.start()
+            except ProcessLookupError:
                 pass
+            child.send(json.dumps(self._job))
+            self._read(child)
+            self._returncode = child.wait(30)
+            try:
+                self._sampler.stop()
+            except Exception as exc:  # the sampler re-raises errors of its own thread here; samples are kept
+                self.callback_error = self.callback_error or f"{type(exc).__name__}: {exc}"
+            if self._limit is not None:
+                self._limit_events = self._limit.events()
+            self.report = self._build_report()
+        except BaseException as exc:  # never leave a waiter hanging: any failure here becomes a crashed report
+            self._kill(None)
+            if self._sampler is not None:
+                try:
+                    self._sampler.stop()
+                except Exception:
+                    pass
+            self.report = self._base_report(
+                outcome="crashed", error_kind="crashed", error=f"Offload Lab's runner failed: {exc!r}"
+            )
+        finally:
+            if self._child is not None:
+                self._child.close()
+            if self._limit is not None:
+                self._limit.remove()
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            # on_done runs before the run counts as finished: wait() returns, and a queued run starts, only
+            # after the caller has seen the report.
+            self._call(self._on_done, self.report)
+            if _active is self:
+                _active = None
+            _RUN_LOCK.release()
+            self._done.set()
+        refill_spare()
+
+    def _rel(self, t_s: float) -> float:
+        return t_s - (self._t0_s if self._t0_s is not None else self._request_s)
 
     def _sample(self, sample: MemorySample) -> None:
-        # Runs in the sampler thread at interval_s: the budget watchdog lives here so it reacts within one tick.
-        if self._budget_bytes is not None and self._budget_stop is None and sample.rss_bytes > self._budget_bytes:
-            self._budget_stop = {"t_s": sample.t_s - self._t0_s, "rss_bytes": sample.rss_bytes}
-            self._kill(None)
-        self._call(self._on_sample, replace(sample, t_s=sample.t_s - self._t0_s))
+        # Runs in the sampler thread at interval_s: the watchdog lives here so it reacts within one tick.
+        if self._budget_mode == "watchdog" and self._budget_bytes is not None and self._budget_stop is None:
+            counted = non_reclaimable_bytes(sample)
+            if counted > self._budget_bytes:
+                self._budget_stop = {
+                    "by": "watchdog",
+                    "t_s": self._rel(sample.t_s),
+                    "rss_bytes": sample.rss_bytes,
+                    "counted_bytes": counted,
+                }
+                self._kill(None)
+        with self._origin_lock:
+            if self._t0_s is None:
+                return  # start-up: kept in the Timeline (negative times), not streamed
+            shifted = replace(sample, t_s=sample.t_s - self._t0_s)
+        self._call(self._on_sample, shifted)
 
     def _call(self, callback: Callable[[Any], None] | None, value: Any) -> None:
         """Call a caller's callback; a bug in a plot must not turn a good load into a failed one."""
@@ -326,50 +337,30 @@ class RunHandle:
                 self.callback_error = f"{type(exc).__name__}: {exc}"
 
     def _add_event(self, t_s: float, label: str, kind: str) -> None:
-        event = Event(t_s=t_s - self._t0_s, label=label, kind=kind)
+        event = Event(t_s=t_s, label=label, kind=kind)  # absolute; shifted when the Timeline is built
         self._events.append(event)
-        self._call(self._on_event, event)
+        self._call(self._on_event, replace(event, t_s=self._rel(t_s)))
 
-    def _read(self) -> None:
-        global _active
-        try:
-            assert self._process.stdout is not None
-            for raw in self._process.stdout:
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    continue
-                kind = message.get("type")
-                self._messages[kind] = message
-                if kind == "ready":
-                    baseline = format_bytes(message["rss_bytes"])
-                    self._add_event(message["t_s"], f"imports done: baseline {baseline}", "ready")
-                elif kind == "event":
-                    self._add_event(message["t_s"], message["label"], message.get("kind", "info"))
-                elif kind == "gpu":
-                    self._gpu_samples.append((message["t_s"] - self._t0_s, int(message["bytes"])))
-            self._process.wait()
+    def _read(self, child: Child) -> None:
+        for raw in child.lines():
             try:
-                self._sampler.stop()
-            except Exception as exc:  # the sampler re-raises errors of its own thread here; samples are kept
-                self.callback_error = self.callback_error or f"{type(exc).__name__}: {exc}"
-            self.report = self._build_report()
-        except BaseException as exc:  # never leave a waiter hanging: any failure here becomes a crashed report
-            self._kill(None)
-            self._sampler.stop()
-            self.report = self._base_report(outcome="crashed", error=f"Offload Lab's runner failed: {exc!r}")
-        finally:
-            if self._process.stdout is not None:
-                self._process.stdout.close()
-            shutil.rmtree(self._run_dir, ignore_errors=True)
-            # on_done runs before the run counts as finished: wait() returns, and a queued run starts, only
-            # after the caller has seen the report.
-            self._call(self._on_done, self.report)
-            if _active is self:
-                _active = None
-            _RUN_LOCK.release()
-            self._done.set()
-        _refill_spare()
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            kind = message.get("type")
+            self._messages[kind] = message
+            if kind == MSG_READY:
+                with self._origin_lock:
+                    self._t0_s = float(message["t_s"])
+                held = [s for s in (self._sampler.samples if self._sampler else []) if s.t_s >= self._t0_s]
+                for sample in held:  # taken between the child's ready and this message: stream them now
+                    self._call(self._on_sample, replace(sample, t_s=sample.t_s - self._t0_s))
+                baseline = format_bytes(message["rss_bytes"])
+                self._add_event(message["t_s"], f"load starts: baseline {baseline}", "ready")
+            elif kind == MSG_EVENT:
+                self._add_event(message["t_s"], message["label"], message.get("kind", "info"))
+            elif kind == MSG_GPU:
+                self._gpu_samples.append((message["t_s"], int(message["bytes"])))
 
     def _stderr_tail(self) -> str:
         try:
@@ -380,6 +371,7 @@ class RunHandle:
         return lines[-1] if lines else ""
 
     def _base_report(self, **fields: Any) -> Report:
+        ready = self._messages.get(MSG_READY)
         return Report(
             strategy=self.strategy,
             checkpoint=self.checkpoint,
@@ -390,108 +382,160 @@ class RunHandle:
             if self._offload_folder and self._options.get("offload_folder")
             else None,
             budget_bytes=self._budget_bytes,
-            max_memory_bytes=self._job.get("max_memory_bytes"),
+            budget_mode=self._budget_mode,
+            max_memory_bytes=self._load_options.max_memory_bytes,
             options=self._options,
+            startup_s=(ready["t_s"] - self._request_s) if ready else None,
+            limit_events=self._limit_events,
             **fields,
         )
 
+    def _outcome(self, result: Any, error: Any, ready: Any, samples: list[MemorySample]) -> tuple[str, Any, Any]:
+        returncode = self._returncode
+        oom_kills = (self._limit_events or {}).get("oom_kill") or 0
+        if result:
+            return "ok", None, None
+        if self._cancelled:
+            return "cancelled", "The run was cancelled before it finished.", "cancelled"
+        if self._budget_stop is None and oom_kills > 0:
+            last = samples[-1] if samples else None
+            self._budget_stop = {
+                "by": "kernel",
+                "t_s": self._rel(last.t_s) if last else None,
+                "rss_bytes": last.rss_bytes if last else None,
+            }
+        if self._budget_stop is not None:
+            by = self._budget_stop["by"]
+            at = self._budget_stop.get("t_s")
+            rss = self._budget_stop.get("rss_bytes")
+            when = f"at {at:.2f} s" if at is not None else "early"
+            if by == "kernel":
+                crossed = (
+                    f"The kernel killed the load {when} (RSS {format_bytes(rss)}): the memory it could not "
+                    f"reclaim did not fit the budget of {format_bytes(self._budget_bytes)}"
+                )
+            else:
+                crossed = (
+                    f"Stopped {when}: memory that cannot be reclaimed reached "
+                    f"{format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over the "
+                    f"budget of {format_bytes(self._budget_bytes)}"
+                )
+            if ready is None:
+                return "stopped_by_budget", crossed + " before the load began; the budget is below what Python " \
+                    "and torch alone need, so raise it.", "budget"
+            return "stopped_by_budget", crossed + "; this strategy needs more RAM than the simulated machine has.", \
+                "budget"
+        if error:
+            return "error", error["message"], error.get("kind", "error")
+        if returncode is not None and returncode < 0:
+            sig = -returncode
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            last_rss = format_bytes(samples[-1].rss_bytes) if samples else "an unknown size"
+            if sig == getattr(signal, "SIGKILL", 9):
+                return "killed", (
+                    f"The loading process was killed by the operating system ({name}) at {last_rss} RSS; usually "
+                    "the machine ran out of memory: try a strategy with a lower peak or a smaller checkpoint."
+                ), "killed"
+            return "crashed", f"The loading process crashed ({name}) at {last_rss} RSS; your kernel is fine, run " \
+                "it again.", "crashed"
+        tail = self._stderr_tail()
+        code = "an unknown code" if returncode is None else f"code {returncode}"
+        return "crashed", f"The loading process exited with {code} before reporting" + (
+            f" ({tail})." if tail else "."
+        ), "crashed"
+
     def _build_report(self) -> Report:
-        ready = self._messages.get("ready")
-        result = self._messages.get("result")
-        error = self._messages.get("error")
+        ready = self._messages.get(MSG_READY)
+        result = self._messages.get(MSG_RESULT)
+        error = self._messages.get(MSG_ERROR)
+        assert self._sampler is not None
         # The run ends with the child's last message; what follows is the process exiting, not the load.
         end_t = (result or error or {}).get("t_s")
         samples = [s for s in self._sampler.samples if end_t is None or s.t_s <= end_t]
-        returncode = self._process.returncode
         baseline = ready["rss_bytes"] if ready else None
-
-        # The kernel's high-water mark: the child's own final reading, else the last one sampled after the reset.
-        kernel_peak = (result or error or {}).get("kernel_peak_bytes")
         ready_t = ready["t_s"] if ready else None
-        sampled_hwm = [
-            s.hwm_bytes for s in samples if s.hwm_bytes is not None and (ready_t is None or s.t_s >= ready_t)
-        ]
-        if sampled_hwm:
-            kernel_peak = max(kernel_peak or 0, max(sampled_hwm))
         after_ready = [s for s in samples if ready_t is None or s.t_s >= ready_t]
+
+        # The best honest peak this platform has, and where it came from (Report.peak_source).
+        final = result or error or {}
+        candidates: list[tuple[int, str]] = []
+        kernel_peak = final.get("kernel_peak_bytes")
+        child_source = final.get("peak_source") or ("VmHWM" if not portable_probe() else None)
+        if kernel_peak is not None:
+            candidates.append((int(kernel_peak), child_source or "VmHWM"))
+        sampled_hwm = [s.hwm_bytes for s in after_ready if s.hwm_bytes is not None]
+        if sampled_hwm:  # VmHWM read from outside (Linux), or peak_wset (Windows)
+            candidates.append((max(sampled_hwm), "VmHWM" if not portable_probe() and os.name != "nt" else "peak_wset"))
+        if final.get("own_peak_bytes") is not None and (child_source == "ru_maxrss" or not candidates):
+            candidates.append((int(final["own_peak_bytes"]), "ru_maxrss"))
         sampled_peak = max((s.rss_bytes for s in after_ready), default=None)
         # Linux keeps RSS counters per CPU and approximately: a sample can read a few hundred KB above VmHWM.
         # The reported peak is never below a sample the learner can see on the plot.
         if sampled_peak is not None:
-            kernel_peak = max(kernel_peak or 0, sampled_peak)
+            candidates.append((sampled_peak, "sampled"))
+        peak, source = max(candidates, key=lambda c: c[0]) if candidates else (None, None)
+        if source == "sampled" and len(candidates) > 1 and peak - max(c[0] for c in candidates[:-1]) < 2**20:
+            source = max(candidates[:-1], key=lambda c: c[0])[1]  # within counter noise: the kernel's figure
 
-        if result:
-            outcome, message, error_kind = "ok", None, None
-        elif self._cancelled:
-            outcome, message, error_kind = (
-                "cancelled",
-                "The run was cancelled before it finished.",
-                "cancelled",
-            )
-        elif self._budget_stop is not None:
-            outcome, error_kind = "stopped_by_budget", "budget"
-            crossed = (
-                f"Stopped at {self._budget_stop['t_s']:.2f} s: RSS reached "
-                f"{format_bytes(self._budget_stop['rss_bytes'])}, over the budget of {format_bytes(self._budget_bytes)}"
-            )
-            if ready is None:
-                message = crossed + " before the load began; the budget is below what Python and torch alone "
-                message += "need, so raise it."
-            else:
-                message = crossed + "; this strategy needs more RAM than the simulated machine has."
-        elif error:
-            outcome, message, error_kind = "error", error["message"], error.get("kind", "error")
-        elif returncode is not None and returncode < 0:
-            sig = -returncode
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            last = format_bytes(samples[-1].rss_bytes) if samples else "an unknown size"
-            if sig == getattr(signal, "SIGKILL", 9):
-                outcome, error_kind = "killed", "killed"
-                message = (
-                    f"The loading process was killed by the operating system ({name}) at {last} RSS; usually the "
-                    "machine ran out of memory: try a strategy with a lower peak or a smaller checkpoint."
-                )
-            else:
-                outcome, error_kind = "crashed", "crashed"
-                message = f"The loading process crashed ({name}) at {last} RSS; your kernel is fine, run it again."
-        else:
-            tail = self._stderr_tail()
-            outcome, error_kind = "crashed", "crashed"
-            message = f"The loading process exited with code {returncode} before reporting" + (
-                f" ({tail})." if tail else "."
-            )
+        outcome, message, error_kind = self._outcome(result, error, ready, samples)
 
         offload_files = offload_bytes = 0
         if self._offload_folder is not None:
             offload_files, offload_bytes = _written_since(self._offload_folder, self._offload_before)
 
         timeline = Timeline.from_absolute(
-            self._t0_s,
+            self._t0_s if self._t0_s is not None else self._request_s,
             samples,
-            [replace(e, t_s=e.t_s + self._t0_s) for e in self._events],
+            self._events,
             baseline_rss_bytes=baseline,
-            kernel_peak_bytes=kernel_peak,
+            kernel_peak_bytes=peak,
             gpu_samples=self._gpu_samples,
         )
+        if self._budget_stop is not None and self._budget_stop.get("t_s") is not None:
+            label = "stopped by the kernel (OOM kill)" if self._budget_stop["by"] == "kernel" else (
+                "stopped by the watchdog")
+            timeline.events.append(Event(float(self._budget_stop["t_s"]), label, "budget_stop"))
+            timeline.events.sort(key=lambda e: e.t_s)
+        details: dict[str, Any] = (
+            dict(result.get("details", {}))
+            if result
+            else ({"traceback": error["traceback"]} if error and error.get("traceback") else {})
+        )
+        if result and result.get("forward_times_s"):
+            details["forward_times_s"] = result["forward_times_s"]
+        if self._cold_cache is not None:
+            details["cold_cache"] = self._cold_cache
+        if self._budget_mode == "watchdog":
+            details["budget_counts"] = (
+                "RssAnon + RssShmem (memory the kernel cannot reclaim)"
+                if any(s.rss_anon_bytes is not None for s in samples)
+                else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
+            )
+        elif self._budget_mode in ("cgroup", "systemd"):
+            details["budget_counts"] = (
+                "what the kernel charged the child's memory cgroup: memory it allocated and page cache it brought "
+                "in after it started; pages already cached by another process are not charged (use cold_cache)"
+            )
         report = self._base_report(
             outcome=outcome,
             error=message,
             error_kind=error_kind,
             baseline_rss_bytes=baseline,
-            peak_rss_bytes=kernel_peak,
+            peak_rss_bytes=peak,
+            peak_source=source,
             sampled_peak_rss_bytes=sampled_peak,
             load_s=result.get("load_s") if result else None,
             forward_s=result.get("forward_s") if result else None,
+            steady_forward_s=result.get("steady_forward_s") if result else None,
+            major_faults=result.get("major_faults") if result else None,
             offload_folder_files=offload_files,
             offload_folder_bytes=offload_bytes,
             device_map=result.get("device_map", {}) if result else {},
             logits_sha256=result.get("logits_sha256") if result else None,
             stopped_by_budget=self._budget_stop is not None and not result,
-            budget_stop=self._budget_stop,
+            budget_stop=self._budget_stop if not result else None,
             gpu_peak_bytes=result.get("gpu_peak_bytes") if result else None,
-            details=dict(result.get("details", {}))
-            if result
-            else ({"traceback": error["traceback"]} if error and error.get("traceback") else {}),
+            details=details,
             versions=ready.get("versions", {}) if ready else {},
             timeline=timeline,
         )
@@ -506,11 +550,14 @@ def start(
     checkpoint: str | os.PathLike[str],
     strategy: str,
     *,
+    dtype: str = "keep",
     max_memory: str | int | None = None,
     offload_folder: str | os.PathLike[str] | None = None,
     offload_via: str = "from_pretrained",
     budget: str | int | None = None,
-    dtype: str = "keep",
+    cold_cache: bool = False,
+    forwards: int = 3,
+    forward_tokens: int = 16,
     low_cpu_mem_usage: bool = True,
     offload_and_reload: bool = False,
     gpu_max_memory: str | int | None = None,
@@ -523,14 +570,12 @@ def start(
 ) -> RunHandle:
     """Start one measured load in a fresh child process and return at once with a :class:`RunHandle`.
 
-    ``max_memory`` (offload_folder only) is the RAM weights may fill before the rest goes to ``offload_folder``;
-    without an ``offload_folder`` a temporary one is used and removed. ``budget`` simulates a smaller machine:
-    the child is stopped the moment its RSS crosses it. ``on_sample`` / ``on_event`` / ``on_done`` are called
-    from background threads as the run goes. ``queue=False`` refuses (``RunnerBusyError``) instead of waiting
-    when another run is in progress.
+    The options are those of :func:`run` (documented there), plus ``on_sample`` / ``on_event`` / ``on_done``,
+    called from background threads as the run goes (times in seconds from the load start), and ``queue``:
+    ``False`` refuses (``RunnerBusyError``) instead of waiting when another run is in progress.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> handle = start(make_checkpoint(size="8MB", shards=2), "manual_shards")
+    >>> handle = start(make_checkpoint(size="8MB", shards=2), "manual_shards", forwards=1)
     >>> handle.wait().outcome
     'ok'
     """
@@ -540,7 +585,12 @@ def start(
     max_memory_bytes = parse_size(max_memory, name="max_memory") if max_memory is not None else None
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
     gpu_bytes = parse_size(gpu_max_memory, name="gpu_max_memory") if gpu_max_memory is not None else None
-    LoadOptions(dtype=dtype, offload_via=offload_via)  # validates dtype and offload_via before any spawn
+    if not isinstance(forwards, int) or forwards < 1:
+        raise OptionError(f"forwards={forwards!r} must be a whole number of at least 1.", kind="bad_option")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise OptionError(f"threads={threads!r} must be a whole number of at least 1, or None.", kind="bad_option")
+    # Validates dtype, offload_via and forward_tokens before anything starts; the complete one is built below.
+    LoadOptions(dtype=dtype, offload_via=offload_via, forward_tokens=forward_tokens)
     check_architecture(info.folder)
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
@@ -548,6 +598,7 @@ def start(
             f"{format_bytes(info.largest_tensor_bytes)}), which must fit in RAM at least once; raise the budget.",
             kind="budget_too_small",
         )
+    budget_mode = limits.choose_mode(budget_bytes)
     if strategy == "offload_folder" and max_memory_bytes is None:
         max_memory_bytes = default_max_memory_bytes(info)
     learner_folder = _check_offload_folder(offload_folder) if offload_folder is not None else None
@@ -569,42 +620,62 @@ def start(
         if strategy == "manual_shards" and offload_and_reload:
             scratch = run_dir / "scratch"
             scratch.mkdir()
-        job = {
-            "checkpoint": str(info.folder),
-            "strategy": strategy,
-            "dtype": dtype,
-            "max_memory_bytes": max_memory_bytes if strategy == "offload_folder" else None,
-            "offload_folder": str(folder) if folder is not None and strategy == "offload_folder" else None,
-            "offload_via": offload_via,
-            "low_cpu_mem_usage": low_cpu_mem_usage,
-            "offload_and_reload": offload_and_reload,
-            "scratch_folder": str(scratch) if scratch else None,
-            "gpu_max_memory_bytes": gpu_bytes,
-            "threads": threads,
-        }
+        load_options = LoadOptions(
+            dtype=dtype,
+            max_memory_bytes=max_memory_bytes if strategy == "offload_folder" else None,
+            offload_folder=folder if strategy == "offload_folder" else None,
+            offload_via=offload_via,
+            low_cpu_mem_usage=low_cpu_mem_usage,
+            offload_and_reload=offload_and_reload,
+            scratch_folder=scratch,
+            gpu_max_memory_bytes=gpu_bytes,
+            forward_tokens=forward_tokens,
+        )
+        job = encode_job(
+            str(info.folder),
+            strategy,
+            load_options,
+            forwards=forwards,
+            threads=threads,
+            probe="portable" if portable_probe() else "native",
+            stderr_path=str(run_dir / "stderr.txt"),
+            tmp_dir=str(run_dir / "tmp"),
+        )
         options = {
             "dtype": dtype,
             "max_memory": max_memory,
             "offload_folder": str(learner_folder) if learner_folder else None,
             "offload_via": offload_via,
             "budget": budget,
+            "cold_cache": cold_cache,
+            "forwards": forwards,
+            "forward_tokens": forward_tokens,
             "low_cpu_mem_usage": low_cpu_mem_usage,
             "offload_and_reload": offload_and_reload,
             "gpu_max_memory": gpu_max_memory,
+            "threads": threads,
             "interval_s": interval_s,
+            "start_method": "spawn" if budget_mode == "systemd" else start_method(),
+            "probe": "portable" if portable_probe() else "native",
         }
+        # Before the child exists, so that it reads the checkpoint (and a learner's offload folder) from disk.
+        dropped = limits.cold_cache([info.folder, *([learner_folder] if learner_folder else [])]) if cold_cache \
+            else None
         handle = RunHandle(
             info=info,
             strategy=strategy,
             job=job,
+            load_options=load_options,
             options=options,
             run_dir=run_dir,
             offload_folder=folder if strategy == "offload_folder" else None,
             budget_bytes=budget_bytes,
+            budget_mode=budget_mode,
             interval_s=interval_s,
             on_sample=on_sample,
             on_event=on_event,
             on_done=on_done,
+            cold_cache_done=dropped,
         )
     except BaseException:
         _RUN_LOCK.release()
@@ -616,19 +687,62 @@ def start(
     return handle
 
 
-def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Report:
+def run(
+    checkpoint: str | os.PathLike[str],
+    strategy: str,
+    *,
+    dtype: str = "keep",
+    max_memory: str | int | None = None,
+    offload_folder: str | os.PathLike[str] | None = None,
+    offload_via: str = "from_pretrained",
+    budget: str | int | None = None,
+    cold_cache: bool = False,
+    forwards: int = 3,
+    forward_tokens: int = 16,
+    low_cpu_mem_usage: bool = True,
+    offload_and_reload: bool = False,
+    gpu_max_memory: str | int | None = None,
+    threads: int | None = None,
+    interval_s: float = 0.01,
+    on_sample: Callable[[MemorySample], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    on_done: Callable[[Report], None] | None = None,
+    queue: bool = True,
+) -> Report:
     """Load ``checkpoint`` with ``strategy`` in a fresh child process, measured; block until done.
 
-    Takes the keyword options of :func:`start`. Learner mistakes (a missing folder, a bad size) raise
-    :class:`~widgetlib.core.errors.OffloadLabError` before anything is spawned; whatever happens after the
-    spawn (an error in the load, a budget stop, a crash) comes back as the Report's ``outcome`` and ``error``.
+    - ``dtype``: ``"keep"`` (the checkpoint's own), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    - ``max_memory`` (offload_folder only): RAM weights may fill before the rest goes to ``offload_folder``
+      ("300MB"; default half the checkpoint). ``offload_folder``: where they go (default a temporary folder,
+      removed after). ``offload_via``: ``"from_pretrained"`` or ``"accelerate"``.
+    - ``budget``: simulate a smaller machine of this size ("1.2GB"): a real kernel memory limit where one can
+      be made, else a watchdog on the memory that cannot be reclaimed (``Report.budget_mode`` says which).
+    - ``cold_cache``: drop the checkpoint's (and the offload folder's) pages from the page cache first, so the
+      load and the forwards pay real disk reads (``Report.major_faults``).
+    - ``forwards``: forward passes after the load (``forward_s`` is the first, ``steady_forward_s`` the median of
+      the rest); ``forward_tokens``: tokens per forward.
+    - ``low_cpu_mem_usage``: the flag passed to ``from_pretrained`` (low_cpu_mem_usage strategy);
+      ``offload_and_reload`` (manual_shards): write every shard to a scratch folder and read it back;
+      ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads.
+    - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
+      :func:`start`.
+
+    Learner mistakes (a missing folder, a bad size) raise :class:`~widgetlib.core.errors.OffloadLabError` before
+    anything starts; whatever happens after (an error in the load, a budget stop, a crash) comes back as the
+    Report's ``outcome`` and ``error``.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> report = run(make_checkpoint(size="8MB"), "normal")
-    >>> report.outcome, report.peak_rss_bytes >= report.sampled_peak_rss_bytes
-    ('ok', True)
+    >>> report = run(make_checkpoint(size="8MB"), "normal", forwards=2)
+    >>> report.outcome, report.peak_rss_bytes >= report.sampled_peak_rss_bytes, report.steady_forward_s > 0
+    ('ok', True, True)
     """
-    handle = start(checkpoint, strategy, **options)
+    handle = start(
+        checkpoint, strategy, dtype=dtype, max_memory=max_memory, offload_folder=offload_folder,
+        offload_via=offload_via, budget=budget, cold_cache=cold_cache, forwards=forwards,
+        forward_tokens=forward_tokens, low_cpu_mem_usage=low_cpu_mem_usage, offload_and_reload=offload_and_reload,
+        gpu_max_memory=gpu_max_memory, threads=threads, interval_s=interval_s, on_sample=on_sample,
+        on_event=on_event, on_done=on_done, queue=queue,
+    )
     try:
         return handle.wait()
     except KeyboardInterrupt:  # an interrupted kernel must not leave a load running in another process

@@ -1,0 +1,370 @@
+"""The runner's child processes: a forked child from the zygote (the default), or a spawned one (the fallback).
+
+Both are hidden behind one small interface, :class:`Child`: ``pid``, ``send(line)``, ``lines()`` (the child's
+JSON lines until it closes its end), ``wait(timeout)`` (exit code, negative = killed by that signal), ``kill``.
+
+- **fork** (:class:`ForkedChild`, where ``os.fork`` exists and ``OFFLOAD_LAB_START`` is not ``spawn``): the
+  zygote (:mod:`widgetlib.measure.zygote`), started once per kernel, has imported torch and transformers; a run
+  asks it to fork, and the child connects back over a Unix socket in the run's folder. The zygote is restarted
+  when it speaks another protocol version or was started from other source files (a learner who upgraded
+  widgetlib in a running kernel).
+- **spawn** (:class:`SpawnedChild`: Windows, ``OFFLOAD_LAB_START=spawn``, or a budget enforced by wrapping the
+  command in ``systemd-run``): ``python -m widgetlib.measure.child`` imports everything itself. One such child
+  is kept spare (imported, waiting), so that path pays the import while nobody waits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION
+from .zygote import code_fingerprint
+
+__all__ = ["Child", "ForkedChild", "SpawnedChild", "child_env", "prewarm", "shutdown", "start_method"]
+
+# How long a run waits for the zygote to finish importing (a first run of a session, on a slow machine).
+_ZYGOTE_READY_TIMEOUT_S = 300.0
+
+
+def start_method() -> str:
+    """``"fork"`` (from the pre-imported zygote) where the OS can fork, else ``"spawn"``;
+    ``OFFLOAD_LAB_START=spawn`` forces the fallback (tested on Linux that way).
+
+    >>> start_method() in ("fork", "spawn")
+    True
+    """
+    if os.environ.get("OFFLOAD_LAB_START", "").strip().lower() == "spawn" or not hasattr(os, "fork"):
+        return "spawn"
+    if not hasattr(socket, "AF_UNIX"):
+        return "spawn"
+    return "fork"
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the zygote and spawned children: offline, quiet, this same widgetlib importable.
+
+    >>> child_env()["HF_HUB_OFFLINE"]
+    '1'
+    """
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",  # never reach for a hub: every checkpoint here is a local folder
+        TRANSFORMERS_OFFLINE="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        TQDM_DISABLE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class Child:
+    """A measuring child process, however it was started."""
+
+    pid: int
+
+    def send(self, line: str) -> None:
+        raise NotImplementedError
+
+    def lines(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        raise NotImplementedError
+
+    def kill(self, sig: int | None = None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ the zygote
+
+
+class _Zygote:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "widgetlib.measure.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=child_env(),
+            start_new_session=True,  # a Ctrl-C in the kernel does not reach it
+        )
+        self.fingerprint = code_fingerprint()
+        self.greeting: dict[str, object] | None = None
+        self.ready = threading.Event()
+        self._exits: dict[int, int] = {}
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        threading.Thread(target=self._read, name="offload-lab-zygote", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if message.get("type") == MSG_ZYGOTE_READY:
+                self.greeting = message
+                self.ready.set()
+            elif message.get("type") == MSG_EXIT:
+                with self._cond:
+                    self._exits[int(message["pid"])] = int(message["code"])
+                    self._cond.notify_all()
+        self.ready.set()  # gone: nobody waits forever
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def current(self) -> bool:
+        """Alive, and (once it has greeted) speaking this code's protocol from these source files."""
+        if not self.alive:
+            return False
+        if self.greeting is None:
+            return self.fingerprint == code_fingerprint()
+        return (
+            self.greeting.get("protocol") == PROTOCOL_VERSION and self.greeting.get("fingerprint") == code_fingerprint()
+        )
+
+    def fork(self, socket_path: str) -> None:
+        if not self.ready.wait(_ZYGOTE_READY_TIMEOUT_S) or not self.alive:
+            raise RuntimeError("the zygote process ended before it could fork a child")
+        assert self.process.stdin is not None
+        with self._write_lock:
+            self.process.stdin.write((json.dumps({"socket": socket_path}) + "\n").encode())
+            self.process.stdin.flush()
+
+    def exit_code(self, pid: int, timeout: float | None) -> int | None:
+        with self._cond:
+            self._cond.wait_for(lambda: pid in self._exits or not self.alive, timeout)
+            return self._exits.pop(pid, None)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()  # the zygote reads EOF and exits
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_zygote: _Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def _get_zygote() -> _Zygote:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.current:
+            old, _zygote = _zygote, _Zygote()
+            if old is not None:
+                threading.Thread(target=old.close, daemon=True).start()
+        return _zygote
+
+
+class ForkedChild(Child):
+    """A child forked by the zygote; it talks over a Unix socket at ``run_dir/child.sock``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._zygote = _get_zygote()
+        path = str(run_dir / "child.sock")
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(path)
+        self._server.listen(1)
+        self._zygote.fork(path)
+        self._server.settimeout(60)
+        conn, _ = self._server.accept()
+        self._server.close()
+        conn.settimeout(None)
+        self._conn = conn
+        self._reader = conn.makefile("r", encoding="utf-8")
+        self._writer = conn.makefile("w", encoding="utf-8")
+        self.hello = json.loads(self._reader.readline() or "{}")
+        if "pid" not in self.hello:
+            raise RuntimeError("the forked child closed its connection before saying hello")
+        self.pid = int(self.hello["pid"])
+        self._code: int | None = None
+
+    def send(self, line: str) -> None:
+        try:
+            self._writer.write(line + "\n")
+            self._writer.flush()
+        except OSError:  # the child died before it could take the job: the Report will say so
+            pass
+
+    def lines(self) -> Iterator[str]:
+        try:
+            yield from self._reader
+        except OSError:
+            return
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self._code is None:
+            self._code = self._zygote.exit_code(self.pid, timeout)
+        return self._code
+
+    def kill(self, sig: int | None = None) -> None:
+        if self._code is not None:
+            return
+        sig = sig or signal.SIGKILL
+        try:
+            os.killpg(self.pid, sig)  # its own session (setsid): helpers it started go too
+        except ProcessLookupError:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+        except PermissionError:
+            pass
+
+    def close(self) -> None:
+        for stream in (self._reader, self._writer, self._conn):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------- spawn fallback
+
+
+def _popen(prefix: list[str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*(prefix or []), sys.executable, "-m", "widgetlib.measure.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the child points its stderr at the run's own file once it has a job
+        env=child_env(),
+        start_new_session=(os.name == "posix"),
+    )
+
+
+_spare: subprocess.Popen[bytes] | None = None
+_spare_lock = threading.Lock()
+
+
+class SpawnedChild(Child):
+    """A fresh interpreter (``python -m widgetlib.measure.child``), optionally wrapped by ``prefix``
+    (``systemd-run ... --scope``); without a prefix the spare child is used when there is one."""
+
+    def __init__(self, prefix: list[str] | None = None) -> None:
+        global _spare
+        process = None
+        if prefix is None:
+            with _spare_lock:
+                process, _spare = _spare, None
+            if process is not None and process.poll() is not None:
+                _discard(process)
+                process = None
+        self._process = process or _popen(prefix)
+        assert self._process.stdout is not None
+        self._stdout = self._process.stdout
+        self.hello = json.loads(self._stdout.readline() or b"{}")
+        self.pid = int(self.hello.get("pid", self._process.pid))
+        if self.hello.get("protocol") not in (None, PROTOCOL_VERSION):
+            raise RuntimeError("a spare child from other code answered; it was discarded")
+
+    def send(self, line: str) -> None:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write((line + "\n").encode())
+            self._process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def lines(self) -> Iterator[str]:
+        for raw in self._stdout:
+            yield raw.decode("utf-8", errors="replace")
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self, sig: int | None = None) -> None:
+        if self._process.poll() is not None:
+            return
+        try:
+            if os.name == "posix":
+                os.killpg(self._process.pid, sig or signal.SIGKILL)
+            else:
+                self._process.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self) -> None:
+        self._stdout.close()
+
+
+def _discard(child: subprocess.Popen[bytes]) -> None:
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()  # a waiting child reads EOF on stdin and exits by itself
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def refill_spare() -> None:
+    """In spawn mode, start a spare child now (it imports while nobody waits). ``OFFLOAD_LAB_WARM_CHILD=0``
+    turns it off."""
+    global _spare
+    if start_method() != "spawn" or os.environ.get("OFFLOAD_LAB_WARM_CHILD", "1") == "0":
+        return
+    with _spare_lock:
+        if _spare is None or _spare.poll() is not None:
+            _spare = _popen()
+
+
+def prewarm() -> None:
+    """Start the zygote (fork mode) or a spare child (spawn mode) now, so the first run does not wait for
+    torch's import. Returns at once (the import runs in the other process).
+
+    >>> prewarm()
+    """
+    if start_method() == "fork":
+        _get_zygote()
+    else:
+        refill_spare()
+
+
+@atexit.register
+def shutdown() -> None:
+    """End the zygote and the spare child, if any (at interpreter exit; harmless to call any time).
+
+    >>> shutdown()
+    """
+    global _spare, _zygote
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        _discard(spare)
+    with _zygote_lock:
+        zygote, _zygote = _zygote, None
+    if zygote is not None:
+        zygote.close()
