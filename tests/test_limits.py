@@ -1,0 +1,194 @@
+"""A smaller machine that behaves like one, runs that start from a fork, the job schema, the portable probe.
+
+The budget tests choose their budget from the figures of unbudgeted runs of the same checkpoint: above what
+manual_shards cannot let the kernel reclaim (its anonymous memory), below its total RSS, and below what normal
+loading must hold (two anonymous copies). A real limit then lets the file-backed loads finish, paying re-reads
+from disk, and kills normal loading; the watchdog, forced, does the same by counting anonymous memory only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+from widgetlib import make_checkpoint, run, start
+from widgetlib.core.strategies import LoadOptions
+from widgetlib.measure import limits, processes
+from widgetlib.measure.memory import non_reclaimable_bytes
+from widgetlib.measure.protocol import PROTOCOL_VERSION, decode_job, encode_job
+from widgetlib.measure.report import Report
+
+linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc figures")
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> Path:
+    return make_checkpoint(size="100MB", shards=4)
+
+
+def _anon_peak(report: Report) -> int:
+    return max(non_reclaimable_bytes(s) for s in report.timeline.samples if s.t_s >= 0)
+
+
+@pytest.fixture(scope="module")
+def budget(checkpoint: Path) -> int:
+    """Between manual_shards' non-reclaimable peak and its total peak, below normal's non-reclaimable peak."""
+    manual = run(checkpoint, "manual_shards", forwards=1)
+    normal = run(checkpoint, "normal", forwards=1)
+    assert manual.ok and normal.ok, (manual.error, normal.error)
+    budget = _anon_peak(manual) + manual.checkpoint_bytes // 2
+    # The premises that make the test mean something (checked, not assumed):
+    assert _anon_peak(manual) < budget < manual.peak_rss_bytes
+    assert _anon_peak(normal) > budget + manual.checkpoint_bytes // 4
+    return budget
+
+
+def _leftover_cgroups() -> list[str]:
+    found = []
+    for parent in (limits._v1_parent(), limits._v2_parent()):
+        if parent is not None:
+            found += [p.name for p in parent.iterdir() if p.name.startswith(f"offload-lab-{os.getpid()}-")]
+    return found
+
+
+@linux_only
+def test_real_limit_lets_file_backed_loads_finish_and_kills_normal(checkpoint: Path, budget: int) -> None:
+    if limits.choose_mode(budget) != "cgroup":
+        pytest.skip("no memory cgroup can be made on this machine")
+    for strategy in ("manual_shards", "low_cpu_mem_usage"):
+        report = run(checkpoint, strategy, budget=budget, cold_cache=True, forwards=2)
+        assert report.budget_mode == "cgroup"
+        assert report.outcome == "ok", (strategy, report.error)
+        assert report.limit_events["oom_kill"] == 0
+        # The kernel charged the child and reclaimed: its pages came from disk, some of them more than once.
+        assert report.major_faults > 0, strategy
+        assert report.limit_events["max_usage_bytes"] <= report.limit_events["limit_bytes"]
+    stopped = run(checkpoint, "normal", budget=budget, cold_cache=True)
+    assert stopped.budget_mode == "cgroup"
+    assert stopped.outcome == "stopped_by_budget", stopped.error
+    assert stopped.budget_stop["by"] == "kernel"
+    assert stopped.limit_events["oom_kill"] >= 1
+    assert "kernel killed" in stopped.error
+    assert [e.kind for e in stopped.timeline.events].count("budget_stop") == 1
+    assert _leftover_cgroups() == []
+
+
+@linux_only
+def test_watchdog_counts_only_what_cannot_be_reclaimed(checkpoint: Path, budget: int, monkeypatch) -> None:
+    monkeypatch.setenv("OFFLOAD_LAB_BUDGET_MODE", "watchdog")
+    manual = run(checkpoint, "manual_shards", budget=budget, forwards=1)
+    assert manual.budget_mode == "watchdog"
+    assert manual.outcome == "ok", manual.error
+    assert manual.peak_rss_bytes > budget  # its file-backed pages went over; they are not what kills
+    assert "RssAnon" in manual.details["budget_counts"]
+    stopped = run(checkpoint, "normal", budget=budget)
+    assert stopped.outcome == "stopped_by_budget"
+    assert stopped.budget_stop["by"] == "watchdog"
+    assert stopped.budget_stop["counted_bytes"] > budget
+    assert stopped.limit_events is None
+    assert "budget_stop" in [e.kind for e in stopped.timeline.events]
+
+
+@linux_only
+def test_cancel_under_a_limit_removes_the_cgroup(checkpoint: Path, budget: int) -> None:
+    import threading
+
+    if limits.choose_mode(budget) != "cgroup":
+        pytest.skip("no memory cgroup can be made on this machine")
+    sampled = threading.Event()
+    handle = start(checkpoint, "low_cpu_mem_usage", budget=budget, on_sample=lambda s: sampled.set())
+    assert sampled.wait(60)
+    assert len(_leftover_cgroups()) == 1
+    handle.cancel()
+    assert handle.wait(30).outcome == "cancelled"
+    assert _leftover_cgroups() == []
+
+
+def test_runs_fork_from_the_zygote_and_start_at_the_load(small_checkpoint: Path) -> None:
+    if processes.start_method() != "fork":
+        pytest.skip("this OS has no fork")
+    streamed = []
+    parents = []
+    box = {}
+
+    def on_sample(sample) -> None:
+        streamed.append(sample)
+        if not parents and "handle" in box:
+            parents.append(psutil.Process(box["handle"].pid).ppid())
+
+    box["handle"] = start(small_checkpoint, "manual_shards", on_sample=on_sample, forwards=1)
+    report = box["handle"].wait(300)
+    assert report.outcome == "ok", report.error
+    # A fork of the pre-imported zygote, not a fresh interpreter: a board of four runs pays one import.
+    assert parents == [processes._zygote.process.pid]
+    assert report.options["start_method"] == "fork"
+    assert 0 < report.startup_s
+    # Time zero is the load start: nothing streamed before it, the ready event at 0.
+    assert streamed and min(s.t_s for s in streamed) >= 0
+    ready = [e for e in report.timeline.events if e.kind == "ready"]
+    assert ready[0].t_s == 0 and ready[0].label.startswith("load starts: baseline")
+
+
+def test_spawn_fallback_still_measures(small_checkpoint: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OFFLOAD_LAB_START", "spawn")
+    monkeypatch.setenv("OFFLOAD_LAB_WARM_CHILD", "0")
+    report = run(small_checkpoint, "low_cpu_mem_usage", forwards=1)
+    assert report.outcome == "ok", report.error
+    assert report.options["start_method"] == "spawn"
+    # A spawned child imports torch itself: its start-up samples are kept, before time zero.
+    assert any(s.t_s < 0 for s in report.timeline.samples)
+
+
+def test_forward_tokens_and_forwards_reach_the_child(small_checkpoint: Path) -> None:
+    four = run(small_checkpoint, "manual_shards", forward_tokens=4, forwards=3)
+    sixteen = run(small_checkpoint, "manual_shards", forward_tokens=16, forwards=1)
+    assert four.logits_sha256 != sixteen.logits_sha256  # different inputs really ran
+    assert len(four.details["forward_times_s"]) == 3 and four.steady_forward_s > 0
+    assert sixteen.steady_forward_s is None
+    assert four.options["forward_tokens"] == 4
+
+
+def test_a_stale_zygote_or_job_is_never_used() -> None:
+    job = encode_job("/ck", "normal", LoadOptions(forward_tokens=3), forwards=2)
+    assert decode_job(job)[1].forward_tokens == 3
+    with pytest.raises(Exception, match="protocol"):
+        decode_job({**job, "protocol": PROTOCOL_VERSION - 1})
+    with pytest.raises(Exception, match="unknown options"):
+        decode_job({**job, "options": {**job["options"], "offload_dir": "/x"}})
+    zygote = processes._Zygote.__new__(processes._Zygote)  # a zygote object without its process
+    zygote.process = type("P", (), {"poll": lambda self: None})()
+    zygote.fingerprint = processes.code_fingerprint()
+    zygote.greeting = {"protocol": PROTOCOL_VERSION, "fingerprint": zygote.fingerprint}
+    assert zygote.current
+    zygote.greeting = {"protocol": PROTOCOL_VERSION, "fingerprint": "from-old-code"}
+    assert not zygote.current
+    zygote.greeting = {"protocol": PROTOCOL_VERSION - 1, "fingerprint": zygote.fingerprint}
+    assert not zygote.current
+
+
+def test_portable_probe_never_crashes_and_names_its_peak(small_checkpoint: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OFFLOAD_LAB_PROBE", "portable")
+    monkeypatch.setenv("OFFLOAD_LAB_BUDGET_MODE", "watchdog")
+    report = run(small_checkpoint, "manual_shards", forwards=1, budget="50GB")
+    assert report.outcome == "ok", report.error
+    assert all(s.rss_anon_bytes is None and s.hwm_bytes is None for s in report.timeline.samples)
+    assert report.peak_source in ("ru_maxrss", "peak_wset", "sampled")
+    assert report.peak_rss_bytes >= report.sampled_peak_rss_bytes
+    assert "RSS (this platform" in report.details["budget_counts"]
+    Report.from_json(report.to_json()).summary()
+    monkeypatch.delenv("OFFLOAD_LAB_PROBE")
+    native = run(small_checkpoint, "manual_shards", forwards=1)
+    if os.path.exists("/proc/self/status"):
+        assert native.peak_source in ("VmHWM", "sampled")
+
+
+def test_cold_cache_drops_pages(small_checkpoint: Path) -> None:
+    done = limits.cold_cache([small_checkpoint])
+    if "note" in done:
+        pytest.skip(done["note"])
+    assert done["files"] >= 3 and done["bytes"] > 20_000_000
+    report = run(small_checkpoint, "low_cpu_mem_usage", cold_cache=True, forwards=1)
+    assert report.options["cold_cache"] is True and report.details["cold_cache"]["files"] >= 3
