@@ -124,3 +124,20 @@ def test_python_m_widgetlib_runs_the_cli(small_checkpoint):
     failed = subprocess.run([sys.executable, "-m", "widgetlib", "inspect", "/no/such/offload-lab-dir"],
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and _one_error_line(failed.stderr).endswith("make_checkpoint().")
+
+
+def test_version_and_load_options_reach_the_report(small_checkpoint, capsys):
+    from widgetlib import __version__
+
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    argv = ["load", str(small_checkpoint), "--strategy", "manual_shards", "--dtype", "bfloat16", "--cold-cache",
+            "--forwards", "2", "--forward-tokens", "5", "--threads", "1", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["options"]["dtype"] == "bfloat16" and report["options"]["cold_cache"] is True
+    assert report["options"]["forwards"] == 2 and report["options"]["forward_tokens"] == 5
+    assert len(report["details"]["forward_times_s"]) == 2 and report["steady_forward_s"] > 0
+    assert report["startup_s"] > 0 and report["peak_source"]
+    assert main(["load", str(small_checkpoint), "--strategy", "normal", "--forwards", "0"]) == 2
+    assert "forwards=0" in capsys.readouterr().err

@@ -7,8 +7,11 @@ Subcommands::
                                 [--seed 0] [--demo]
     offload-lab inspect DIR [--json]
     offload-lab load DIR --strategy NAME [--max-memory 300MB] [--offload-folder PATH] [--offload-via ...]
-                     [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--json]
-    offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--json] [--html report.html]
+                     [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--cold-cache] [--forwards 3]
+                     [--forward-tokens 16] [--threads N] [--json]
+    offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--cold-cache] [--forwards 3]
+                        [--json] [--html report.html]
+    offload-lab --version
 
 A learner's mistake (an :class:`~widgetlib.core.errors.OffloadLabError`) is printed as one ``error: ...`` line
 on stderr with exit status 2, never as a traceback. Each subcommand is one ``_add_<name>`` function that
@@ -77,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="offload-lab",
         description="Offload Lab: build Hugging Face checkpoints offline, inspect them, watch loading RAM.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"offload-lab {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add_subcommand in _SUBCOMMANDS:
         add_subcommand(subparsers)
@@ -232,8 +238,22 @@ def _table(info: Any) -> str:
 def _add_run_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("folder", metavar="DIR", help="the checkpoint folder (holds config.json)")
     sub.add_argument("--max-memory", help="offload_folder: RAM weights may fill before the rest goes to disk (300MB)")
-    sub.add_argument("--budget", help="simulate a smaller machine: stop the load when its RSS crosses this (8GB)")
+    sub.add_argument(
+        "--budget",
+        help="simulate a smaller machine of this size (8GB): a kernel memory limit where one can be made, else a "
+        "watchdog on the memory that cannot be reclaimed",
+    )
     sub.add_argument("--dtype", default="keep", help="keep (the checkpoint's), float32, bfloat16 or float16")
+    sub.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="drop the checkpoint's pages from the page cache first, so the load pays real disk reads",
+    )
+    sub.add_argument(
+        "--forwards", type=int, default=3, help="forward passes after the load: the first, then the median of the rest"
+    )
+    sub.add_argument("--forward-tokens", type=int, default=16, help="tokens per forward pass (default 16)")
+    sub.add_argument("--threads", type=int, help="torch threads in the loading process (default: torch's own)")
     sub.add_argument("--json", action="store_true", help="print the report(s) as one JSON document")
 
 
@@ -243,8 +263,8 @@ def _add_load(subparsers: Subparsers) -> None:
         help="load a checkpoint one way in a fresh process and report its memory and time",
         description=(
             "Load DIR with one strategy (normal, low_cpu_mem_usage, offload_folder, manual_shards) in a fresh "
-            "child process, sampled from outside, then run one forward pass. Prints a summary, or the whole "
-            "report with --json."
+            "child process, sampled from outside, then run the forward passes (--forwards). Prints a summary, or "
+            "the whole report with --json."
         ),
     )
     _add_run_options(sub)
@@ -257,7 +277,15 @@ def _add_load(subparsers: Subparsers) -> None:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"max_memory": args.max_memory, "budget": args.budget, "dtype": args.dtype}
+    return {
+        "max_memory": args.max_memory,
+        "budget": args.budget,
+        "dtype": args.dtype,
+        "cold_cache": args.cold_cache,
+        "forwards": args.forwards,
+        "forward_tokens": args.forward_tokens,
+        "threads": args.threads,
+    }
 
 
 def _run_load(args: argparse.Namespace) -> int:
