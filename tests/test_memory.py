@@ -511,6 +511,7 @@ def test_timeline_dict_is_column_oriented():
         "rss_file_bytes",
         "hwm_bytes",
         "uss_bytes",
+        "rss_shmem_bytes",
     }
     assert d["samples"]["rss_anon_bytes"] == [300_000_000, 400_000_000, None]
     assert d["samples"]["uss_bytes"] == [None, 350_000_000, None]

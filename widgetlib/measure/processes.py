@@ -109,22 +109,24 @@ class _Zygote:
         self._exits: dict[int, int] = {}
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
-        threading.Thread(target=self._read, name="offload-lab-zygote", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="offload-lab-zygote", daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                continue
-            if message.get("type") == MSG_ZYGOTE_READY:
-                self.greeting = message
-                self.ready.set()
-            elif message.get("type") == MSG_EXIT:
-                with self._cond:
-                    self._exits[int(message["pid"])] = int(message["code"])
-                    self._cond.notify_all()
+        with self.process.stdout:
+            for raw in self.process.stdout:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if message.get("type") == MSG_ZYGOTE_READY:
+                    self.greeting = message
+                    self.ready.set()
+                elif message.get("type") == MSG_EXIT:
+                    with self._cond:
+                        self._exits[int(message["pid"])] = int(message["code"])
+                        self._cond.notify_all()
         self.ready.set()  # gone: nobody waits forever
         with self._cond:
             self._cond.notify_all()
@@ -168,6 +170,7 @@ class _Zygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(5)  # it closes the zygote's stdout on EOF
 
 
 _zygote: _Zygote | None = None

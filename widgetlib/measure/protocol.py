@@ -10,6 +10,7 @@ Every process speaks JSON lines. The parent sends exactly one job: the strategy 
 code (a learner who upgraded widgetlib in a running kernel) answers with its own version, and the runner
 restarts it instead of using it.
 
+>>> import json
 >>> from widgetlib.core.strategies import LoadOptions
 >>> job = encode_job("/ck", "manual_shards", LoadOptions(dtype="bfloat16", forward_tokens=4), forwards=3)
 >>> strategy, options, extra = decode_job(json.loads(json.dumps(job)))
