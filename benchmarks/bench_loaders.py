@@ -261,6 +261,12 @@ def measured_run(folder: Path, row: Row, args: argparse.Namespace, *, interval_s
         "error": report.error,
         "load_s": report.load_s,
         "forward_s": report.forward_s,
+        "steady_forward_s": report.steady_forward_s,
+        "startup_s": report.startup_s,
+        "major_faults": report.major_faults,
+        "budget_mode": report.budget_mode,
+        "limit_events": report.limit_events,
+        "peak_source": report.peak_source,
         "time_to_first_forward_s": report.time_to_first_forward_s,
         "baseline_rss_bytes": report.baseline_rss_bytes,
         "peak_rss_bytes": report.peak_rss_bytes,
@@ -290,6 +296,8 @@ def measured_run(folder: Path, row: Row, args: argparse.Namespace, *, interval_s
 _MEDIAN_KEYS = (
     "load_s",
     "forward_s",
+    "steady_forward_s",
+    "startup_s",
     "time_to_first_forward_s",
     "peak_rss_bytes",
     "baseline_rss_bytes",
@@ -372,8 +380,38 @@ def sampler_overhead(folder: Path, row: Row, args: argparse.Namespace, repeats: 
 # ------------------------------------------------------------------------------------------------ targets
 
 
+def startup_latency(repeats: int) -> dict[str, Any]:
+    """Median time from a ``run()`` call to the child ready (``Report.startup_s``) once the lab is warm.
+
+    A tiny checkpoint, so the figure is the start-up alone; the first run (which may wait for the zygote's
+    import) is reported apart and left out of the median.
+    """
+    import widgetlib
+    from widgetlib.measure.processes import prewarm, start_method
+
+    folder = widgetlib.make_checkpoint(size="8MB", shards=2)
+    t = time.perf_counter()
+    prewarm()
+    first = widgetlib.run(folder, "manual_shards", forwards=1)
+    first_s = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        report = widgetlib.run(folder, "manual_shards", forwards=1)
+        if report.startup_s is not None:
+            times.append(report.startup_s)
+    return {
+        "start_method": start_method(),
+        "first_run_startup_s": first.startup_s,
+        "first_run_wall_s_including_zygote_import": round(first_s, 3),
+        "repeats": repeats,
+        "startup_s": [round(x, 4) for x in times],
+        "median_startup_s": statistics.median(times) if times else None,
+    }
+
+
 def check_targets(
-    rows: dict[str, dict[str, Any]], overhead: dict[str, Any] | None, info: Any, max_memory_bytes: int
+    rows: dict[str, dict[str, Any]], overhead: dict[str, Any] | None, info: Any, max_memory_bytes: int,
+    startup: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     from widgetlib import format_bytes
 
@@ -444,6 +482,16 @@ def check_targets(
         )
     else:
         add("(d) sampler overhead", None, "not measured (--overhead-repeats 0)")
+    if startup and startup.get("median_startup_s") is not None:
+        median = startup["median_startup_s"]
+        add(
+            "(e) run() to child ready <= 0.3 s median once warm",
+            median <= 0.3,
+            f"median {median:.3f} s over {len(startup['startup_s'])} runs ({startup['start_method']}); "
+            f"first run {startup['first_run_wall_s_including_zygote_import']:.1f} s including the zygote's import",
+        )
+    else:
+        add("(e) start-up", None, "not measured (--startup-repeats 0)")
     return targets
 
 
@@ -501,6 +549,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="runs per row, interleaved; medians reported")
     p.add_argument("--rows", default=",".join(ROW_KEYS), help=f"comma-separated subset of: {', '.join(ROW_KEYS)}")
     p.add_argument("--overhead-repeats", type=int, default=5, help="runs per interval for target (d); 0 skips it")
+    p.add_argument("--startup-repeats", type=int, default=7, help="runs for target (e), start-up; 0 skips it")
     p.add_argument("--overhead-strategy", default="manual_shards", choices=ROW_KEYS[1:])
     p.add_argument("--delete-checkpoint", action="store_true", help="delete the checkpoint folder at the end")
     p.add_argument("--json", dest="json_path", default=None, help="write the full result here")
@@ -572,7 +621,13 @@ def main(argv: list[str] | None = None, log: Callable[..., None] = print) -> int
         log(f"sampler overhead: {row.key}, interval_s 0.01 vs 1.0, {args.overhead_repeats} runs each (ABBA)")
         overhead = sampler_overhead(folder, row, args, args.overhead_repeats)
 
-    targets = check_targets(summaries, overhead, info, max_memory_bytes)
+    startup = None
+    if args.startup_repeats > 0:
+        log(f"start-up: {args.startup_repeats} runs of a tiny checkpoint, run() to child ready")
+        startup = startup_latency(args.startup_repeats)
+        log(f"start-up median {startup['median_startup_s']} s ({startup['start_method']}): {startup['startup_s']}")
+
+    targets = check_targets(summaries, overhead, info, max_memory_bytes, startup)
     table = markdown_table([(r, summaries[r.key]) for r in selected], note_repeats=args.repeat > 1)
     loadavg_end = _loadavg()
     wall_s = time.perf_counter() - t_start
@@ -641,6 +696,7 @@ def main(argv: list[str] | None = None, log: Callable[..., None] = print) -> int
             ],
             "logits_identical": len(hashes) <= 1,
             "overhead": overhead,
+            "startup": startup,
             "targets": targets,
             "table_markdown": table,
             "wall_s": round(wall_s, 1),
