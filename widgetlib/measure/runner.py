@@ -40,6 +40,9 @@ from ..core.estimates import estimate_peak
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import LoadOptions, check_architecture, check_strategy
 from . import limits
+from .folders import check_offload_folder as _check_offload_folder
+from .folders import snapshot as _snapshot
+from .folders import written_since as _written_since
 from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
 from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
 from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
@@ -70,53 +73,6 @@ def default_max_memory_bytes(info: CheckpointInfo) -> int:
     True
     """
     return max(info.total_bytes // 2, info.largest_tensor_bytes)
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            stat = path.stat()
-            found[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
-    return found
-
-
-def _written_since(folder: Path, before: dict[str, tuple[int, int]]) -> tuple[int, int]:
-    """Files and bytes that are new or changed in ``folder`` since ``before``."""
-    files = size = 0
-    for name, (n_bytes, mtime) in _snapshot(folder).items():
-        if before.get(name) != (n_bytes, mtime):
-            files += 1
-            size += n_bytes
-    return files, size
-
-
-def _check_offload_folder(value: str | os.PathLike[str]) -> Path:
-    folder = Path(value).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
-        raise OptionError(
-            f"offload_folder {folder} is a file, not a folder; give a folder path.",
-            kind="offload_not_writable",
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OptionError(
-            f"offload_folder {folder} cannot be created ({exc.strerror}); choose a folder you can write to.",
-            kind="offload_not_writable",
-        ) from None
-    probe = folder / f".offload-lab-write-test-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError:
-        raise OptionError(
-            f"offload_folder {folder} is not writable; choose a folder you can write to.",
-            kind="offload_not_writable",
-        ) from None
-    return folder
 
 
 class RunHandle:
@@ -233,14 +189,27 @@ class RunHandle:
 
     def _enter_limit(self, child: Child) -> None:
         """Put the child in its own memory cgroup before it has its job (so before it loads anything)."""
-        if self._budget_mode != "cgroup" or self._budget_bytes is None:
+        if self._budget_bytes is None:
+            return
+        hello = getattr(child, "hello", {})
+        held = int(hello.get("non_reclaimable_bytes") or hello.get("rss_bytes") or 0)
+        if self._budget_mode in ("cgroup", "watchdog") and held > self._budget_bytes:
+            # Python and torch alone do not fit: a machine this small could not even start. Under a cgroup the
+            # kernel would never see it (those pages are the zygote's), so the runner stops it here.
+            self._budget_stop = {
+                "by": "watchdog",
+                "t_s": self._rel(now_s()),
+                "rss_bytes": int(hello.get("rss_bytes") or held),
+                "counted_bytes": held,
+            }
+            child.kill(signal.SIGKILL)
+            return
+        if self._budget_mode != "cgroup":
             return
         # What the child holds now (pages shared with the zygote, or its own imports) stays charged where it
         # was; the cgroup is charged for what it brings in from here. Its room is the budget minus what the
         # child holds that could not be reclaimed (the same count the watchdog uses): library code pages,
         # already cached, cost a real machine nothing extra either.
-        hello = getattr(child, "hello", {})
-        held = int(hello.get("non_reclaimable_bytes") or hello.get("rss_bytes") or 0)
         room = max(self._budget_bytes - held, 16 * 2**20)
         try:
             self._limit = limits.MemoryLimit.create(room)
