@@ -30,7 +30,9 @@ def checkpoint() -> Path:
 
 
 def _anon_peak(report: Report) -> int:
-    return max(non_reclaimable_bytes(s) for s in report.timeline.samples if s.t_s >= 0)
+    peak = max(non_reclaimable_bytes(s) for s in report.timeline.samples if s.t_s >= 0)
+    assert report.non_reclaimable_peak_bytes == peak  # the Report field a lesson picks its budget from
+    return peak
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +177,7 @@ def test_portable_probe_never_crashes_and_names_its_peak(small_checkpoint: Path,
     report = run(small_checkpoint, "manual_shards", forwards=1, budget="50GB")
     assert report.outcome == "ok", report.error
     assert all(s.rss_anon_bytes is None and s.hwm_bytes is None for s in report.timeline.samples)
+    assert report.non_reclaimable_peak_bytes is None
     assert report.peak_source in ("ru_maxrss", "peak_wset", "sampled")
     assert report.peak_rss_bytes >= report.sampled_peak_rss_bytes
     assert "RSS (this platform" in report.details["budget_counts"]

@@ -54,6 +54,9 @@ class Report:
     major_faults: int | None = None
     # Where peak_rss_bytes came from: "VmHWM" | "ru_maxrss" | "peak_wset" | "sampled".
     peak_source: str | None = None
+    # The highest sampled RssAnon + RssShmem after the load start: what a real limit (or the watchdog) counts.
+    # None where the platform gives no anonymous/file split (macOS, Windows, the portable probe).
+    non_reclaimable_peak_bytes: int | None = None
     offload_folder: str | None = None
     offload_folder_files: int = 0
     offload_folder_bytes: int = 0

@@ -493,6 +493,9 @@ class RunHandle:
             peak_rss_bytes=peak,
             peak_source=source,
             sampled_peak_rss_bytes=sampled_peak,
+            non_reclaimable_peak_bytes=max(
+                (non_reclaimable_bytes(s) for s in after_ready if s.rss_anon_bytes is not None), default=None
+            ),
             load_s=result.get("load_s") if result else None,
             forward_s=result.get("forward_s") if result else None,
             steady_forward_s=result.get("steady_forward_s") if result else None,
