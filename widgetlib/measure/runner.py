@@ -351,7 +351,8 @@ class RunHandle:
             if self._offload_folder and self._options.get("offload_folder")
             else None,
             budget_bytes=self._budget_bytes,
-            budget_mode=self._budget_mode,
+            # Published as "cgroup" | "watchdog" | None; a systemd scope is a cgroup too (details say which).
+            budget_mode="cgroup" if self._budget_mode == "systemd" else self._budget_mode,
             max_memory_bytes=self._load_options.max_memory_bytes,
             options=self._options,
             startup_s=(ready["t_s"] - self._request_s) if ready else None,
@@ -362,6 +363,8 @@ class RunHandle:
     def _outcome(self, result: Any, error: Any, ready: Any, samples: list[MemorySample]) -> tuple[str, Any, Any]:
         returncode = self._returncode
         oom_kills = (self._limit_events or {}).get("oom_kill") or 0
+        if self._budget_mode == "systemd" and returncode == -9 and not self._cancelled:
+            oom_kills = 1  # the scope's cgroup is systemd's, not ours to read: a SIGKILL in it is its OOM kill
         if result:
             return "ok", None, None
         if self._cancelled:
@@ -480,7 +483,11 @@ class RunHandle:
                 if any(s.rss_anon_bytes is not None for s in samples)
                 else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
             )
-        elif self._budget_mode in ("cgroup", "systemd"):
+        if self._budget_mode == "systemd":
+            details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)"
+        elif self._limit is not None:
+            details["budget_mechanism"] = f"cgroup v{self._limit.version} at {self._limit.path}"
+        if self._budget_mode in ("cgroup", "systemd"):
             details["budget_counts"] = (
                 "what the kernel charged the child's memory cgroup: memory it allocated and page cache it brought "
                 "in after it started; pages already cached by another process are not charged (use cold_cache)"
