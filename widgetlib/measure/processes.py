@@ -3,14 +3,14 @@
 Both are hidden behind one small interface, :class:`Child`: ``pid``, ``send(line)``, ``lines()`` (the child's
 JSON lines until it closes its end), ``wait(timeout)`` (exit code, negative = killed by that signal), ``kill``.
 
-- **fork** (:class:`ForkedChild`, where ``os.fork`` exists and ``OFFLOAD_LAB_START`` is not ``spawn``): the
+- **fork** (:class:`ForkedChild`: Linux, or macOS with ``OFFLOAD_LAB_START=fork``; not with ``=spawn``): the
   zygote (:mod:`widgetlib.measure.zygote`), started once per kernel, has imported torch and transformers; a run
   asks it to fork, and the child connects back over a Unix socket in the run's folder. The zygote is restarted
   when it speaks another protocol version or was started from other source files (a learner who upgraded
   widgetlib in a running kernel).
-- **spawn** (:class:`SpawnedChild`: Windows, ``OFFLOAD_LAB_START=spawn``, or a budget enforced by wrapping the
-  command in ``systemd-run``): ``python -m widgetlib.measure.child`` imports everything itself. One such child
-  is kept spare (imported, waiting), so that path pays the import while nobody waits.
+- **spawn** (:class:`SpawnedChild`: Windows, macOS by default, ``OFFLOAD_LAB_START=spawn``, or a budget enforced
+  by wrapping the command in ``systemd-run``): ``python -m widgetlib.measure.child`` imports everything itself.
+  One such child is kept spare (imported, waiting), so that path pays the import while nobody waits.
 """
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ def start_method() -> str:
     >>> start_method() in ("fork", "spawn")
     True
     """
-    if os.environ.get("OFFLOAD_LAB_START", "").strip().lower() == "spawn" or not hasattr(os, "fork"):
+    chosen = os.environ.get("OFFLOAD_LAB_START", "").strip().lower()
+    if chosen == "spawn" or not hasattr(os, "fork") or not hasattr(socket, "AF_UNIX"):
         return "spawn"
-    if not hasattr(socket, "AF_UNIX"):
+    # macOS: Apple's system libraries are not fork-safe once initialised (CPython's multiprocessing defaults to
+    # spawn there since 3.8 for that reason), so fork only when asked (OFFLOAD_LAB_START=fork).
+    if sys.platform == "darwin" and chosen != "fork":
         return "spawn"
     return "fork"
 

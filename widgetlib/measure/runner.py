@@ -202,7 +202,7 @@ class RunHandle:
                 "rss_bytes": int(hello.get("rss_bytes") or held),
                 "counted_bytes": held,
             }
-            child.kill(signal.SIGKILL)
+            child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
             return
         if self._budget_mode != "cgroup":
             return
@@ -232,7 +232,7 @@ class RunHandle:
             with self._kill_lock:
                 self._child = child
             if self._cancelled:
-                child.kill(signal.SIGKILL)
+                child.kill(None)
             self._enter_limit(child)
             self._sampler = Sampler(child.pid, interval_s=self._interval_s, on_sample=self._sample)
             try:
