@@ -285,12 +285,20 @@ class SpawnedChild(Child):
                 _discard(process)
                 process = None
         self._process = process or _popen(prefix)
+        self.hello = self._read_hello()
+        if process is not None and self.hello.get("protocol") != PROTOCOL_VERSION:
+            _discard(self._process)  # a spare started by other code: never used with this code's job
+            self._process = _popen(prefix)
+            self.hello = self._read_hello()
+        self.pid = int(self.hello.get("pid", self._process.pid))
+
+    def _read_hello(self) -> dict[str, object]:
         assert self._process.stdout is not None
         self._stdout = self._process.stdout
-        self.hello = json.loads(self._stdout.readline() or b"{}")
-        self.pid = int(self.hello.get("pid", self._process.pid))
-        if self.hello.get("protocol") not in (None, PROTOCOL_VERSION):
-            raise RuntimeError("a spare child from other code answered; it was discarded")
+        try:
+            return json.loads(self._stdout.readline() or b"{}")
+        except ValueError:
+            return {}
 
     def send(self, line: str) -> None:
         assert self._process.stdin is not None
