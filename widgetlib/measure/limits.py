@@ -23,9 +23,9 @@ other process's cgroup, which is why the runner sets the limit to the budget min
 and why ``cold_cache=True`` (drop the checkpoint's pages first) makes a file-backed load pay its re-reads here.
 
 Where none of this works (macOS, Windows, a locked-down container), :func:`choose_mode` says ``"watchdog"``
-and the runner counts only what cannot be reclaimed (Linux: RssAnon + RssShmem; elsewhere: RSS, the only
-figure there is) against the budget. ``OFFLOAD_LAB_BUDGET_MODE=watchdog`` forces that path; ``=cgroup`` refuses
-to fall back.
+and the runner counts the start-up RSS plus the growth of what cannot be reclaimed (Linux: RssAnon +
+RssShmem; elsewhere: RSS, the only figure there is) against the budget. ``OFFLOAD_LAB_BUDGET_MODE=watchdog``
+forces that path; ``=cgroup`` refuses to fall back.
 
 >>> choose_mode(None) is None
 True

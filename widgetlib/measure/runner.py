@@ -130,6 +130,7 @@ class RunHandle:
         self._child: Child | None = None
         self._limit: limits.MemoryLimit | None = None
         self._limit_events: dict[str, Any] | None = None
+        self._watch_offset = 0  # the file-backed pages the child held at its start (see _enter_limit)
         self._returncode: int | None = None
         self._start_error: str | None = None
         self._sampler: Sampler | None = None
@@ -188,28 +189,30 @@ class RunHandle:
         return SpawnedChild()
 
     def _enter_limit(self, child: Child) -> None:
-        """Put the child in its own memory cgroup before it has its job (so before it loads anything)."""
+        """Put the child in its own memory cgroup before it has its job (so before it loads anything).
+
+        One rule for both modes: the budget is a machine's RAM, and what the child holds when it starts (its
+        RSS: Python, torch, transformers, code pages included) is already in use. The room left is
+        ``budget - that``. Under a cgroup the kernel enforces the room on what the child brings in from here
+        (the pages it holds now stay charged where they were: the zygote's, or its own imports), reclaiming
+        file-backed pages and killing only when what it cannot reclaim does not fit. The watchdog counts the
+        same thing from outside: the growth of RssAnon + RssShmem above the start, against the same room.
+        """
         if self._budget_bytes is None:
             return
         hello = getattr(child, "hello", {})
-        held = int(hello.get("non_reclaimable_bytes") or hello.get("rss_bytes") or 0)
+        held = int(hello.get("rss_bytes") or 0)
+        held_anon = int(hello.get("non_reclaimable_bytes") or held)
+        # The watchdog compares non_reclaimable + this with the budget: the start's file pages count as in use.
+        self._watch_offset = max(held - held_anon, 0)
         if self._budget_mode in ("cgroup", "watchdog") and held > self._budget_bytes:
             # Python and torch alone do not fit: a machine this small could not even start. Under a cgroup the
             # kernel would never see it (those pages are the zygote's), so the runner stops it here.
-            self._budget_stop = {
-                "by": "watchdog",
-                "t_s": self._rel(now_s()),
-                "rss_bytes": int(hello.get("rss_bytes") or held),
-                "counted_bytes": held,
-            }
+            self._budget_stop = {"by": "watchdog", "t_s": self._rel(now_s()), "rss_bytes": held, "counted_bytes": held}
             child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
             return
         if self._budget_mode != "cgroup":
             return
-        # What the child holds now (pages shared with the zygote, or its own imports) stays charged where it
-        # was; the cgroup is charged for what it brings in from here. Its room is the budget minus what the
-        # child holds that could not be reclaimed (the same count the watchdog uses): library code pages,
-        # already cached, cost a real machine nothing extra either.
         room = max(self._budget_bytes - held, 16 * 2**20)
         try:
             self._limit = limits.MemoryLimit.create(room)
@@ -280,7 +283,7 @@ class RunHandle:
     def _sample(self, sample: MemorySample) -> None:
         # Runs in the sampler thread at interval_s: the watchdog lives here so it reacts within one tick.
         if self._budget_mode == "watchdog" and self._budget_bytes is not None and self._budget_stop is None:
-            counted = non_reclaimable_bytes(sample)
+            counted = non_reclaimable_bytes(sample) + self._watch_offset
             if counted > self._budget_bytes:
                 self._budget_stop = {
                     "by": "watchdog",
@@ -388,9 +391,9 @@ class RunHandle:
                 )
             else:
                 crossed = (
-                    f"Stopped {when}: memory that cannot be reclaimed reached "
-                    f"{format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over the "
-                    f"budget of {format_bytes(self._budget_bytes)}"
+                    f"Stopped {when}: the start-up RSS plus the memory the load added that cannot be reclaimed "
+                    f"reached {format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over "
+                    f"the budget of {format_bytes(self._budget_bytes)}"
                 )
             if ready is None:
                 return "stopped_by_budget", crossed + " before the load began; the budget is below what Python " \
@@ -479,7 +482,7 @@ class RunHandle:
             details["cold_cache"] = self._cold_cache
         if self._budget_mode == "watchdog":
             details["budget_counts"] = (
-                "RssAnon + RssShmem (memory the kernel cannot reclaim)"
+                "the RSS at start-up plus the growth of RssAnon + RssShmem (memory the kernel cannot reclaim)"
                 if any(s.rss_anon_bytes is not None for s in samples)
                 else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
             )
@@ -489,8 +492,9 @@ class RunHandle:
             details["budget_mechanism"] = f"cgroup v{self._limit.version} at {self._limit.path}"
         if self._budget_mode in ("cgroup", "systemd"):
             details["budget_counts"] = (
-                "what the kernel charged the child's memory cgroup: memory it allocated and page cache it brought "
-                "in after it started; pages already cached by another process are not charged (use cold_cache)"
+                "the RSS at start-up, plus what the kernel charged the child's memory cgroup (limit = budget minus "
+                "that RSS): memory it allocated and page cache it brought in after it started, file pages reclaimed "
+                "under pressure; pages already cached by another process are not charged (use cold_cache)"
             )
         report = self._base_report(
             outcome=outcome,
