@@ -214,9 +214,11 @@ def serve(
         # The baseline is taken after every import and the warm-up: what the load adds is what is measured.
         peak_reset = reset_kernel_peak()
         faults_start = major_faults()
+        at_ready = read_memory()
         channel.send(
             MSG_READY,
-            rss_bytes=read_memory().rss_bytes,
+            rss_bytes=at_ready.rss_bytes,
+            non_reclaimable_bytes=non_reclaimable_bytes(at_ready),
             versions=_versions(),
             cuda=use_gpu,
             peak_reset=peak_reset,
@@ -224,6 +226,10 @@ def serve(
             forked=forked,
         )
 
+        if extra.get("go_after_ready"):
+            # With a budget the runner sets the room from this baseline before the load may begin.
+            if read_line().strip() != "go":
+                return 0
         stop_gpu = threading.Event()
         if use_gpu:
             threading.Thread(target=_gpu_reporter, args=(channel, stop_gpu), daemon=True).start()

@@ -211,6 +211,12 @@ class MemoryLimit:
             raise
         return cls(path, 1, limit_bytes)
 
+    def set_limit(self, limit_bytes: int) -> None:
+        """Change the limit (OSError if the cgroup already holds more than the kernel can reclaim to it)."""
+        limit_bytes = max(int(limit_bytes), 4096)
+        (self.path / ("memory.max" if self.version == 2 else "memory.limit_in_bytes")).write_text(str(limit_bytes))
+        self.limit_bytes = limit_bytes
+
     def add(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup (its future allocations are charged here)."""
         (self.path / "cgroup.procs").write_text(str(pid))

@@ -304,7 +304,7 @@ class SpawnedChild(Child):
         assert self._process.stdin is not None
         try:
             self._process.stdin.write((line + "\n").encode())
-            self._process.stdin.close()
+            self._process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass
 
@@ -331,6 +331,11 @@ class SpawnedChild(Child):
 
     def close(self) -> None:
         self._stdout.close()
+        if self._process.stdin is not None:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
 
 
 def _discard(child: subprocess.Popen[bytes]) -> None:

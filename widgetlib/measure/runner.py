@@ -130,7 +130,7 @@ class RunHandle:
         self._child: Child | None = None
         self._limit: limits.MemoryLimit | None = None
         self._limit_events: dict[str, Any] | None = None
-        self._watch_offset = 0  # the file-backed pages the child held at its start (see _enter_limit)
+        self._watch_offset = 0  # the file-backed pages the child held at the load start (see _set_room)
         self._returncode: int | None = None
         self._start_error: str | None = None
         self._sampler: Sampler | None = None
@@ -191,31 +191,14 @@ class RunHandle:
     def _enter_limit(self, child: Child) -> None:
         """Put the child in its own memory cgroup before it has its job (so before it loads anything).
 
-        One rule for both modes: the budget is a machine's RAM, and what the child holds when it starts (its
-        RSS: Python, torch, transformers, code pages included) is already in use. The room left is
-        ``budget - that``. Under a cgroup the kernel enforces the room on what the child brings in from here
-        (the pages it holds now stay charged where they were: the zygote's, or its own imports), reclaiming
-        file-backed pages and killing only when what it cannot reclaim does not fit. The watchdog counts the
-        same thing from outside: the growth of RssAnon + RssShmem above the start, against the same room.
+        The limit is provisional (the budget minus the RSS at hello) until :meth:`_set_room` sets it from the
+        baseline at ``ready``; the child waits for the runner's "go" in between.
         """
-        if self._budget_bytes is None:
+        if self._budget_mode != "cgroup" or self._budget_bytes is None:
             return
-        hello = getattr(child, "hello", {})
-        held = int(hello.get("rss_bytes") or 0)
-        held_anon = int(hello.get("non_reclaimable_bytes") or held)
-        # The watchdog compares non_reclaimable + this with the budget: the start's file pages count as in use.
-        self._watch_offset = max(held - held_anon, 0)
-        if self._budget_mode in ("cgroup", "watchdog") and held > self._budget_bytes:
-            # Python and torch alone do not fit: a machine this small could not even start. Under a cgroup the
-            # kernel would never see it (those pages are the zygote's), so the runner stops it here.
-            self._budget_stop = {"by": "watchdog", "t_s": self._rel(now_s()), "rss_bytes": held, "counted_bytes": held}
-            child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
-            return
-        if self._budget_mode != "cgroup":
-            return
-        room = max(self._budget_bytes - held, 16 * 2**20)
+        held = int(getattr(child, "hello", {}).get("rss_bytes") or 0)
         try:
-            self._limit = limits.MemoryLimit.create(room)
+            self._limit = limits.MemoryLimit.create(max(self._budget_bytes - held, 16 * 2**20))
             self._limit.add(child.pid)
         except OSError as exc:  # the tree changed under us: fall back to the watchdog, and say so
             if self._limit is not None:
@@ -223,6 +206,36 @@ class RunHandle:
                 self._limit = None
             self._budget_mode = "watchdog"
             self._options["budget_note"] = f"no memory cgroup could be made ({exc}); the watchdog was used"
+
+    def _set_room(self, child: Child, ready: dict[str, Any]) -> None:
+        """At the load start, give the load the room a machine of ``budget`` has left, then say "go".
+
+        One rule for both modes: the budget is a machine's RAM, and the child's RSS at the load start (Python,
+        torch, transformers, the code pages it runs) is in use. The room is ``budget - baseline``. Under a
+        cgroup the kernel enforces it on what the child brings in from here (pages it already holds stay
+        charged where they were: the zygote's, or its own imports), reclaiming file-backed pages and killing
+        only when what it cannot reclaim does not fit. The watchdog counts the same thing from outside: the
+        baseline plus the growth of RssAnon + RssShmem.
+        """
+        if self._budget_bytes is None:
+            return
+        held = int(ready.get("rss_bytes") or 0)
+        held_anon = int(ready.get("non_reclaimable_bytes") or held)
+        self._watch_offset = max(held - held_anon, 0)  # the baseline's file pages count as in use
+        if held > self._budget_bytes:
+            # Python and torch alone do not fit: a machine this small could not even start. Under a cgroup the
+            # kernel would never see it (those pages are the zygote's), so the runner stops it here.
+            self._budget_stop = {
+                "by": "watchdog", "t_s": 0.0, "rss_bytes": held, "counted_bytes": held, "before_load": True
+            }
+            child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
+            return
+        if self._limit is not None:
+            try:
+                self._limit.set_limit(max(self._budget_bytes - held, 16 * 2**20))
+            except OSError:
+                pass  # already charged above the new room: the provisional limit stays, and is reported
+        child.send("go")
 
     def _run(self) -> None:
         global _active
@@ -322,6 +335,7 @@ class RunHandle:
             kind = message.get("type")
             self._messages[kind] = message
             if kind == MSG_READY:
+                self._set_room(child, message)
                 with self._origin_lock:
                     self._t0_s = float(message["t_s"])
                 held = [s for s in (self._sampler.samples if self._sampler else []) if s.t_s >= self._t0_s]
@@ -395,7 +409,7 @@ class RunHandle:
                     f"reached {format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over "
                     f"the budget of {format_bytes(self._budget_bytes)}"
                 )
-            if ready is None:
+            if ready is None or self._budget_stop.get("before_load"):
                 return "stopped_by_budget", crossed + " before the load began; the budget is below what Python " \
                     "and torch alone need, so raise it.", "budget"
             return "stopped_by_budget", crossed + "; this strategy needs more RAM than the simulated machine has.", \
@@ -620,6 +634,7 @@ def start(
             load_options,
             forwards=forwards,
             threads=threads,
+            go_after_ready=budget_bytes is not None,
             probe="portable" if portable_probe() else "native",
             stderr_path=str(run_dir / "stderr.txt"),
             tmp_dir=str(run_dir / "tmp"),
