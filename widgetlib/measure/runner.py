@@ -44,6 +44,7 @@ from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
 from .folders import written_since as _written_since
 from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
+from .peaks import best_peak
 from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
 from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
 from .report import Report
@@ -445,26 +446,7 @@ class RunHandle:
         ready_t = ready["t_s"] if ready else None
         after_ready = [s for s in samples if ready_t is None or s.t_s >= ready_t]
 
-        # The best honest peak this platform has, and where it came from (Report.peak_source).
-        final = result or error or {}
-        candidates: list[tuple[int, str]] = []
-        kernel_peak = final.get("kernel_peak_bytes")
-        child_source = final.get("peak_source") or ("VmHWM" if not portable_probe() else None)
-        if kernel_peak is not None:
-            candidates.append((int(kernel_peak), child_source or "VmHWM"))
-        sampled_hwm = [s.hwm_bytes for s in after_ready if s.hwm_bytes is not None]
-        if sampled_hwm:  # VmHWM read from outside (Linux), or peak_wset (Windows)
-            candidates.append((max(sampled_hwm), "VmHWM" if not portable_probe() and os.name != "nt" else "peak_wset"))
-        if final.get("own_peak_bytes") is not None and (child_source == "ru_maxrss" or not candidates):
-            candidates.append((int(final["own_peak_bytes"]), "ru_maxrss"))
-        sampled_peak = max((s.rss_bytes for s in after_ready), default=None)
-        # Linux keeps RSS counters per CPU and approximately: a sample can read a few hundred KB above VmHWM.
-        # The reported peak is never below a sample the learner can see on the plot.
-        if sampled_peak is not None:
-            candidates.append((sampled_peak, "sampled"))
-        peak, source = max(candidates, key=lambda c: c[0]) if candidates else (None, None)
-        if source == "sampled" and len(candidates) > 1 and peak - max(c[0] for c in candidates[:-1]) < 2**20:
-            source = max(candidates[:-1], key=lambda c: c[0])[1]  # within counter noise: the kernel's figure
+        peak, source, sampled_peak = best_peak(result or error or {}, after_ready)
 
         outcome, message, error_kind = self._outcome(result, error, ready, samples)
 
