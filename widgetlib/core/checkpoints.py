@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, OptionError
+from .hub import hub_cache_dir, looks_like_repo_id, not_cached_error, resolve_cached_model
 from .sizes import format_bytes, parse_size
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "CheckpointInfo",
     "ShardInfo",
     "cache_dir",
+    "checkpoint_folder",
     "demo_checkpoint",
     "inspect_checkpoint",
     "make_checkpoint",
@@ -904,9 +906,40 @@ def _check_folder(path: Path) -> None:
         )
 
 
+def checkpoint_folder(checkpoint: str | os.PathLike[str]) -> Path:
+    """Turn what a learner passed as a checkpoint into its folder: the one place every entry point goes through.
+
+    A path that exists is used as it is (a local folder always wins, as in ``from_pretrained``). Otherwise a
+    name written like a hub id (``"gpt2"``, ``"Qwen/Qwen2.5-0.5B"``) is looked up, offline, in the local
+    Hugging Face cache (:mod:`widgetlib.core.hub`) and its snapshot folder is returned; a model that is not
+    cached, or only partly, raises ``kind="not_cached"`` with the command that would download it. Anything
+    else that does not exist raises ``kind="missing_folder"``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     checkpoint_folder(tmp) == Path(tmp)
+    True
+    >>> try:
+    ...     checkpoint_folder("/no/such/folder")
+    ... except CheckpointError as err:
+    ...     print(err.kind)
+    missing_folder
+    """
+    path = Path(checkpoint).expanduser()
+    if path.exists() or not looks_like_repo_id(checkpoint):
+        _check_folder(path)
+        return path
+    snapshot = resolve_cached_model(checkpoint)
+    # A snapshot can hold only what was fetched so far (AutoConfig alone fetches config.json): say so here,
+    # with the download command, rather than "not a checkpoint" about a folder the learner never made.
+    has_weights = any((snapshot / (single or index)).is_file() for _fmt, single, index in _WEIGHT_LAYOUTS)
+    if not (snapshot / "config.json").is_file() or not has_weights:
+        raise not_cached_error(Path(checkpoint).as_posix(), hub_cache_dir(), partly=True)
+    return snapshot
+
+
 def _locate(folder: str | Path) -> _Layout:
-    path = Path(folder).expanduser()
-    _check_folder(path)
+    path = checkpoint_folder(folder)
     for fmt, single, index in _WEIGHT_LAYOUTS:
         if single is not None and (path / single).is_file():
             return _Layout(path, fmt, None, {}, [single])
@@ -1140,6 +1173,9 @@ def _read_config(folder: Path) -> dict[str, Any]:
 def inspect_checkpoint(folder: str | Path) -> CheckpointInfo:
     """Describe any Hugging Face causal-LM checkpoint folder without loading its weights.
 
+    ``folder`` may also be a hub id of a model in the local Hugging Face cache (see :func:`checkpoint_folder`);
+    ``info.folder`` is then its snapshot folder, which is what every load uses.
+
     Reads ``config.json``, the index if there is one, and each safetensors header (``.bin`` files are
     memory-mapped). Raises :class:`CheckpointError` naming the path when the folder is missing, not a
     checkpoint, has a broken index, a missing or damaged shard, or an index that disagrees with its shards.
@@ -1152,8 +1188,7 @@ def inspect_checkpoint(folder: str | Path) -> CheckpointInfo:
     >>> abs(info.total_bytes - 6_000_000) < 0.005 * 6_000_000
     True
     """
-    path = Path(folder).expanduser()
-    _check_folder(path)
+    path = checkpoint_folder(folder)
     config = _read_config(path)
     layout = _locate(path)
 
