@@ -54,7 +54,8 @@ def hub_cache_dir() -> Path:
     >>> import os
     >>> from unittest import mock
     >>> with mock.patch.dict(os.environ, {"HF_HOME": "/data/hf"}):
-    ...     os.environ.pop("HF_HUB_CACHE", None); os.environ.pop("HUGGINGFACE_HUB_CACHE", None)
+    ...     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+    ...         _ = os.environ.pop(name, None)
     ...     print(hub_cache_dir().as_posix())
     /data/hf/hub
     """
