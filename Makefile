@@ -1,24 +1,37 @@
 # Two commands do all set-up on a fresh machine:
-#   make lab   - virtual environment, install, demo checkpoint (cached), JupyterLab on notebooks/
-#   make test  - virtual environment if missing, install (always: an undeclared dependency fails here), all tests
+#   make lab   - virtual environment, Offload Lab and its runtime dependencies only, both demo checkpoints
+#                (safetensors and .bin, cached), JupyterLab on notebooks/
+#   make test  - virtual environment if missing, install with the dev extra (always: an undeclared dependency
+#                fails here), all tests
+#   make site  - every lesson executed at a small size, rendered read-only to site/ (figures included)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The demo checkpoint the lessons use; OFFLOAD_LAB_SIZE overrides it for lessons and `make lab` alike.
 OFFLOAD_LAB_SIZE ?= 1GB
 PYTEST_ARGS ?=
+# make site: the checkpoint size the lessons run with (small: the pages show the figures, not a benchmark).
+SITE_SIZE ?= 60MB
 
-.PHONY: lab test install checkpoint lint sync-lessons benchmark screenshots clean
+.PHONY: lab test install install-lab checkpoint site lint sync-lessons benchmark screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
+# What a learner needs and nothing else (no test tools, no browser driver).
+install-lab: $(BIN)/python
+	$(BIN)/python -m pip install -e .
+
+# Everything, the dev extra included: what the tests, lint, the site and the benchmarks use.
 install: $(BIN)/python
 	$(BIN)/python -m pip install -e ".[dev]"
 
-checkpoint: install
+# Both demo checkpoints the lessons load (03 and 04 also load the .bin one), each with a progress bar; an
+# existing complete build in the cache is reused, not rebuilt.
+checkpoint: install-lab
 	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/offload-lab make-checkpoint --demo
+	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/offload-lab make-checkpoint --demo --format bin
 
 # 127.0.0.1 only, and Jupyter's own token auth (it prints the URL with the token).
 lab: checkpoint
@@ -27,6 +40,10 @@ lab: checkpoint
 test: install
 	$(BIN)/python -m widgetlib.testing.check_browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Read-only pages of every lesson, executed here at SITE_SIZE, with static copies of the live figures.
+site: install
+	OFFLOAD_LAB_SIZE=$(SITE_SIZE) $(BIN)/python tools/build_site.py --out site
 
 lint: install
 	$(BIN)/ruff check .
@@ -42,4 +59,4 @@ benchmark: install
 	$(BIN)/python benchmarks/bench_loaders.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -567,3 +567,26 @@ def test_weight_map_of_a_single_file_maps_every_tensor_to_it(build_checkpoint):
     mapping = weight_map(folder)
     assert set(mapping.values()) == {"pytorch_model.bin"}
     assert set(mapping) == set(read_shard(folder / "pytorch_model.bin"))
+
+
+def test_reading_a_folder_does_not_import_torch(small_checkpoint, tmp_path):
+    """Issue 13.3: reading headers, the index and the shard list (and looking up a hub id) leaves torch alone,
+    so a learner's kernel that only inspects a checkpoint does not pay for importing it."""
+    code = (
+        "import sys\n"
+        "from widgetlib.core.errors import CheckpointError\n"
+        "from widgetlib.core.hf_folder import checkpoint_folder, inspect_checkpoint, shard_files, weight_map\n"
+        f"info = inspect_checkpoint({str(small_checkpoint)!r})\n"
+        f"files, names = shard_files({str(small_checkpoint)!r}), weight_map({str(small_checkpoint)!r})\n"
+        "try:\n"
+        "    checkpoint_folder('nobody/not-cached')\n"
+        "except CheckpointError as err:\n"
+        "    kind = err.kind\n"
+        "print(info.parameters, len(files), len(names), kind, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "empty-hub-cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = inspect_checkpoint(small_checkpoint)
+    assert done.stdout.split() == [str(info.parameters), "3", str(len(weight_map(small_checkpoint))), "not_cached",
+                                   "False", "False"]

@@ -186,7 +186,7 @@ def _add_inspect(subparsers: Subparsers) -> None:
             "tensor) from its config and safetensors headers, without loading the weights."
         ),
     )
-    sub.add_argument("folder", metavar="DIR", help="the checkpoint folder (holds config.json)")
+    sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
     sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     sub.set_defaults(handler=_run_inspect)
 
@@ -236,7 +236,7 @@ def _table(info: Any) -> str:
 
 
 def _add_run_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("folder", metavar="DIR", help="the checkpoint folder (holds config.json)")
+    sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
     sub.add_argument("--max-memory", help="offload_folder: RAM weights may fill before the rest goes to disk (300MB)")
     sub.add_argument(
         "--budget",
