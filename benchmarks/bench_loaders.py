@@ -249,6 +249,8 @@ def measured_run(folder: Path, row: Row, args: argparse.Namespace, *, interval_s
         options["budget"] = args.budget
     if args.threads:
         options["threads"] = args.threads
+    if args.cold_cache:
+        options["cold_cache"] = True
     loadavg = _loadavg()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
@@ -549,6 +551,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="runs per row, interleaved; medians reported")
     p.add_argument("--rows", default=",".join(ROW_KEYS), help=f"comma-separated subset of: {', '.join(ROW_KEYS)}")
     p.add_argument("--overhead-repeats", type=int, default=5, help="runs per interval for target (d); 0 skips it")
+    p.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="drop the checkpoint's pages from the page cache before every row instead of warming it\n"
+        "(run(cold_cache=True)): every row pays its disk reads; needed when the checkpoint is bigger than RAM",
+    )
     p.add_argument("--startup-repeats", type=int, default=7, help="runs for target (e), start-up; 0 skips it")
     p.add_argument("--overhead-strategy", default="manual_shards", choices=ROW_KEYS[1:])
     p.add_argument("--delete-checkpoint", action="store_true", help="delete the checkpoint folder at the end")
@@ -590,18 +598,23 @@ def main(argv: list[str] | None = None, log: Callable[..., None] = print) -> int
         + (f"built in {build_s:.1f} s" if built_now else f"reused from the cache ({build_s:.1f} s)")
     )
 
-    first_warm = warm_page_cache(args.files)
-    log(
-        f"page cache warmed: {format_bytes(first_warm['bytes'])} read in {first_warm['seconds']} s "
-        "(and again before every row, so every row starts with the shards cached)"
-    )
+    if args.cold_cache:
+        first_warm = {"bytes": 0, "seconds": 0.0}
+        log("page cache: every row starts cold (run(cold_cache=True) drops the shards' pages first)")
+    else:
+        first_warm = warm_page_cache(args.files)
+        log(
+            f"page cache warmed: {format_bytes(first_warm['bytes'])} read in {first_warm['seconds']} s "
+            "(and again before every row, so every row starts with the shards cached)"
+        )
 
     selected = [r for r in ROWS if r.key in args.rows.split(",")]
     runs: dict[str, list[dict[str, Any]]] = {r.key: [] for r in selected}
     warm_reads: list[dict[str, Any]] = [first_warm]
     for rep in range(args.repeat):
         for row in selected:
-            warm_reads.append(warm_page_cache(args.files))
+            if not args.cold_cache:
+                warm_reads.append(warm_page_cache(args.files))
             result = raw_read(args.files) if row.strategy is None else measured_run(folder, row, args)
             runs[row.key].append(result)
             log(
@@ -636,7 +649,7 @@ def main(argv: list[str] | None = None, log: Callable[..., None] = print) -> int
     log(
         f"checkpoint {format_bytes(info.total_bytes)} {info.dtype}, {len(info.shards)} {info.format} shards; "
         f"max_memory {args.max_memory}; budget {args.budget or 'none'}; torch threads {args.threads or 'default'}; "
-        "page cache warm before every row"
+        + ("page cache dropped before every row" if args.cold_cache else "page cache warm before every row")
     )
     log(table)
     log("")
@@ -680,7 +693,9 @@ def main(argv: list[str] | None = None, log: Callable[..., None] = print) -> int
                 "budget": args.budget,
                 "repeat": args.repeat,
                 "threads": args.threads,
-                "page_cache": "every shard read once in the parent before every row (warm cache for all rows)",
+                "page_cache": "every row starts cold: run(cold_cache=True) drops the shards' pages first"
+                if args.cold_cache
+                else "every shard read once in the parent before every row (warm cache for all rows)",
                 "warm_reads": warm_reads,
             },
             "rows": [
