@@ -222,6 +222,13 @@ def test_memory_plot_projector_draws_larger():
     big_panel = StrategyPanel(projector=True)
     assert big_panel.plot.projector and "font-size:150%" in big_panel.status.value
     assert CompareBoard(projector=True).sweep_figure.layout.font.size > 12
+    # The standalone page of a board (offload-lab compare --html) keeps working, in projector size too.
+    from widgetlib.widgets.board import write_html
+
+    report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                    peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], []))
+    page = write_html([report], tempfile.mkdtemp() + "/board.html", projector=True).read_text()
+    assert "font-size:150%" in page and "Plotly.newPlot" in page and 'data-strategy="normal"' in page
 
 
 def test_static_copy_is_shown_only_when_asked(monkeypatch):

@@ -299,10 +299,12 @@ class CompareBoard(_LabWidget):
         return f"CompareBoard(strategies={list(self.strategies)}, checkpoint={checkpoint!r}; {done or 'not run'})"
 
 
-def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Offload Lab: four ways to load") -> Path:
+def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Offload Lab: four ways to load",
+               projector: bool = False) -> Path:
     """Write the reports' timelines, overlaid, and their table as one self-contained HTML page.
 
-    plotly.js is embedded, so the page opens offline on a classroom screen (``offload-lab compare --html``).
+    plotly.js is embedded, so the page opens offline on a classroom screen (``offload-lab compare --html``);
+    ``projector=True`` draws the figure and the table larger for that screen.
 
     >>> import tempfile
     >>> from widgetlib.measure.report import Report
@@ -313,14 +315,15 @@ def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Off
     """
     from .plot import MemoryPlot
 
-    plot = MemoryPlot(title=title)
+    plot = MemoryPlot(title=title, projector=projector)
     for report in reports:
         plot.add_report(report)
     figure_html = plot.static_figure().to_html(include_plotlyjs=True, full_html=False)
+    plot.join()
     checkpoints = sorted({r.checkpoint for r in reports})
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-        f"<body style='font-family:sans-serif'><h1>{html.escape(title)}</h1>"
+        f"<body style='font-family:sans-serif{';font-size:150%' if projector else ''}'><h1>{html.escape(title)}</h1>"
         f"<p>Checkpoint: {html.escape(', '.join(checkpoints))}</p>{figure_html}{report_table_html(list(reports))}"
         "</body></html>"
     )
