@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import plotly.graph_objects as go
 
 from ..core.errors import OffloadLabError
 from ..core.sizes import format_bytes, parse_size
@@ -188,7 +189,7 @@ class _LabWidget:
         True
         """
         try:
-            done = wait_handling_ui(self._finished, timeout_s)
+            done = wait_handling_ui(self._finished, timeout_s, comm_ids=self._control_ids())
         except KeyboardInterrupt:
             # The learner interrupted the kernel during .run(): stop the load too (it runs in another
             # process and would otherwise go on drawing), then let the interrupt through.
@@ -201,6 +202,20 @@ class _LabWidget:
         if done:
             self.plot.join()
         return done
+
+    def _control_ids(self) -> set[str]:
+        """The comm ids of this widget's controls (buttons, boxes): everything but its plotly figures, whose
+        messages must wait for the cell (see _poll.py)."""
+        ids: set[str] = set()
+        todo: list[Any] = [self.widget]
+        while todo:
+            widget = todo.pop()
+            if isinstance(widget, go.FigureWidget):
+                continue
+            if getattr(widget, "model_id", None):
+                ids.add(widget.model_id)
+            todo.extend(getattr(widget, "children", ()) or ())
+        return ids
 
     # -------------------------------------------------------------------------------- checkpoint
 

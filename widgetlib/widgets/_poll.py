@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from functools import partial
 from typing import Any
 
@@ -43,9 +44,16 @@ def _kernel() -> Any:
     return getattr(shell, "kernel", None)
 
 
-def wait_handling_ui(done: threading.Event, timeout_s: float | None = None) -> bool:
+def wait_handling_ui(done: threading.Event, timeout_s: float | None = None, *,
+                     comm_ids: Collection[str] | None = None) -> bool:
     """Block until ``done`` is set (True) or ``timeout_s`` passes (False), handling widget clicks meanwhile
     when called from a Jupyter kernel's main thread.
+
+    ``comm_ids`` (ipykernel 7): handle messages of these widgets only (a panel's buttons and boxes), and leave
+    the others, like every other request, for after the cell. The live plotly figure must be among the
+    others: its browser side answers each redraw, and those answers handled on the main thread while the
+    redraw thread updates the figure left it blank in JupyterLab (seen in tests/browser/test_stop.py); they
+    were always handled after the cell before, and the plot drew live all the same.
 
     >>> event = threading.Event(); event.set()
     >>> wait_handling_ui(event), wait_handling_ui(threading.Event(), 0.05)
@@ -61,7 +69,7 @@ def wait_handling_ui(done: threading.Event, timeout_s: float | None = None) -> b
         if hasattr(kernel, "do_one_iteration"):
             return _wait_ui_poll(done, deadline)
         if getattr(kernel, "shell_channel_thread", None) is not None:
-            return _wait_ipykernel7(kernel, done, deadline)
+            return _wait_ipykernel7(kernel, done, deadline, None if comm_ids is None else set(comm_ids))
         return done.wait(timeout_s)
     finally:
         _polling.active = False
@@ -89,7 +97,7 @@ def _wait_ui_poll(done: threading.Event, deadline: float | None) -> bool:
     return True
 
 
-def _wait_ipykernel7(kernel: Any, done: threading.Event, deadline: float | None) -> bool:
+def _wait_ipykernel7(kernel: Any, done: threading.Event, deadline: float | None, comm_ids: set[str] | None) -> bool:
     try:
         import zmq
 
@@ -108,7 +116,7 @@ def _wait_ipykernel7(kernel: Any, done: threading.Event, deadline: float | None)
                     frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                if _message_type(session, frames) in _WIDGET_MESSAGES:
+                if _is_widget_message(session, frames, comm_ids):
                     _dispatch_now(kernel, frames)
                 else:
                     deferred.append(frames)
@@ -119,12 +127,19 @@ def _wait_ipykernel7(kernel: Any, done: threading.Event, deadline: float | None)
             kernel.io_loop.add_callback(partial(kernel.shell_main, None, frames))
 
 
-def _message_type(session: Any, frames: list[Any]) -> str | None:
+def _is_widget_message(session: Any, frames: list[Any], comm_ids: set[str] | None) -> bool:
+    """True for a comm message (of one of ``comm_ids``, when given): one to handle now."""
     try:
-        _idents, body = session.feed_identities(frames, copy=False)
-        return session.deserialize(body, content=False, copy=False)["header"].get("msg_type")
+        # Header and content only, unsigned-checked: a full deserialize records the signature, and the kernel's
+        # own deserialize of the same message would then refuse it as a replay (ipykernel reads comm ids the
+        # same way, kernelbase.py:615).
+        _idents, body = session.feed_identities(list(frames), copy=False)
+        message = session.deserialize(body, content=False, copy=False)
+        if message["header"].get("msg_type") not in _WIDGET_MESSAGES:
+            return False
+        return comm_ids is None or session.unpack(message["content"]).get("comm_id") in comm_ids
     except Exception:
-        return None
+        return False
 
 
 def _dispatch_now(kernel: Any, frames: list[Any]) -> None:
