@@ -22,6 +22,7 @@ A Ctrl-C / Kernel → Interrupt still raises ``KeyboardInterrupt`` out of the wa
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Collection
@@ -31,6 +32,8 @@ from typing import Any
 __all__ = ["wait_handling_ui"]
 
 _WIDGET_MESSAGES = {"comm_open", "comm_msg", "comm_close"}
+# OFFLOAD_LAB_UI_POLL=0: a plain wait (Stop then works once the cell ends; Interrupt always does).
+POLL_ENV = "OFFLOAD_LAB_UI_POLL"
 _POLL_INTERVAL_S = 0.02
 _polling = threading.local()
 
@@ -59,7 +62,7 @@ def wait_handling_ui(done: threading.Event, timeout_s: float | None = None, *,
     >>> wait_handling_ui(event), wait_handling_ui(threading.Event(), 0.05)
     (True, False)
     """
-    kernel = _kernel()
+    kernel = _kernel() if os.environ.get(POLL_ENV, "1") != "0" else None
     if (kernel is None or threading.current_thread() is not threading.main_thread()
             or getattr(_polling, "active", False)):  # a click handled here that waits again: plain wait
         return done.wait(timeout_s)
