@@ -53,10 +53,11 @@ def wait_handling_ui(done: threading.Event, timeout_s: float | None = None, *,
     when called from a Jupyter kernel's main thread.
 
     ``comm_ids`` (ipykernel 7): handle messages of these widgets only (a panel's buttons and boxes), and leave
-    the others, like every other request, for after the cell. The live plotly figure must be among the
-    others: its browser side answers each redraw, and those answers handled on the main thread while the
-    redraw thread updates the figure left it blank in JupyterLab (seen in tests/browser/test_stop.py); they
-    were always handled after the cell before, and the plot drew live all the same.
+    the others, like every other request, for after the cell. The live plotly figure is among the others on
+    purpose: its browser side answers each redraw, and handling those answers on the main thread while the
+    redraw thread mutates the figure is the cross-thread use plotly's widget state is not made for
+    (shared/notes/browser-and-widgets.md); they were always handled after the cell before, and the plot drew
+    live all the same.
 
     >>> event = threading.Event(); event.set()
     >>> wait_handling_ui(event), wait_handling_ui(threading.Event(), 0.05)
