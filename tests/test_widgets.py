@@ -129,6 +129,9 @@ def test_memory_plot_starts_at_the_load_and_states_baseline_and_start_up():
     assert peak.label.text == "manual_shards peak 951 MB (+151 MB)"
     assert plot.event_texts(run_id) == ["", "shard 1/2", "shard 2/2"]
     assert plot.legend_names() == ["manual_shards · +151 MB = 1.01x"]
+    # A view that renders only now (late, on a busy machine) starts from the drawn figure, not an empty one.
+    snapshot = {t["meta"]: len(t["x"]) for t in plot.figure._widget_data}
+    assert snapshot[f"{run_id}:rss"] == 31 and "951 MB" in str(plot.figure._widget_layout["shapes"])
     plot.join()
 
 

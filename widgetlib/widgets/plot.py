@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import threading
 from bisect import bisect_right
+from copy import deepcopy
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from typing import TYPE_CHECKING, Any
@@ -204,6 +205,7 @@ class MemoryPlot(PlotReadout):
         self._flush_done = 0
         self._static: StaticCopy | None = None
         self.redraw_count = 0
+        self._draws_since_snapshot = 0
         self.redraw_error: BaseException | None = None
         self.y_mode = "rss" if y == "rss" else "above_baseline"
         self.figure = go.FigureWidget(layout=self._base_layout())
@@ -491,6 +493,15 @@ class MemoryPlot(PlotReadout):
             name_markers(traces, runs, plot_height_px=self.height_px - 170 * self._scale, font_px=10 * self._scale)
             fig.layout.shapes = self._shapes(runs)
             self._update_titles(runs)
+        # A view that renders late (the first FigureWidget takes seconds on a busy machine, or the learner
+        # scrolls to it) draws plotly's _widget_data/_widget_layout, which plotly refreshes only when the figure
+        # itself is displayed (plotly/basewidget.py:736), not as a panel's child: refresh them on structural
+        # changes, at the end, and every ~2 s, so such a view starts from the current figure, not an empty one.
+        self._draws_since_snapshot += 1
+        if structure_changed or not any(item["live"] for item in runs) or self._draws_since_snapshot >= 20:
+            fig._widget_data = deepcopy(fig._data)
+            fig._widget_layout = deepcopy(fig._layout_obj._props)
+            self._draws_since_snapshot = 0
 
     # --------------------------------------------------------------------------------- figure content
 
