@@ -75,28 +75,192 @@ def test_memory_plot_updates_live_from_a_thread_and_throttles_redraws():
     plot.flush()
 
     assert max(seen_while_live) > 0, "nothing was drawn before the run ended"
-    assert plot.point_count(run_id) == 120
-    assert plot.point_count(run_id, "anon") == plot.point_count(run_id, "file") == 120
+    # The five samples before "ready" are the child starting, not the load: not drawn.
+    assert plot.point_count(run_id) == plot.point_count(run_id, "anon") == plot.point_count(run_id, "file") == 115
     # ~1.3 s of live data at <= 10 redraws/s (+ the flush): far fewer redraws than samples.
     assert 2 <= plot.redraw_count <= 20
     assert plot.event_count(run_id) == 2
-    assert plot.event_labels(run_id)[1] == "normal: shard 1/3 read (0.60 s)"
-    assert plot.line_y("budget", run_id) == 900.0
-    # Baseline guessed from the sample after the "ready" event (106 MB) until the Report gives the real one.
-    assert plot.line_y("checkpoint", run_id) == pytest.approx(106 + 50)
+    assert plot.event_labels(run_id)[1] == "normal: shard 1/3 read (0.55 s)"  # time zero is the load start
+    assert plot.y_mode == "above_baseline"
+    # Baseline guessed from the first sample of the load (105 MB) until the Report gives the real one.
+    assert plot.line_y("budget", run_id) == pytest.approx(900 - 105)
+    assert plot.line_y("checkpoint", run_id) == pytest.approx(50)
     assert plot.line_y("peak", run_id) is None
     report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=50 * MB, baseline_rss_bytes=104 * MB,
                     peak_rss_bytes=231_500_000)
     plot.end_run(report, run_id)
-    assert plot.line_y("peak", run_id) == 231.5
-    assert plot.line_y("checkpoint", run_id) == 154.0
+    assert plot.line_y("peak", run_id) == pytest.approx(231.5 - 104)
+    assert plot.line_y("checkpoint", run_id) == 50.0
+    assert plot.line_y("budget", run_id) == pytest.approx(900 - 104)
     plot.join()
     assert plot.redraw_error is None
 
 
+def _trace(plot: MemoryPlot, run_id: str, series: str = "rss"):
+    return next(t for t in plot.figure.data if t.meta == f"{run_id}:{series}")
+
+
+def test_memory_plot_starts_at_the_load_and_states_baseline_and_start_up():
+    """Today's runner: t_s counts from the request, the child's imports climb for 6 s, then "ready"."""
+    plot = MemoryPlot()
+    run_id = plot.begin_run("manual_shards", checkpoint_bytes=150 * MB)
+    for i in range(60):  # start-up: 0 -> 800 MB
+        plot.add_sample(_sample(i * 0.1, 13 * i + 10), run_id)
+    plot.flush()
+    assert plot.point_count(run_id) == 0, "start-up must not be drawn as RAM growth"
+    plot.add_event(Event(6.0, "imports done: baseline 800 MB", "ready"), run_id)
+    for i in range(31):  # the load: +150 MB in 3 s
+        plot.add_sample(_sample(6.0 + i * 0.1, 800 + 5 * i), run_id)
+    plot.add_event(Event(7.0, "shard 1/2 read", "shard_read"), run_id)
+    plot.add_event(Event(8.0, "shard 2/2 read", "shard_read"), run_id)
+    plot.end_run(Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=150 * MB,
+                        baseline_rss_bytes=800 * MB, peak_rss_bytes=951 * MB), run_id)
+    rss = _trace(plot, run_id)
+    assert rss.x[0] == pytest.approx(0.0) and rss.x[-1] == pytest.approx(3.0)
+    assert rss.y[0] == pytest.approx(0.0) and rss.y[-1] == pytest.approx(150.0)
+    assert plot.figure.layout.yaxis.title.text == "RAM above baseline (MB)"
+    assert plot.figure.layout.xaxis.title.text == "seconds since the load started"
+    title = plot.figure.layout.title.text
+    assert "baseline (Python + torch + transformers, before the load): 800 MB" in title
+    assert "process started in 6.0 s (not drawn)" in title
+    assert plot.line_y("peak", run_id) == pytest.approx(151.0)
+    # One run: its peak is written on its line; event markers name their phase.
+    peak = next(s for s in plot.figure.layout.shapes if s.name == f"{run_id}:peak")
+    assert peak.label.text == "manual_shards peak 951 MB (+151 MB)"
+    assert plot.event_texts(run_id) == ["", "shard 1/2", "shard 2/2"]
+    assert plot.legend_names() == ["manual_shards · +151 MB = 1.01x"]
+    # A view that renders only now (late, on a busy machine) starts from the drawn figure, not an empty one.
+    snapshot = {t["meta"]: len(t["x"]) for t in plot.figure._widget_data}
+    assert snapshot[f"{run_id}:rss"] == 31 and "951 MB" in str(plot.figure._widget_layout["shapes"])
+    plot.join()
+
+
+def test_memory_plot_with_load_start_at_zero_and_start_up_streamed_before_it():
+    """The runner that counts t_s from the load start: start-up samples have t_s < 0, "ready" is at 0."""
+    plot = MemoryPlot()
+    run_id = plot.begin_run("normal", checkpoint_bytes=10 * MB)
+    for i in range(5):
+        plot.add_sample(_sample(-0.5 + 0.1 * i, 100 + i), run_id)
+    plot.add_event(Event(0.0, "imports done", "ready"), run_id)
+    for i in range(5):
+        plot.add_sample(_sample(0.1 * i, 200 + i), run_id)
+    plot.flush()
+    rss = _trace(plot, run_id)
+    assert list(rss.x) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert rss.y[0] == 0.0  # baseline guessed from the first sample of the load
+    assert "process started in 0.5 s (not drawn)" in plot.figure.layout.title.text
+    plot.end_run(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10 * MB, baseline_rss_bytes=200 * MB,
+                        peak_rss_bytes=204 * MB), run_id)
+    plot.join()
+
+
+def test_memory_plot_of_this_kernel_draws_rss_at_once():
+    """teach.watch_this_kernel: no child, no "ready", no baseline: RSS from the first sample on."""
+    plot = MemoryPlot(title="this kernel")
+    run_id = plot.begin_run("this kernel")
+    plot.add_sample(_sample(0.0, 300), run_id)
+    plot.add_event(Event(0.0, "one shard mapped", "phase"), run_id)
+    plot.flush()
+    assert plot.point_count(run_id) == 1 and plot.y_mode == "rss"
+    assert plot.figure.layout.yaxis.title.text == "RAM, RSS (MB)"
+    assert plot.event_texts(run_id) == ["one shard mapped"]  # a learner's own marks are named
+    plot.join()
+
+
+def test_memory_plot_of_four_runs_keeps_every_label_apart():
+    plot = MemoryPlot()
+    peaks = {"normal": 302, "low_cpu_mem_usage": 157, "offload_folder": 73, "manual_shards": 158}
+    for strategy, above in peaks.items():
+        events = [Event(0.0, "imports done", "ready")] + [
+            Event(0.01 * k, f"shard {k}/6 read", "shard_read") for k in range(1, 7)] + [
+            Event(0.1, "forward pass started", "forward")]
+        samples = [_sample(0.02 * i, 800 + above * i / 10) for i in range(11)]
+        plot.add_report(Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=150 * MB,
+                               baseline_rss_bytes=800 * MB, peak_rss_bytes=(800 + above) * MB,
+                               timeline=Timeline(0.0, samples, events)))
+    # Peaks in the legend, not on lines that would print on top of each other.
+    assert plot.legend_names() == [f"{s} · +{above} MB = {above / 150:.2f}x" for s, above in peaks.items()]
+    peak_labels = [s.label.text for s in plot.figure.layout.shapes if s.name.endswith(":peak")]
+    assert len(peak_labels) == 4 and set(peak_labels) == {""}
+    # One checkpoint line shared by the four runs, not four on top of each other.
+    checkpoint = [s for s in plot.figure.layout.shapes if s.name.endswith(":checkpoint")]
+    assert len(checkpoint) == 1 and checkpoint[0].y0 == 150.0 and checkpoint[0].label.text == "checkpoint 150 MB"
+    for run_id in plot.run_ids:
+        assert plot.line_y("checkpoint", run_id) == 150.0
+    # Marker names: some drawn, none overlapping (the placement keeps them apart), all in the hover text.
+    named = [t for run_id in plot.run_ids for t in plot.event_texts(run_id) if t]
+    assert "shard 1/6" in named and len(named) < 4 * 8
+    plot.join()
+
+
+def test_memory_plot_marks_a_budget_stop():
+    plot = MemoryPlot()
+    tl = Timeline(0.0, [_sample(0.1 * i, 800 + 50 * i) for i in range(8)], [Event(0.0, "imports done", "ready")])
+    run_id = plot.add_report(Report(
+        strategy="normal", checkpoint="/ck", checkpoint_bytes=150 * MB, outcome="stopped_by_budget",
+        baseline_rss_bytes=800 * MB, peak_rss_bytes=1150 * MB, budget_bytes=1100 * MB, stopped_by_budget=True,
+        budget_stop={"t_s": 0.7, "rss_bytes": 1150 * MB}, timeline=tl))
+    assert plot.line_y("budget", run_id) == pytest.approx(300.0)
+    markers = _trace(plot, run_id, "events")
+    assert plot.redraw_error is None
+    assert list(markers.marker.symbol)[-1] == "circle-x" and markers.x[-1] == pytest.approx(0.7)
+    assert plot.event_texts(run_id)[-1] == "budget stop"
+    assert plot.event_labels(run_id)[-1] == "normal: stopped by the budget at 1.15 GB RSS (0.70 s)"
+    # The runner's own budget_stop event is drawn as it is, not twice.
+    tl.events.append(Event(0.7, "stopped: RSS over the budget", "budget_stop"))
+    again = plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=150 * MB,
+                                   baseline_rss_bytes=800 * MB, budget_stop={"t_s": 0.7, "rss_bytes": 1}, timeline=tl))
+    assert plot.event_texts(again).count("budget stop") == 1
+    plot.join()
+
+
+def test_memory_plot_projector_draws_larger():
+    normal, big = MemoryPlot(), MemoryPlot(projector=True)
+    for plot in (normal, big):
+        plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                               peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], [])))
+    assert big.figure.layout.font.size >= 1.5 * normal.figure.layout.font.size
+    assert big.figure.layout.height > normal.figure.layout.height
+    assert _trace(big, big.run_ids[0]).line.width >= 1.5 * _trace(normal, normal.run_ids[0]).line.width
+    big_panel = StrategyPanel(projector=True)
+    assert big_panel.plot.projector and "font-size:150%" in big_panel.status.value
+    assert CompareBoard(projector=True).sweep_figure.layout.font.size > 12
+    # The standalone page of a board (offload-lab compare --html) keeps working, in projector size too.
+    from widgetlib.widgets.board import write_html
+
+    report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                    peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], []))
+    page = write_html([report], tempfile.mkdtemp() + "/board.html", projector=True).read_text()
+    assert "font-size:150%" in page and "Plotly.newPlot" in page and 'data-strategy="normal"' in page
+
+
+def test_static_copy_is_shown_only_when_asked(monkeypatch):
+    from widgetlib.widgets._static import STATIC_FIGURES_ENV, StaticCopy
+
+    plot = MemoryPlot()
+    plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                           peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], [])))
+    shown: list[tuple[str, dict]] = []
+
+    class Handle:
+        def update(self, bundle, raw):
+            shown.append(("update", bundle))
+
+    copy = StaticCopy(display=lambda bundle, raw, display_id: shown.append(("display", bundle)) or Handle())
+    monkeypatch.delenv(STATIC_FIGURES_ENV, raising=False)
+    assert copy.show(plot.static_figure()) is False and shown == []
+    monkeypatch.setenv(STATIC_FIGURES_ENV, "1")
+    assert copy.show(plot.static_figure()) and copy.show(plot.static_figure())
+    assert [kind for kind, _ in shown] == ["display", "update"]  # one copy, refreshed in place
+    html_text = shown[0][1]["text/html"]
+    assert "Plotly.newPlot" in html_text and '"normal' in html_text  # the figure's own data, drawn by plotly.js
+    plot.join()
+
+
 def test_memory_plot_bounds_arrays_and_keeps_the_peak():
-    plot = MemoryPlot(max_points=500)
+    plot = MemoryPlot(max_points=500, y="rss")  # the whole RSS, so the peak reads as fed
     run_id = plot.begin_run("manual_shards")
+    plot.add_event(Event(0.0, "imports done", "ready"), run_id)  # the load starts at once
     for i in range(20_000):
         plot.add_sample(_sample(i * 0.01, 5000 if i == 12_345 else 100 + (i % 7)), run_id)
     plot.flush()
@@ -113,7 +277,7 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
                       baseline_rss_bytes=100 * MB)
         plot.add_report(Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=20 * MB,
                                baseline_rss_bytes=100 * MB, peak_rss_bytes=160 * MB, timeline=tl))
-    assert plot.legend_names() == list(STRATEGIES)
+    assert [name.split(" · ")[0] for name in plot.legend_names()] == list(STRATEGIES)
     rss = [t for t in plot.figure.data if t.meta.endswith(":rss")]
     assert [t.line.color for t in rss] == [STRATEGY_COLORS[s] for s in STRATEGIES]
     anon = [t for t in plot.figure.data if t.meta.endswith(":anon")]
@@ -124,7 +288,7 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
     assert "MemoryPlot(normal (2 samples)" in repr(plot)
     # replace=True keeps only the newest run of a strategy (what a panel does on every Run).
     plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1), replace=True)
-    assert plot.legend_names() == [*STRATEGIES[1:], "normal"]
+    assert [name.split(" · ")[0] for name in plot.legend_names()] == [*STRATEGIES[1:], "normal"]
     plot.clear()
     assert plot.figure.data == () and plot.run_ids == []
     plot.join()
@@ -145,6 +309,24 @@ def test_report_figures_use_the_shared_formatter():
         "outcome": "ok", "peak RSS": "560 MB", "above baseline": "60 MB", "x checkpoint": "0.60x",
         "predicted peak": "555 MB", "load": "1.23 s", "forward": "0.500 s", "offload written": "75 MB in 3 file(s)",
     }
+
+
+def test_report_reads_well_in_a_cell():
+    from widgetlib.measure.render import report_table_markdown, report_table_text
+
+    samples = [_sample(0.01 * i, 900) for i in range(5000)]  # a long timeline must not reach the repr
+    report = Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=100 * MB,
+                    baseline_rss_bytes=500 * MB, peak_rss_bytes=560 * MB, load_s=1.234, forward_s=0.5,
+                    timeline=Timeline(0.0, samples, []))
+    line = repr(report)
+    assert "\n" not in line and len(line) < 160, line
+    assert line == ("<Report offload_folder: ok, peak 560 MB (+60 MB = 0.60x the checkpoint), load 1.23 s, "
+                    "forward 0.500 s>")
+    card = report._repr_html_()
+    assert _figures_in(card) == report_figures(report) and len(card) < 5000
+    # One set of figures, written four ways.
+    assert report_table_text([report]).splitlines()[1].split()[:4] == ["offload_folder", "ok", "560", "MB"]
+    assert "| offload_folder | ok | 560 MB | 60 MB | 0.60x |" in report_table_markdown([report])
 
 
 def test_default_sweep_values_go_from_largest_tensor_to_model_size(checkpoint):
@@ -206,12 +388,18 @@ def test_panel_run_plot_holds_samples_events_and_peak(panel_runs):
     panel, report = panel_runs.panel, panel_runs.report
     assert report.outcome == "ok" and panel.message is None
     plot = panel.plot
-    assert plot.legend_names() == ["manual_shards"]  # the budget-stopped run was replaced
+    # The budget-stopped run was replaced; the legend gives the peak above baseline.
+    assert plot.legend_names() == [f"manual_shards · +{format_bytes(report.peak_above_baseline_bytes)} = "
+                                   f"{report.peak_above_baseline_bytes / report.checkpoint_bytes:.2f}x"]
     assert plot.point_count() > 0
     assert plot.point_count() <= plot.max_points
-    assert plot.line_y("peak") == pytest.approx(to_mb(report.peak_rss_bytes))
-    assert plot.line_y("checkpoint") == pytest.approx(to_mb(report.baseline_rss_bytes + report.checkpoint_bytes))
-    assert plot.event_count() == len(report.timeline.events) > 0
+    assert plot.y_mode == "above_baseline"
+    assert plot.line_y("peak") == pytest.approx(to_mb(report.peak_above_baseline_bytes))
+    assert plot.line_y("checkpoint") == pytest.approx(to_mb(report.checkpoint_bytes))
+    ready = next(e.t_s for e in report.timeline.events if e.kind == "ready")
+    assert plot.event_count() == sum(e.t_s >= ready for e in report.timeline.events) > 0
+    rss = next(t for t in plot.figure.data if t.meta == f"{plot.latest_run_id}:rss")
+    assert min(rss.x) >= 0 and min(rss.y) > -to_mb(report.checkpoint_bytes)  # the load, from its start
     assert "manual_shards: shard 1/3 read" in " ".join(plot.event_labels())
 
 
@@ -296,10 +484,15 @@ def test_compare_board_runs_all_four_and_overlays_them(checkpoint):
     assert [r.outcome for r in reports] == ["ok"] * 4, board.message
     assert board.reports == reports
     rss = [t for t in board.plot.figure.data if t.meta.endswith(":rss")]
-    assert [t.name for t in rss] == list(STRATEGIES)
+    assert [t.name.split(" · ")[0] for t in rss] == list(STRATEGIES)
     assert all(len(t.x) > 0 for t in rss)
     for run_id, report in zip(board.plot.run_ids, reports, strict=True):
-        assert board.plot.line_y("peak", run_id) == pytest.approx(to_mb(report.peak_rss_bytes))
+        assert board.plot.line_y("peak", run_id) == pytest.approx(to_mb(report.peak_above_baseline_bytes))
+    # Every peak is readable: in the legend (and the table), never as four labels on top of each other.
+    shapes = board.plot.figure.layout.shapes
+    assert {s.label.text for s in shapes if s.name.endswith(":peak")} == {""}
+    for name, report in zip(board.plot.legend_names(), reports, strict=True):
+        assert f"+{format_bytes(report.peak_above_baseline_bytes)}" in name
     rows = re.findall(r'<tr data-strategy="([^"]+)">(.*?)</tr>', board.table.value)
     assert [s for s, _ in rows] == list(STRATEGIES)
     for (_, row), report in zip(rows, reports, strict=True):

@@ -35,7 +35,7 @@ CELLS = [
     report = panel.run()
     assert report is not None and report.outcome == "ok", panel.message
     assert panel.plot.point_count() > 0 and panel.plot.event_count() > 0
-    assert panel.plot.line_y("peak") == report.peak_rss_bytes / 1e6
+    assert panel.plot.line_y("peak") == report.peak_above_baseline_bytes / 1e6
     print(report.summary())
     """,
     """
@@ -44,8 +44,11 @@ CELLS = [
     reports = board.run()
     assert [r.strategy for r in reports] == list(STRATEGIES), board.message
     assert all(r.outcome == "ok" for r in reports), [r.error for r in reports]
-    assert board.plot.legend_names() == list(STRATEGIES)
+    assert [name.split(" · ")[0] for name in board.plot.legend_names()] == list(STRATEGIES)
     print(board.table.value.count("<tr data-strategy="))
+    """,
+    """
+    reports[0]  # a Report alone in a cell: one line of text, the card as HTML
     """,
     """
     static = board.plot.static_figure()
@@ -70,7 +73,9 @@ def _text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == name)
 
 
-def test_panel_and_board_run_in_a_headless_kernel(tmp_path, small_checkpoint):
+def test_panel_and_board_run_in_a_headless_kernel(tmp_path, small_checkpoint, monkeypatch):
+    # As `make site` runs the lessons: each widget also leaves a static copy of its figure in the output.
+    monkeypatch.setenv("OFFLOAD_LAB_STATIC_FIGURES", "1")
     nb = _notebook()
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on the first failing cell
@@ -81,10 +86,20 @@ def test_panel_and_board_run_in_a_headless_kernel(tmp_path, small_checkpoint):
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr
     # The kernel is this venv's Python, so it imports this widgetlib.
     assert _text(nb.cells[0]).strip() == sys.executable
-    displays = [o for cell in nb.cells[2:4] for o in cell.outputs if o.output_type == "display_data"]
-    assert len(displays) == 2
-    for output, name in zip(displays, ("StrategyPanel(", "CompareBoard("), strict=True):
-        assert "application/vnd.jupyter.widget-view+json" in output.data
-        assert output.data["text/plain"].startswith(name)
+    for cell, name in zip(nb.cells[2:4], ("StrategyPanel(", "CompareBoard("), strict=True):
+        displays = [o for o in cell.outputs if o.output_type == "display_data"]
+        # The live widget, then (OFFLOAD_LAB_STATIC_FIGURES=1) a static copy of its plot that plotly.js draws.
+        assert len(displays) == 2, [sorted(o.data) for o in displays]
+        live, static = displays
+        assert "application/vnd.jupyter.widget-view+json" in live.data
+        assert live.data["text/plain"].startswith(name)
+        assert "Plotly.newPlot" in static.data["text/html"] and "RAM above baseline" in static.data["text/html"]
+    # plotly.js (~5 MB) travels with the first static copy only.
+    first, second = (next(o for o in c.outputs if "static copy" in o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells[2:4])
+    assert len(first.data["text/html"]) > 1_000_000 > len(second.data["text/html"])
     assert _text(nb.cells[3]).strip() == "4"
-    assert _text(nb.cells[4]).strip() == "[]"
+    result = nb.cells[4].outputs[0].data
+    assert result["text/plain"].startswith("<Report normal: ok, peak ") and "\n" not in result["text/plain"]
+    assert 'class="offload-lab-card"' in result["text/html"]
+    assert _text(nb.cells[5]).strip() == "[]"

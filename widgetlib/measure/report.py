@@ -183,6 +183,29 @@ class Report:
     def __str__(self) -> str:
         return self.summary()
 
+    # ------------------------------------------------------------------------------ in a notebook cell
+
+    def __repr__(self) -> str:
+        """One short line: strategy, outcome, peak, ratio, times (``to_json()`` keeps everything).
+
+        >>> Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=10**9, baseline_rss_bytes=4 * 10**8,
+        ...        peak_rss_bytes=14 * 10**8, load_s=1.5, forward_s=0.25)
+        <Report manual_shards: ok, peak 1.40 GB (+1.00 GB = 1.00x the checkpoint), load 1.50 s, forward 0.250 s>
+        """
+        from .render import report_line  # render imports this module for its types
+
+        return report_line(self)
+
+    def _repr_html_(self) -> str:
+        """The widgets' result card, so that ``report`` alone in a cell shows its figures.
+
+        >>> 'class="offload-lab-card"' in Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)._repr_html_()
+        True
+        """
+        from .render import report_card_html
+
+        return report_card_html(self)
+
 
 def format_table(reports: list[Report]) -> str:
     """A plain-text table of several reports, one row each (what ``offload-lab compare`` prints).

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import plotly.graph_objects as go
 
 from ..core.errors import OffloadLabError
 from ..core.sizes import format_bytes, parse_size
@@ -17,6 +18,7 @@ from ..measure import runner
 from ..measure.memory import Event
 from ..measure.report import Report
 from ._format import error_html
+from ._poll import wait_handling_ui
 from .plot import MemoryPlot
 
 __all__: list[str] = []
@@ -53,8 +55,9 @@ def _budget_text(budget: str | int | None) -> w.Text:
     )
 
 
-def _status_html(text: str) -> str:
-    return f'<span class="offload-lab-status" style="color:#333">{html.escape(text)}</span>'
+def _status_html(text: str, projector: bool = False) -> str:
+    size = ";font-size:150%" if projector else ""
+    return f'<span class="offload-lab-status" style="color:#333{size}">{html.escape(text)}</span>'
 
 
 class _LabWidget:
@@ -62,8 +65,9 @@ class _LabWidget:
 
     _noun = "panel"
 
-    def __init__(self, checkpoint: str | Path | None, size: str | int | None) -> None:
-        self.plot = MemoryPlot()
+    def __init__(self, checkpoint: str | Path | None, size: str | int | None, *, projector: bool = False) -> None:
+        self.projector = bool(projector)
+        self.plot = MemoryPlot(projector=self.projector)
         self.checkpoint_text = w.Text(
             value="" if checkpoint is None else str(checkpoint), description="checkpoint",
             placeholder="path to a Hugging Face checkpoint folder; empty = build one with the settings below",
@@ -76,14 +80,12 @@ class _LabWidget:
         self.build_progress = w.FloatProgress(
             value=0.0, min=0.0, max=1.0, description="building", layout=w.Layout(display="none")
         )
-        self.status = w.HTML(_status_html("ready"))
+        self.status = w.HTML(_status_html("ready", self.projector))
         self.message_box = w.HTML("")
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
-        # A click reaches the kernel only between cells: while a cell blocks in .run(), the kernel's Interrupt
-        # (the square button) is what stops the run; wait() turns it into a Stop.
+        # Works while a cell blocks in .run() too: wait() handles widget clicks as they come (see _poll.py).
         self.stop_button = w.Button(
-            description="Stop", button_style="danger", icon="stop", disabled=True,
-            tooltip="Stop the run (while a cell is running .run(), use the kernel's Interrupt instead)",
+            description="Stop", button_style="danger", icon="stop", disabled=True, tooltip="Stop the run",
         )
         # Stable hooks for the browser tests and for anyone styling the widgets.
         self.run_button.add_class("offload-lab-run")
@@ -99,6 +101,10 @@ class _LabWidget:
         self._worker: threading.Thread | None = None
         self._handle: runner.RunHandle | None = None
         self.widget: w.Widget = w.VBox()
+        if self.projector:  # a classroom screen: the buttons and the figures' text larger too
+            for button in (self.run_button, self.stop_button):
+                button.style.font_size = "18px"
+                button.layout.height = "40px"
         # A learner reads the cell before pressing Run: time enough for a spare child to import torch.
         runner.prewarm()
 
@@ -175,12 +181,15 @@ class _LabWidget:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the current job ends (a run, a comparison, a sweep); False on timeout.
 
+        In a notebook, the widget's buttons keep working meanwhile: Stop stops the run that this cell waits
+        for. The kernel's Interrupt stops it too (and then interrupts the cell).
+
         >>> from widgetlib.widgets import StrategyPanel
         >>> StrategyPanel().wait(1.0)
         True
         """
         try:
-            done = self._finished.wait(timeout_s)
+            done = wait_handling_ui(self._finished, timeout_s, comm_ids=self._control_ids())
         except KeyboardInterrupt:
             # The learner interrupted the kernel during .run(): stop the load too (it runs in another
             # process and would otherwise go on drawing), then let the interrupt through.
@@ -193,6 +202,20 @@ class _LabWidget:
         if done:
             self.plot.join()
         return done
+
+    def _control_ids(self) -> set[str]:
+        """The comm ids of this widget's controls (buttons, boxes): everything but its plotly figures, whose
+        messages must wait for the cell (see _poll.py)."""
+        ids: set[str] = set()
+        todo: list[Any] = [self.widget]
+        while todo:
+            widget = todo.pop()
+            if isinstance(widget, go.FigureWidget):
+                continue
+            if getattr(widget, "model_id", None):
+                ids.add(widget.model_id)
+            todo.extend(getattr(widget, "children", ()) or ())
+        return ids
 
     # -------------------------------------------------------------------------------- checkpoint
 
@@ -267,7 +290,15 @@ class _LabWidget:
     # ------------------------------------------------------------------------------------- display
 
     def _set_status(self, text: str) -> None:
-        self.status.value = _status_html(text)
+        self.status.value = _status_html(text, self.projector)
+
+    def _sized(self, html_text: str) -> str:
+        """HTML of a card or table, in projector size when asked for."""
+        return f'<div style="font-size:150%">{html_text}</div>' if self.projector and html_text else html_text
+
+    def _show_static_copies(self) -> None:
+        # Called in the cell's own thread once a blocking call ends (see _static.py).
+        self.plot.show_static_copy()
 
     def _show_message(self, message: str | None) -> None:
         self.message = message

@@ -19,6 +19,7 @@ from ..core.strategies import STRATEGIES, check_strategy
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 from ._format import report_table_html
+from ._static import StaticCopy
 from .plot import BYTES_PER_MB, STRATEGY_COLORS
 
 __all__ = ["CompareBoard", "default_sweep_values", "write_html"]
@@ -46,7 +47,9 @@ class CompareBoard(_LabWidget):
     :meth:`run` blocks and returns the Reports (also in ``.reports``); the Run button does the same in the
     background. :meth:`sweep` runs offload_folder at several ``max_memory`` values and plots peak RAM and
     forward latency against max_memory on ``.sweep_figure``. ``max_memory`` and ``budget`` apply as in
-    :class:`~widgetlib.widgets.StrategyPanel`.
+    :class:`~widgetlib.widgets.StrategyPanel`; ``projector=True`` draws everything larger, for a classroom
+    screen. The plot shows each strategy's peak in its legend entry (and the table below it), so the four
+    figures never print on top of each other.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> board = CompareBoard(make_checkpoint(size="8MB", shards=2), strategies=("normal", "manual_shards"))
@@ -64,9 +67,11 @@ class CompareBoard(_LabWidget):
         max_memory: str | int | None = None,
         budget: str | int | None = None,
         strategies: Sequence[str] = STRATEGIES,
+        projector: bool = False,
     ) -> None:
         self.strategies = tuple(check_strategy(s) for s in strategies)
-        super().__init__(checkpoint, size)
+        super().__init__(checkpoint, size, projector=projector)
+        self._sweep_static = StaticCopy()
         self.reports: list[Report] = []
         self.sweep_reports: list[Report] = []
         self.max_memory_text = _max_memory_text(max_memory)
@@ -75,7 +80,7 @@ class CompareBoard(_LabWidget):
                                      tooltip="offload_folder at several max_memory values")
         self.sweep_button.on_click(lambda _button: self.start_sweep())
         self.table = w.HTML("")
-        self.sweep_figure = self._new_sweep_figure()
+        self.sweep_figure = self._new_sweep_figure(self.projector)
         self._sweep_box = w.Box([self.sweep_figure], layout=w.Layout(display="none"))
         self._sweep_values: list[str | int] | None = None
         self._results_lock = threading.Lock()
@@ -113,6 +118,7 @@ class CompareBoard(_LabWidget):
         """
         if self.start():
             self.wait(timeout_s)
+            self._show_static_copies()
         return list(self.reports)
 
     def start_sweep(self, max_memory_values: Sequence[str | int] | None = None) -> bool:
@@ -138,6 +144,8 @@ class CompareBoard(_LabWidget):
         """
         if self.start_sweep(max_memory_values):
             self.wait(timeout_s)
+            self._show_static_copies()
+            self._sweep_static.show(go.Figure(self.sweep_figure), what="max_memory sweep")
         return list(self.sweep_reports)
 
     def sweep_points(self) -> dict[str, int]:
@@ -199,7 +207,7 @@ class CompareBoard(_LabWidget):
                 break
             with self._results_lock:
                 self.reports.append(report)
-                self.table.value = report_table_html(self.reports)
+                self.table.value = self._sized(report_table_html(self.reports))
             if self._stop_requested.is_set():
                 break
         done = len(self.reports)
@@ -245,7 +253,7 @@ class CompareBoard(_LabWidget):
     # ---------------------------------------------------------------------------------- sweep figure
 
     @staticmethod
-    def _new_sweep_figure() -> go.FigureWidget:
+    def _new_sweep_figure(projector: bool = False) -> go.FigureWidget:
         fig = make_subplots(specs=[[{"secondary_y": True}]])
         color = STRATEGY_COLORS["offload_folder"]
         fig.add_trace(go.Scatter(x=[], y=[], name="peak RSS", mode="lines+markers",
@@ -256,7 +264,10 @@ class CompareBoard(_LabWidget):
                                  hovertemplate="max_memory %{x:.1f} MB: forward %{y:.3f} s<extra></extra>"),
                       secondary_y=True)
         fig.update_layout(title={"text": "offload_folder: peak RAM and forward latency against max_memory"},
-                          template="plotly_white", height=380, legend={"orientation": "h", "y": -0.2})
+                          template="plotly_white", height=520 if projector else 380,
+                          font={"size": 19 if projector else 12}, legend={"orientation": "h", "y": -0.2})
+        if projector:
+            fig.update_traces(line_width=3.5, marker_size=11)
         fig.update_xaxes(title_text="max_memory (MB)")
         fig.update_yaxes(title_text="peak RSS (MB)", secondary_y=False, rangemode="tozero")
         fig.update_yaxes(title_text="forward latency (s)", secondary_y=True, rangemode="tozero")
@@ -288,10 +299,12 @@ class CompareBoard(_LabWidget):
         return f"CompareBoard(strategies={list(self.strategies)}, checkpoint={checkpoint!r}; {done or 'not run'})"
 
 
-def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Offload Lab: four ways to load") -> Path:
+def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Offload Lab: four ways to load",
+               projector: bool = False) -> Path:
     """Write the reports' timelines, overlaid, and their table as one self-contained HTML page.
 
-    plotly.js is embedded, so the page opens offline on a classroom screen (``offload-lab compare --html``).
+    plotly.js is embedded, so the page opens offline on a classroom screen (``offload-lab compare --html``);
+    ``projector=True`` draws the figure and the table larger for that screen.
 
     >>> import tempfile
     >>> from widgetlib.measure.report import Report
@@ -302,14 +315,15 @@ def write_html(reports: Sequence[Report], path: str | Path, *, title: str = "Off
     """
     from .plot import MemoryPlot
 
-    plot = MemoryPlot(title=title)
+    plot = MemoryPlot(title=title, projector=projector)
     for report in reports:
         plot.add_report(report)
     figure_html = plot.static_figure().to_html(include_plotlyjs=True, full_html=False)
+    plot.join()
     checkpoints = sorted({r.checkpoint for r in reports})
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-        f"<body style='font-family:sans-serif'><h1>{html.escape(title)}</h1>"
+        f"<body style='font-family:sans-serif{';font-size:150%' if projector else ''}'><h1>{html.escape(title)}</h1>"
         f"<p>Checkpoint: {html.escape(', '.join(checkpoints))}</p>{figure_html}{report_table_html(list(reports))}"
         "</body></html>"
     )

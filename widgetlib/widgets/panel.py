@@ -26,6 +26,7 @@ class StrategyPanel(_LabWidget):
     ``size`` / ``shards`` / ``format`` with a progress bar. ``dtype`` is the dtype the model is loaded in
     (``"keep"``: as stored). ``max_memory`` and ``offload_folder`` apply to the ``offload_folder`` strategy only.
     ``budget`` simulates a smaller machine: the run is stopped the moment its RSS crosses it.
+    ``projector=True`` draws everything larger, for a classroom screen.
 
     The Run button never blocks the kernel; :meth:`run` does the same from code and blocks until the Report is
     in (``None`` if the run could not start: the reason is in ``.message`` and shown in the widget).
@@ -51,9 +52,10 @@ class StrategyPanel(_LabWidget):
         max_memory: str | int | None = None,
         budget: str | int | None = None,
         offload_folder: str | Path | None = None,
+        projector: bool = False,
     ) -> None:
         check_strategy(strategy)
-        super().__init__(checkpoint, size)
+        super().__init__(checkpoint, size, projector=projector)
         self.report: Report | None = None
         self._run_done = threading.Event()
         self.strategy_dropdown = w.Dropdown(options=STRATEGIES, value=strategy, description="strategy")
@@ -116,7 +118,8 @@ class StrategyPanel(_LabWidget):
         """Run with the current settings and block until done; return the Report (also in ``.report``).
 
         Returns ``None`` when the run could not start (a wrong path, a bad size, another run active): the
-        reason is in ``.message`` and in the widget.
+        reason is in ``.message`` and in the widget. The Stop button works while this blocks; the Report of
+        a stopped run says ``outcome="cancelled"``.
 
         >>> panel = StrategyPanel("/no/such/folder")
         >>> panel.run() is None, "/no/such/folder" in panel.message
@@ -125,6 +128,7 @@ class StrategyPanel(_LabWidget):
         if not self.start():
             return None
         self.wait(timeout_s)
+        self._show_static_copies()
         return self.report if self._run_done.is_set() else None
 
     # ------------------------------------------------------------------------------------ internals
@@ -165,7 +169,7 @@ class StrategyPanel(_LabWidget):
         # Called on the runner's reader thread once the child has exited.
         try:
             self.report = report
-            self.result.value = report_card_html(report)
+            self.result.value = self._sized(report_card_html(report))
             if report.ok:
                 self._set_status(
                     f"{report.strategy} done: peak RSS {format_bytes(report.peak_rss_bytes)}, "

@@ -8,8 +8,8 @@ whole arrays, so a faster rate makes the browser fall behind), and ends by itsel
 nothing is left to draw. Buffers stay bounded: past ``max_points`` samples a run keeps the larger-RSS sample of
 each pair (so the peak survives) and from then on one sample per 2, 4, 8, ... readings.
 
-Units on the figure: x is seconds since the run's child process was spawned, y is MB (10**6 bytes, the decimal
-unit :func:`~widgetlib.core.sizes.format_bytes` prints).
+Units on the figure: x is seconds since the load started (the run's "ready" event), y is MB (10**6 bytes, the
+decimal unit :func:`~widgetlib.core.sizes.format_bytes` prints), above the run's baseline by default.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ from __future__ import annotations
 import itertools
 import threading
 from bisect import bisect_right
+from copy import deepcopy
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample
+from ._marks import EVENT_SYMBOLS, hline, name_markers, shared_lines
+from ._readout import PlotReadout
+from ._static import StaticCopy
 
 if TYPE_CHECKING:
     from ..measure.report import Report
@@ -41,23 +46,6 @@ STRATEGY_COLORS = {
 }
 _OTHER_COLOR = "#7f7f7f"
 
-# Marker symbol per event kind; kinds not listed get a plain open circle.
-_EVENT_SYMBOLS = {
-    "ready": "triangle-up",
-    "phase": "triangle-right",
-    "model_built": "square-open",
-    "state_dict_read": "circle",
-    "shard_read": "circle",
-    "shard_assigned": "diamond",
-    "weights_assigned": "diamond",
-    "shard_freed": "x",
-    "state_dict_freed": "x",
-    "dispatch": "square",
-    "loaded": "star-triangle-up",
-    "forward": "star",
-    "forward_done": "star-open",
-}
-
 # Secondary traces of a run: which Report/MemorySample field, and how it is drawn relative to the RSS line.
 _SERIES = {
     "rss": {"dash": "solid", "width": 2.5, "what": "RSS"},
@@ -65,7 +53,10 @@ _SERIES = {
     "file": {"dash": "dot", "width": 1.2, "what": "file-backed RSS (mmap'd pages)"},
     "gpu": {"dash": "dashdot", "width": 1.5, "what": "GPU memory"},
 }
-LINE_KINDS = ("checkpoint", "budget", "peak")
+# y="above_baseline": RAM the load added (the default); y="rss": the whole process.
+Y_MODES = ("above_baseline", "rss")
+# projector=True: text, lines and markers this much larger.
+_PROJECTOR_SCALE = 1.6
 
 
 def to_mb(n_bytes: int | float | None) -> float | None:
@@ -91,11 +82,13 @@ class _Run:
     checkpoint_bytes: int | None
     budget_bytes: int | None
     max_points: int
+    zero_at_ready: bool
     samples: list[MemorySample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     gpu: list[tuple[float, int]] = field(default_factory=list)
     baseline_rss_bytes: int | None = None
     peak_rss_bytes: int | None = None
+    startup_s: float | None = None
     live: bool = True
     received: int = 0
     # Decimation state (see the module docstring).
@@ -124,44 +117,83 @@ class _Run:
     def all_samples(self) -> list[MemorySample]:
         return self.samples + ([self.pending] if self.pending is not None else [])
 
-    def baseline_guess(self, samples: list[MemorySample]) -> int | None:
-        """The baseline: the Report's when known, else the RSS sampled right after the "ready" event."""
-        if self.baseline_rss_bytes is not None:
-            return self.baseline_rss_bytes
-        if self.ready_t_s is None or not samples:
-            return None
-        times = [s.t_s for s in samples]
-        i = bisect_right(times, self.ready_t_s)
-        return samples[min(i, len(samples) - 1)].rss_bytes if i < len(samples) else None
+    def t_zero(self) -> float | None:
+        """The x origin on the run's own clock: the "ready" event (the load starts), 0 for a run that has no
+        such event (this kernel watched by ``teach.watch_this_kernel``, or a run that failed before its load);
+        None while a run's load has not started yet (nothing of it is drawn then)."""
+        if self.ready_t_s is not None:
+            return self.ready_t_s
+        if not self.zero_at_ready or not self.live:
+            return 0.0
+        return None
+
+    def load_samples(self, t_zero: float) -> list[MemorySample]:
+        """The samples from the load start on (start-up is not part of the load), shifted so the load starts at 0."""
+        return [_replace(s, t_s=s.t_s - t_zero) for s in self.all_samples() if s.t_s >= t_zero]
+
+    def baseline_sample(self, samples: list[MemorySample], baseline: int | None) -> MemorySample | None:
+        """The sample where the anon/file split is read at the baseline: the load's first one, or (a run drawn
+        from a Report without a "ready" event) the first that reached the baseline."""
+        if self.ready_t_s is not None or baseline is None:
+            return samples[0] if samples and self.ready_t_s is not None else None
+        return next((s for s in samples if s.rss_bytes >= baseline), None)
+
+    def started_in_s(self, t_zero: float) -> float | None:
+        """How long the child took from the request to the load start (shown as a note, never as a line)."""
+        if self.startup_s is not None:
+            return self.startup_s
+        if self.ready_t_s is not None and self.ready_t_s > 0:
+            return self.ready_t_s  # the runner counts t_s from the request
+        before = [s.t_s for s in self.all_samples() if s.t_s < t_zero]
+        return t_zero - min(before) if before and self.ready_t_s is not None else None
 
     def label(self) -> str:
         return f"{self.strategy} · {self.note}" if self.note else self.strategy
 
 
-class MemoryPlot:
-    """A live RAM timeline: one solid RSS line per run, coloured by strategy, with event markers and lines.
+class MemoryPlot(PlotReadout):
+    """A live RAM timeline: one solid RSS line per run, coloured by strategy, with named event markers and lines.
 
     Feed it from any thread: :meth:`begin_run`, then :meth:`add_sample` / :meth:`add_event` as the run goes,
     :meth:`end_run` with the Report (adds the kernel-peak line); or :meth:`add_report` for a finished Report.
+
+    Time zero is the moment the load begins: the run's ``"ready"`` event (the child has imported torch and
+    transformers and taken its baseline). What comes before, the child starting, is not drawn; the subtitle
+    says how long it took. With ``y="above_baseline"`` (the default) the y axis is RAM above that baseline,
+    stated in the subtitle, so a 150 MB load is a 150 MB rise and not a small step on top of ~800 MB of
+    libraries; ``y="rss"`` draws the whole process's RSS. A plot where some run has no baseline (a run that
+    failed before its load, or this kernel watched with ``teach.watch_this_kernel``) draws RSS.
+
     Where the platform reports them, anonymous and file-backed RSS are drawn dashed / dotted in the same
-    colour; GPU memory dash-dotted. Horizontal lines: baseline + checkpoint size (dotted), the budget (black,
-    dashed) and the kernel peak (dash-dot). ``.figure`` is the ``FigureWidget`` to display.
+    colour; GPU memory dash-dotted. Horizontal lines: the checkpoint size (dotted, one line for runs on the
+    same checkpoint), the budget (black, dashed) and each run's kernel peak (dash-dot; its figure is in the
+    legend, and on the line when only one run is drawn). Event markers are named ("shard 3/6",
+    "load_state_dict", "forward") where the name overlaps no other; hover any marker for its full label.
+    ``projector=True`` draws larger text, lines and markers for a classroom screen.
 
     >>> from widgetlib.measure.memory import Event, MemorySample
     >>> plot = MemoryPlot()
     >>> run_id = plot.begin_run("normal", checkpoint_bytes=20_000_000, budget_bytes=300_000_000)
+    >>> plot.add_event(Event(0.2, "imports done: baseline 100 MB", "ready"))
     >>> for i in range(5):
-    ...     plot.add_sample(MemorySample(0.1 * i, (100 + 10 * i) * 10**6, None, None, None))
-    >>> plot.add_event(Event(0.25, "state dict read", "state_dict_read"))
+    ...     plot.add_sample(MemorySample(0.2 + 0.1 * i, (100 + 10 * i) * 10**6, None, None, None))
+    >>> plot.add_event(Event(0.45, "state dict read", "state_dict_read"))
     >>> plot.flush()
-    >>> plot.point_count(run_id), plot.event_count(run_id), plot.line_y("budget", run_id)
-    (5, 1, 300.0)
+    >>> plot.point_count(run_id), plot.event_count(run_id), plot.y_mode, plot.line_y("budget", run_id)
+    (5, 2, 'above_baseline', 200.0)
     """
 
     def __init__(self, *, title: str = "RAM while loading", max_points: int = 3000, redraw_hz: float = 10.0,
-                 height_px: int = 420) -> None:
+                 height_px: int | None = None, y: str = "above_baseline", projector: bool = False) -> None:
+        if y not in Y_MODES:
+            raise ValueError(f"y={y!r}; use one of {', '.join(Y_MODES)}")
         self.max_points = int(max_points)
         self.redraw_interval_s = 1.0 / float(redraw_hz)
+        self.y = y
+        self.projector = bool(projector)
+        self.title = title
+        self._scale = _PROJECTOR_SCALE if projector else 1.0
+        self.height_px = int(height_px or (560 if projector else 440))
         self._lock = threading.Condition()
         self._runs: dict[str, _Run] = {}
         self._dirty: set[str] = set()
@@ -171,30 +203,38 @@ class MemoryPlot:
         self._thread: threading.Thread | None = None
         self._flush_requested = 0
         self._flush_done = 0
+        self._static: StaticCopy | None = None
         self.redraw_count = 0
+        self._draws_since_snapshot = 0
         self.redraw_error: BaseException | None = None
-        self.figure = go.FigureWidget(layout=self._base_layout(title, height_px))
+        self.y_mode = "rss" if y == "rss" else "above_baseline"
+        self.figure = go.FigureWidget(layout=self._base_layout())
 
     # ------------------------------------------------------------------------------------ feeding data
 
     def begin_run(self, strategy: str, *, checkpoint_bytes: int | None = None, budget_bytes: int | None = None,
-                  note: str | None = None, replace: bool = False) -> str:
+                  note: str | None = None, replace: bool = False, zero_at_ready: bool | None = None) -> str:
         """Start a new live run and return its id; later samples and events go to it.
 
         ``note`` is appended to the legend entry (e.g. ``"max_memory 12 MB"``); ``replace=True`` first removes
-        earlier runs of the same strategy (a panel shows the latest run of each strategy).
+        earlier runs of the same strategy (a panel shows the latest run of each strategy). ``zero_at_ready``
+        (default: True for the four strategies, which the runner measures) holds the run's samples back until
+        its ``"ready"`` event, which becomes time zero; False draws samples at their own ``t_s`` at once.
 
         >>> plot = MemoryPlot()
         >>> plot.begin_run("manual_shards", checkpoint_bytes=10**7)
         'run-1'
         """
+        if zero_at_ready is None:
+            zero_at_ready = strategy in STRATEGY_COLORS
         with self._lock:
             if replace:
                 for old in [r for r in self._runs.values() if r.strategy == strategy]:
                     del self._runs[old.run_id]
                     self._structure_changed = True
             run_id = f"run-{next(self._ids)}"
-            self._runs[run_id] = _Run(run_id, strategy, note, checkpoint_bytes, budget_bytes, self.max_points)
+            self._runs[run_id] = _Run(run_id, strategy, note, checkpoint_bytes, budget_bytes, self.max_points,
+                                      zero_at_ready)
             self._current = run_id
             self._dirty.add(run_id)
             self._structure_changed = True
@@ -202,11 +242,11 @@ class MemoryPlot:
         return run_id
 
     def add_sample(self, sample: MemorySample, run_id: str | None = None) -> None:
-        """Buffer one sample (``t_s`` relative to the run start) for ``run_id`` (default: the latest run).
+        """Buffer one sample (``t_s`` on the run's clock) for ``run_id`` (default: the latest run).
 
         Cheap and thread-safe: the redraw thread draws it within ~0.1 s.
 
-        >>> plot = MemoryPlot(); run_id = plot.begin_run("normal")
+        >>> plot = MemoryPlot(); run_id = plot.begin_run("this kernel")
         >>> plot.add_sample(MemorySample(0.5, 3 * 10**8, None, None, None)); plot.flush(); plot.point_count()
         1
         """
@@ -220,9 +260,12 @@ class MemoryPlot:
     def add_event(self, event: Event, run_id: str | None = None) -> None:
         """Buffer one loader event (a marker with a hover label) for ``run_id`` (default: the latest run).
 
+        The first ``"ready"`` event is the load start: time zero for this run.
+
         >>> plot = MemoryPlot(); run_id = plot.begin_run("manual_shards")
-        >>> plot.add_event(Event(0.2, "shard 1/3 read", "shard_read")); plot.flush(); plot.event_labels()
-        ['manual_shards: shard 1/3 read (0.20 s)']
+        >>> plot.add_event(Event(1.0, "imports done", "ready"))
+        >>> plot.add_event(Event(1.2, "shard 1/3 read", "shard_read")); plot.flush(); plot.event_labels()[1]
+        'manual_shards: shard 1/3 read (0.20 s)'
         """
         with self._lock:
             run = self._runs.get(run_id or self._current or "")
@@ -231,10 +274,12 @@ class MemoryPlot:
             run.events.append(event)
             if event.kind == "ready" and run.ready_t_s is None:
                 run.ready_t_s = event.t_s
+                self._structure_changed = True  # the subtitle (start-up, baseline) changes
             self._dirty.add(run.run_id)
 
     def end_run(self, report: Report, run_id: str | None = None, *, timeout_s: float = 10.0) -> None:
-        """Finish a live run with its Report: exact baseline, the kernel-peak line, GPU samples; then flush.
+        """Finish a live run with its Report: exact baseline, the kernel-peak line, GPU samples, a budget stop;
+        then flush.
 
         If no sample arrived live (the run failed at once), the Report's timeline is drawn instead. Blocks
         until the figure shows the final state (at most ``timeout_s``).
@@ -251,6 +296,8 @@ class MemoryPlot:
                 return
             self._finish(run, report)
         self.flush(timeout_s=timeout_s)
+        if threading.current_thread() is threading.main_thread():
+            self.show_static_copy()
 
     def add_report(self, report: Report, *, note: str | None = None, replace: bool = False) -> str:
         """Draw a finished Report's timeline in one go and return its run id.
@@ -262,7 +309,7 @@ class MemoryPlot:
         ...            peak_rss_bytes=21 * 10**7, timeline=tl)
         >>> plot = MemoryPlot(); run_id = plot.add_report(r)
         >>> plot.line_y("peak", run_id), plot.line_y("checkpoint", run_id)
-        (210.0, 200.0)
+        (110.0, 100.0)
         """
         run_id = self.begin_run(report.strategy, checkpoint_bytes=report.checkpoint_bytes,
                                 budget_bytes=report.budget_bytes, note=note, replace=replace)
@@ -303,14 +350,23 @@ class MemoryPlot:
                 run.keep(sample)
         if not run.events:
             run.events = list(timeline.events)
+            ready = next((e for e in run.events if e.kind == "ready"), None)
+            run.ready_t_s = ready.t_s if ready is not None else None
+        if report.budget_stop and not any(e.kind == "budget_stop" for e in run.events):
+            # The runner's watchdog (or a kernel OOM kill it recorded) stopped the run: mark where.
+            stop = report.budget_stop
+            run.events.append(Event(float(stop["t_s"]), f"stopped by the budget at {format_bytes(stop['rss_bytes'])}"
+                                    " RSS", "budget_stop"))
         run.gpu = list(timeline.gpu_samples)
         run.baseline_rss_bytes = report.baseline_rss_bytes
         run.peak_rss_bytes = report.peak_rss_bytes
+        run.startup_s = getattr(report, "startup_s", None)  # recorded by runners that time the start-up
         if report.budget_bytes is not None:
             run.budget_bytes = report.budget_bytes
         run.checkpoint_bytes = report.checkpoint_bytes
         run.live = False
         self._dirty.add(run.run_id)
+        self._structure_changed = True  # legend names (peaks) and the subtitle change
         self._ensure_thread()
 
     # ------------------------------------------------------------------------------------ redraw thread
@@ -374,20 +430,31 @@ class MemoryPlot:
                                     timeout=self.redraw_interval_s)
 
     def _snapshot(self) -> tuple[list[dict[str, Any]], bool]:
-        """Copy what changed (called with the lock held); drawing then happens without the lock."""
+        """Copy what changed, on the load's time axis (called with the lock held); drawing happens without it."""
         runs = []
         for run in self._runs.values():
-            samples = run.all_samples()
+            t_zero = run.t_zero()
+            samples = run.load_samples(t_zero) if t_zero is not None else []
+            events = [_replace(e, t_s=e.t_s - t_zero) for e in run.events if e.t_s >= t_zero] if t_zero is not None \
+                else []
+            baseline = run.baseline_rss_bytes
+            first = run.baseline_sample(samples, baseline)
+            if baseline is None and first is not None:
+                baseline = first.rss_bytes  # until the Report gives the child's own reading
             runs.append({
                 "run": run,
                 "dirty": run.run_id in self._dirty,
                 "samples": samples,
-                "events": list(run.events),
-                "gpu": list(run.gpu),
-                "baseline": run.baseline_guess(samples),
+                "events": events,
+                "gpu": [(t - t_zero, n) for t, n in run.gpu if t >= t_zero] if t_zero is not None else [],
+                "baseline": baseline,
+                "baseline_sample": first,
+                "started_in_s": run.started_in_s(t_zero) if t_zero is not None else None,
                 "peak": run.peak_rss_bytes,
                 "budget": run.budget_bytes,
                 "checkpoint": run.checkpoint_bytes,
+                "color": _color(run.strategy),
+                "live": run.live,
             })
         structure = self._structure_changed
         self._dirty.clear()
@@ -396,10 +463,15 @@ class MemoryPlot:
 
     def _draw(self, runs: list[dict[str, Any]], structure_changed: bool) -> None:
         fig = self.figure
+        # Above baseline only where every run shown has one; an empty plot keeps the default's axis title.
+        shown = [item for item in runs if item["samples"] or not item["live"]]
+        above = self.y != "rss" and all(item["baseline"] is not None for item in shown)
+        if above != (self.y_mode == "above_baseline"):
+            structure_changed = True
+        self.y_mode = "above_baseline" if above else "rss"
         wanted_uids = set()
         for item in runs:
-            run: _Run = item["run"]
-            wanted_uids.update(self._uids(run, item))
+            wanted_uids.update(self._uids(item))
         if structure_changed:
             # Removing traces is a structural change that batch_update does not allow; do it first.
             kept = [t for t in fig.data if t.meta in wanted_uids]
@@ -407,54 +479,102 @@ class MemoryPlot:
                 fig.data = kept
         existing = {t.meta for t in fig.data}
         for item in runs:
-            for uid in self._uids(item["run"], item):
+            for uid in self._uids(item):
                 if uid not in existing:
                     fig.add_trace(self._new_trace(item["run"], uid))
                     existing.add(uid)
         traces = {t.meta: t for t in fig.data}
+        for item in runs:
+            self._columns(item)
         with fig.batch_update():
             for item in runs:
                 if item["dirty"] or structure_changed:
                     self._update_run(traces, item)
-            fig.layout.shapes = [shape for item in runs for shape in self._shapes(item)]
+            name_markers(traces, runs, plot_height_px=self.height_px - 170 * self._scale, font_px=10 * self._scale)
+            fig.layout.shapes = self._shapes(runs)
+            self._update_titles(runs)
+        # A view that renders late (the first FigureWidget takes seconds on a busy machine, or the learner
+        # scrolls to it) draws plotly's _widget_data/_widget_layout, which plotly refreshes only when the figure
+        # itself is displayed (plotly/basewidget.py:736), not as a panel's child: refresh them on structural
+        # changes, at the end, and every ~2 s, so such a view starts from the current figure, not an empty one.
+        self._draws_since_snapshot += 1
+        if structure_changed or not any(item["live"] for item in runs) or self._draws_since_snapshot >= 20:
+            fig._widget_data = deepcopy(fig._data)
+            fig._widget_layout = deepcopy(fig._layout_obj._props)
+            self._draws_since_snapshot = 0
 
     # --------------------------------------------------------------------------------- figure content
 
-    @staticmethod
-    def _base_layout(title: str, height_px: int) -> dict[str, Any]:
+    def _base_layout(self) -> dict[str, Any]:
+        font_px = round(12 * self._scale)
         return {
-            "title": {"text": title + "<br><sup>solid: RSS · dashed: anonymous (heap) · dotted: file-backed "
-                                      "(mmap) · markers: loader events</sup>"},
-            "xaxis": {"title": {"text": "seconds since the run started"}, "rangemode": "tozero"},
-            "yaxis": {"title": {"text": "RAM (MB)"}, "rangemode": "tozero"},
-            "legend": {"title": {"text": "strategy"}},
+            "title": {"text": self._title_text("", "")},
+            "font": {"size": font_px},
+            "xaxis": {"title": {"text": "seconds since the load started"}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": "RAM above baseline (MB)"}, "rangemode": "tozero", "zeroline": True},
+            "legend": {"title": {"text": "strategy · kernel peak"}},
             "template": "plotly_white",
-            "height": height_px,
+            "height": self.height_px,
             "hovermode": "closest",
             "uirevision": "offload-lab",  # keeps a learner's zoom while the data updates
-            "margin": {"t": 70, "r": 20},
+            "margin": {"t": round(100 * self._scale), "r": 20},
         }
 
-    @staticmethod
-    def _uids(run: _Run, item: dict[str, Any]) -> list[str]:
-        uids = [f"{run.run_id}:rss", f"{run.run_id}:events"]
-        samples = item["samples"]
-        if any(s.rss_anon_bytes is not None for s in samples):
-            uids.append(f"{run.run_id}:anon")
-        if any(s.rss_file_bytes is not None for s in samples):
-            uids.append(f"{run.run_id}:file")
-        if item["gpu"]:
-            uids.append(f"{run.run_id}:gpu")
-        return uids
+    def _title_text(self, baseline_note: str, startup_note: str) -> str:
+        notes = " · ".join(n for n in (baseline_note, startup_note) if n)
+        key = "solid: RSS · dashed: anonymous (heap) · dotted: file-backed (mmap) · markers: loader events"
+        return f"{self.title}<br><sup>{notes or '&nbsp;'}</sup><br><sup>{key}</sup>"
+
+    def _update_titles(self, runs: list[dict[str, Any]]) -> None:
+        drawn = [item for item in runs if item["samples"]]
+        baselines = [item["baseline"] for item in drawn if item["baseline"] is not None]
+        baseline_note = ""
+        if self.y_mode == "above_baseline" and baselines:
+            low, high = min(baselines), max(baselines)
+            what = format_bytes(low) if format_bytes(low) == format_bytes(high) else \
+                f"{format_bytes(low)}–{format_bytes(high)}"
+            baseline_note = f"0 = baseline (Python + torch + transformers, before the load): {what}"
+        started = [item["started_in_s"] for item in drawn if item["started_in_s"] is not None]
+        startup_note = ""
+        if started:
+            low_s, high_s = min(started), max(started)
+            span = f"{low_s:.1f} s" if f"{low_s:.1f}" == f"{high_s:.1f}" else f"{low_s:.1f}–{high_s:.1f} s"
+            startup_note = f"process started in {span} (not drawn)"
+        above = self.y_mode == "above_baseline"
+        wanted = {
+            ("title", "text"): self._title_text(baseline_note, startup_note),
+            ("yaxis", "title", "text"): "RAM above baseline (MB)" if above else "RAM, RSS (MB)",
+            ("xaxis", "title", "text"): "seconds since the load started"
+            if any(i["run"].zero_at_ready for i in runs) else "seconds",
+            ("legend", "title", "text"): "strategy · peak above baseline" if above else "strategy · peak RSS",
+        }
+        layout = self.figure.layout
+        for path, text in wanted.items():
+            if layout[path] != text:  # each assignment is a message to the browser: only what changed
+                layout[path] = text
 
     @staticmethod
-    def _new_trace(run: _Run, uid: str) -> go.Scatter:
+    def _uids(item: dict[str, Any]) -> list[str]:
+        run_id = item["run"].run_id
+        uids = [f"{run_id}:rss", f"{run_id}:events"]
+        samples = item["samples"]
+        if any(s.rss_anon_bytes is not None for s in samples):
+            uids.append(f"{run_id}:anon")
+        if any(s.rss_file_bytes is not None for s in samples):
+            uids.append(f"{run_id}:file")
+        if item["gpu"]:
+            uids.append(f"{run_id}:gpu")
+        return uids
+
+    def _new_trace(self, run: _Run, uid: str) -> go.Scatter:
         series = uid.rsplit(":", 1)[1]
         color = _color(run.strategy)
         if series == "events":
             return go.Scatter(
-                x=[], y=[], meta=uid, mode="markers", name=f"{run.label()} events", legendgroup=run.run_id,
-                showlegend=False, marker={"color": color, "size": 9, "line": {"width": 1, "color": "white"}},
+                x=[], y=[], meta=uid, mode="markers+text", name=f"{run.label()} events", legendgroup=run.run_id,
+                showlegend=False, cliponaxis=False,
+                marker={"color": color, "size": 9 * self._scale, "line": {"width": 1, "color": "white"}},
+                textfont={"size": round(10 * self._scale), "color": color},
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         style = _SERIES[series]
@@ -462,24 +582,47 @@ class MemoryPlot:
             x=[], y=[], meta=uid, mode="lines", legendgroup=run.run_id,
             name=run.label() if series == "rss" else f"{run.label()} {style['what']}",
             showlegend=series == "rss",
-            line={"color": color, "dash": style["dash"], "width": style["width"]},
+            line={"color": color, "dash": style["dash"], "width": style["width"] * self._scale},
             hovertemplate=f"{run.label()} {style['what']}: %{{y:.1f}} MB at %{{x:.2f}} s<extra></extra>",
         )
 
-    @staticmethod
-    def _update_run(traces: dict[str, Any], item: dict[str, Any]) -> None:
-        run: _Run = item["run"]
+    def _offsets(self, item: dict[str, Any]) -> tuple[int, int, int]:
+        """What is subtracted from rss, anon and file bytes: the baseline's, in the above-baseline view."""
+        if self.y_mode != "above_baseline" or item["baseline"] is None:
+            return 0, 0, 0
+        first = item["baseline_sample"]
+        anon = first.rss_anon_bytes if first is not None and first.rss_anon_bytes is not None else 0
+        file = first.rss_file_bytes if first is not None and first.rss_file_bytes is not None else 0
+        return item["baseline"], anon, file
+
+    def _columns(self, item: dict[str, Any]) -> None:
+        """The arrays to draw, in MB on the plot's y axis, and where each event marker sits (on the RSS line at
+        its time: the last sample at or before it); stored in ``item``."""
         samples: list[MemorySample] = item["samples"]
+        rss_off, anon_off, file_off = self._offsets(item)
         xs = [s.t_s for s in samples]
-        columns = {
-            "rss": [s.rss_bytes / BYTES_PER_MB for s in samples],
-            "anon": [None if s.rss_anon_bytes is None else s.rss_anon_bytes / BYTES_PER_MB for s in samples],
-            "file": [None if s.rss_file_bytes is None else s.rss_file_bytes / BYTES_PER_MB for s in samples],
+        item["xs"] = xs
+        item["columns"] = columns = {
+            "rss": [(s.rss_bytes - rss_off) / BYTES_PER_MB for s in samples],
+            "anon": [None if s.rss_anon_bytes is None else (s.rss_anon_bytes - anon_off) / BYTES_PER_MB
+                     for s in samples],
+            "file": [None if s.rss_file_bytes is None else (s.rss_file_bytes - file_off) / BYTES_PER_MB
+                     for s in samples],
         }
+        at = [max(bisect_right(xs, e.t_s) - 1, 0) for e in item["events"]]
+        item["marker_x"] = [e.t_s for e in item["events"]]
+        item["marker_y"] = [columns["rss"][i] if columns["rss"] else 0.0 for i in at]
+
+    def _update_run(self, traces: dict[str, Any], item: dict[str, Any]) -> None:
+        run: _Run = item["run"]
+        xs, columns = item["xs"], item["columns"]
         for series, ys in columns.items():
             trace = traces.get(f"{run.run_id}:{series}")
             if trace is not None:
                 trace.x, trace.y = xs, ys
+        rss = traces.get(f"{run.run_id}:rss")
+        if rss is not None:
+            rss.name = self._legend_name(item)
         gpu = traces.get(f"{run.run_id}:gpu")
         if gpu is not None:
             gpu.x = [t for t, _ in item["gpu"]]
@@ -487,128 +630,44 @@ class MemoryPlot:
         markers = traces.get(f"{run.run_id}:events")
         if markers is not None:
             events: list[Event] = item["events"]
-            ys_mb = columns["rss"]
-            # An event sits on the RSS line at its time (the last sample at or before it).
-            at = [max(bisect_right(xs, e.t_s) - 1, 0) for e in events]
-            markers.x = [e.t_s for e in events]
-            markers.y = [ys_mb[i] if ys_mb else 0.0 for i in at]
+            markers.x, markers.y = item["marker_x"], item["marker_y"]
             markers.hovertext = [f"{run.strategy}: {e.label} ({e.t_s:.2f} s)" for e in events]
-            markers.marker.symbol = [_EVENT_SYMBOLS.get(e.kind, "circle-open") for e in events]
+            markers.marker.symbol = [EVENT_SYMBOLS.get(e.kind, "circle-open") for e in events]
+            big = 16 * self._scale
+            markers.marker.size = [big if e.kind == "budget_stop" else 9 * self._scale for e in events]
 
-    @staticmethod
-    def _shapes(item: dict[str, Any]) -> list[dict[str, Any]]:
+    def _legend_name(self, item: dict[str, Any]) -> str:
+        """The run's legend entry: its label, and once it ended its kernel peak (above baseline, x checkpoint)."""
         run: _Run = item["run"]
-        color = _color(run.strategy)
-        shapes = []
+        peak = item["peak"]
+        if peak is None:
+            return run.label()
+        if self.y_mode == "above_baseline" and item["baseline"] is not None:
+            above = peak - item["baseline"]
+            ratio = f" = {above / item['checkpoint']:.2f}x" if item["checkpoint"] else ""
+            return f"{run.label()} · +{format_bytes(above)}{ratio}"
+        return f"{run.label()} · {format_bytes(peak)}"
 
-        def hline(kind: str, y_bytes: int, text: str, line: dict[str, Any]) -> None:
-            shapes.append({
-                "type": "line", "name": f"{run.run_id}:{kind}", "xref": "x domain", "x0": 0, "x1": 1,
-                "yref": "y", "y0": y_bytes / BYTES_PER_MB, "y1": y_bytes / BYTES_PER_MB, "line": line,
-                "label": {"text": text, "textposition": "end", "font": {"size": 10, "color": line["color"]}},
-            })
-
-        if item["checkpoint"] is not None and item["baseline"] is not None:
-            hline("checkpoint", item["baseline"] + item["checkpoint"],
-                  f"{run.strategy}: baseline + checkpoint ({format_bytes(item['checkpoint'])})",
-                  {"color": color, "dash": "dot", "width": 1})
-        if item["budget"] is not None:
-            hline("budget", item["budget"], f"budget {format_bytes(item['budget'])}",
-                  {"color": "black", "dash": "dash", "width": 1.5})
-        if item["peak"] is not None:
-            hline("peak", item["peak"], f"{run.strategy} peak {format_bytes(item['peak'])}",
-                  {"color": color, "dash": "dashdot", "width": 1.5})
+    def _shapes(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        above = self.y_mode == "above_baseline"
+        font_px = round(10 * self._scale)
+        drawn = [item for item in runs if item["samples"] or not item["live"]]
+        shapes = shared_lines(drawn, above_baseline=above, font_px=font_px, width_scale=self._scale)
+        for item in drawn:
+            if item["peak"] is None or (above and item["baseline"] is None):
+                continue
+            run: _Run = item["run"]
+            y = item["peak"] - (item["baseline"] if above else 0)
+            # One run: its peak is written on the line. Several: in the legend, where labels cannot collide.
+            text = ""
+            if len(drawn) == 1:
+                text = f"{run.strategy} peak {format_bytes(item['peak'])}"
+                if above:
+                    text += f" (+{format_bytes(y)})"
+            shapes.append(hline(f"{run.run_id}:peak", y / BYTES_PER_MB, text,
+                                {"color": item["color"], "dash": "dashdot", "width": 1.5 * self._scale}, "end",
+                                font_px))
         return shapes
-
-    # ------------------------------------------------------------------------------- state for tests
-
-    @property
-    def run_ids(self) -> list[str]:
-        """Ids of the runs on the plot, oldest first.
-
-        >>> plot = MemoryPlot(); _ = plot.begin_run("normal"); _ = plot.begin_run("offload_folder")
-        >>> plot.run_ids
-        ['run-1', 'run-2']
-        """
-        with self._lock:
-            return list(self._runs)
-
-    def strategy_of(self, run_id: str) -> str:
-        """The strategy a run id belongs to.
-
-        >>> plot = MemoryPlot(); plot.strategy_of(plot.begin_run("offload_folder"))
-        'offload_folder'
-        """
-        with self._lock:
-            return self._runs[run_id].strategy
-
-    @property
-    def latest_run_id(self) -> str | None:
-        """The run that :meth:`add_sample` feeds by default.
-
-        >>> plot = MemoryPlot(); plot.begin_run("normal") == plot.latest_run_id
-        True
-        """
-        return self._current
-
-    def _trace(self, run_id: str | None, series: str) -> Any:
-        uid = f"{run_id or self._current}:{series}"
-        return next((t for t in self.figure.data if t.meta == uid), None)
-
-    def point_count(self, run_id: str | None = None, series: str = "rss") -> int:
-        """How many points the figure shows for ``series`` (``"rss"``, ``"anon"``, ``"file"``, ``"gpu"``) of
-        ``run_id`` (default: the latest run); 0 when that trace does not exist.
-
-        >>> MemoryPlot().point_count()
-        0
-        """
-        trace = self._trace(run_id, series)
-        return 0 if trace is None or trace.x is None else len(trace.x)
-
-    def point_counts(self) -> dict[str, int]:
-        """Points per trace as drawn, keyed ``"<run id>:<series>"`` (series: rss, anon, file, gpu, events).
-
-        >>> plot = MemoryPlot(); _ = plot.begin_run("normal"); plot.flush(); plot.point_counts()
-        {'run-1:rss': 0, 'run-1:events': 0}
-        """
-        return {t.meta: 0 if t.x is None else len(t.x) for t in self.figure.data}
-
-    def event_count(self, run_id: str | None = None) -> int:
-        """How many event markers the figure shows for ``run_id`` (default: the latest run).
-
-        >>> MemoryPlot().event_count()
-        0
-        """
-        return self.point_count(run_id, "events")
-
-    def event_labels(self, run_id: str | None = None) -> list[str]:
-        """The hover labels of a run's event markers, as drawn.
-
-        >>> MemoryPlot().event_labels()
-        []
-        """
-        trace = self._trace(run_id, "events")
-        return [] if trace is None or trace.hovertext is None else list(trace.hovertext)
-
-    def line_y(self, kind: str, run_id: str | None = None) -> float | None:
-        """The y (MB) of a horizontal line as drawn: ``kind`` is ``"checkpoint"``, ``"budget"`` or ``"peak"``.
-
-        >>> MemoryPlot().line_y("peak") is None
-        True
-        """
-        if kind not in LINE_KINDS:
-            raise ValueError(f"kind={kind!r}; use one of {', '.join(LINE_KINDS)}")
-        name = f"{run_id or self._current}:{kind}"
-        shape = next((s for s in self.figure.layout.shapes if s.name == name), None)
-        return None if shape is None else shape.y0
-
-    def legend_names(self) -> list[str]:
-        """Names of the traces shown in the legend (one per run: the strategy, plus its note if any).
-
-        >>> plot = MemoryPlot(); _ = plot.begin_run("normal"); plot.flush(); plot.legend_names()
-        ['normal']
-        """
-        return [t.name for t in self.figure.data if t.showlegend is not False]
 
     # ----------------------------------------------------------------------------------- static output
 
@@ -622,6 +681,17 @@ class MemoryPlot:
         """
         self.flush()
         return go.Figure(self.figure)
+
+    def show_static_copy(self) -> bool:
+        """With ``OFFLOAD_LAB_STATIC_FIGURES=1`` (``make site``), put a static copy of the figure in the cell's
+        output, or refresh the one shown before, so an exported page draws it; True if one was shown.
+
+        >>> MemoryPlot().show_static_copy()  # the variable is not set here
+        False
+        """
+        if self._static is None:
+            self._static = StaticCopy()
+        return self._static.show(self.static_figure(), what=f"plot {self.title!r}")
 
     def __repr__(self) -> str:
         with self._lock:
