@@ -21,9 +21,15 @@
 # Every number on this page is measured while you run it, on your machine. Nothing is typed in.
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 from IPython.display import display
 
 from widgetlib import MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
+from widgetlib.core.strategies import LoadOptions
 from widgetlib.measure.memory import read_memory
 
 versions = teach.print_versions()
@@ -33,7 +39,8 @@ versions = teach.print_versions()
 #
 # The lessons load a real Hugging Face checkpoint: a LLaMA-style model with random weights, built on your disk
 # the first time (no download) and cached. Its size comes from the `OFFLOAD_LAB_SIZE` environment variable;
-# unset, `demo_checkpoint()` picks the size a learner's laptop can take. `inspect_checkpoint` reads only the
+# unset, `demo_checkpoint()` builds its one default size, which may be too big for a small laptop: set
+# `OFFLOAD_LAB_SIZE` before starting Jupyter to choose another. `inspect_checkpoint` reads only the
 # file headers, so it costs no RAM.
 
 # %%
@@ -218,6 +225,8 @@ report = panel.run()
 assert report is not None and report.ok, panel.message or (report and report.error)
 loaded = teach.sample_at(report, teach.first_event(report, "loaded").t_s)
 ready = teach.sample_at(report, teach.first_event(report, "ready").t_s)
+embed_name, embed_bytes = teach.embedding_table(folder)
+forward_tokens = LoadOptions().forward_tokens  # what the runner feeds its first forward
 
 # %% [markdown]
 # ### What you just saw
@@ -233,10 +242,46 @@ if loaded.rss_file_bytes is not None:
         f"{teach.fmt(loaded.rss_file_bytes - ready.rss_file_bytes)} file-backed) for a "
         f"{teach.fmt(info.total_bytes)} model. "
         + ("So most weights were not in RAM yet: the parameters point into the mapped files and their pages "
-           "come in when something reads them. The forward pass read them all, and the peak above (taken after "
-           "it) counts them." if lazy else
+           "come in when something reads them." if lazy else
            "So the weights were read into RAM during the load itself.")
     )
+    # A forward of a few tokens reads every layer's weights but only its tokens' rows of the embedding table
+    # (torch.nn.functional.embedding is a row lookup), so with mapped files some pages are never read.
+    after = teach.growth(report, "ready")
+    teach.say(
+        f"By the end of the first forward pass (the peak above), the file-backed part had grown by "
+        f"**{teach.fmt(after['file'])}**, {after['file'] / info.total_bytes:.2f}× the checkpoint. A forward pass "
+        f"reads every layer's weights, but of the embedding table (`{embed_name}`, {teach.fmt(embed_bytes)}) only "
+        f"the rows of its {forward_tokens} tokens: "
+        + ("the pages of the rows it never read stayed on disk, which is why a mapped load can peak below one "
+           "checkpoint." if after["file"] < info.total_bytes else
+           "here the kernel's read-ahead brought in the whole table anyway.")
+    )
+
+# %% [markdown]
+# ## Experiment
+#
+# Set the panel's **dtype** to `bfloat16` and press Run again (or run
+# `panel.run()` after `panel = StrategyPanel(folder, strategy="low_cpu_mem_usage", dtype="bfloat16")`). The
+# checkpoint stores float32, four bytes a number; bfloat16 takes two. Look at two figures: the kernel's peak,
+# which now counts the float32 file pages read *and* the bfloat16 copy made from them, and the anonymous
+# memory the model keeps, about half of what float32 needs. A model's size in RAM is parameters × bytes per
+# number, whatever its name says; the table below works it out for this checkpoint and for the seven-billion-
+# parameter model of the notes this lab answers (which guessed "about one byte per parameter").
+#
+# `dtype="auto"`, which is transformers 5's default when you pass no dtype, loads in the dtype the checkpoint's
+# `config.json` names, or, without one, the dtype of its first floating-point weights; so a bfloat16
+# checkpoint stays bfloat16. (transformers 4 defaulted to float32.)
+
+# %%
+# transformers/modeling_utils.py: from_pretrained sets dtype = "auto" when none is given (~4186), and "auto"
+# takes config.dtype, else the weights' own dtype (~829-849).
+bytes_per_number = {"float32": 4, "bfloat16": 2, "float16": 2}
+rows = ["| model | parameters | float32 | bfloat16 |", "|---|---:|---:|---:|"]
+for name, n_params in (("this checkpoint", info.parameters), ("a 7-billion-parameter model", 7_000_000_000)):
+    rows.append(f"| {name} | {n_params:,} | {teach.fmt(n_params * bytes_per_number['float32'])} | "
+                f"{teach.fmt(n_params * bytes_per_number['bfloat16'])} |")
+teach.say("\n".join(rows))
 
 # %% [markdown]
 # ## Exercises
@@ -245,7 +290,7 @@ if loaded.rss_file_bytes is not None:
 # `"anonymous"` or `"file-backed"`? Change the answer and run the cell to see what the check says.
 
 # %%
-answer = "file-backed"
+answer = ...
 teach.check_mmap_answer(answer, stages)
 
 # %% [markdown]
@@ -254,7 +299,7 @@ teach.check_mmap_answer(answer, stages)
 # `info.dtype` number takes.
 
 # %%
-model_bytes = info.parameters * 4
+model_bytes = ...
 teach.check_model_bytes(model_bytes, info)
 
 # %% [markdown]

@@ -17,14 +17,19 @@
 #   what it does not.
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 import json
 from collections import Counter
 
 from IPython.display import display
 
 from widgetlib import StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.checkpoints import read_shard, shard_files
-from widgetlib.core.strategies import build_empty_model
+from widgetlib.core.checkpoints import read_shard, shard_files  # noqa: F401 (yours to use in Exercise 2)
+from widgetlib.core.strategies import build_empty_model  # noqa: F401 (yours to use in Exercise 2)
 
 versions = teach.print_versions()
 
@@ -54,7 +59,7 @@ teach.say("\n".join(["| tensor | file |", "|---|---|"]
 # Which file holds `lm_head.weight`? Answer with an expression that reads the index.
 
 # %%
-my_file = index["weight_map"]["lm_head.weight"]
+my_file = ...
 teach.check_shard_of(my_file, folder, "lm_head.weight")
 
 # %% [markdown]
@@ -147,6 +152,13 @@ assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "
 assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every shard was written to disk"
 
 # %% [markdown]
+# ## Experiment
+#
+# Change the **shard count**: `folder = demo_checkpoint(shards=2)` (or more shards), then run the
+# `manual_shards` panel again. Look at the staircase: each step is one shard, so fewer shards make taller
+# steps, and the peak of a loader that frees each shard's reading buffer follows the largest shard, not the
+# whole model.
+#
 # ## Exercise 2: write the loader
 #
 # Fill in `my_loader` so that it returns the loaded model: an empty model, then every shard assigned. The check
@@ -154,11 +166,7 @@ assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every 
 # `manual_shards` run's.
 
 # %%
-def my_loader(folder):
-    model = build_empty_model(folder)
-    for path in shard_files(folder):
-        model.load_state_dict(read_shard(path), strict=False, assign=True)
-    return model
+my_loader = ...  # replace with: def my_loader(folder): ... return model
 
 
 teach.check_manual_loader(my_loader, folder, reference=st)

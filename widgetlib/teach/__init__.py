@@ -16,6 +16,7 @@ handed a plot); torch and transformers are imported only by the functions that n
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import platform
@@ -58,6 +59,7 @@ __all__ = [
     "commit_figures",
     "decision_table",
     "disk_share",
+    "embedding_table",
     "event_table",
     "fill_weights",
     "first_event",
@@ -442,7 +444,9 @@ def folder_listing(folder: str | os.PathLike[str] | None, limit: int = 8) -> str
 def commit_figures() -> dict[str, int | None]:
     """The machine's RAM and commit figures, in bytes: ``total``, ``available``, ``swap_total`` (the paging file
     on Windows), and where the OS reports them ``commit_limit`` / ``committed`` (Linux ``/proc/meminfo``;
-    on Windows psutil's swap figures are computed from the commit totals).
+    on Windows ``GlobalMemoryStatusEx``: the commit limit is its "total page file" and the commit charge is total
+    minus available page file; psutil's ``swap.used`` is a page-file counter, not the charge). On Linux also
+    ``overcommit_mode`` (``vm.overcommit_memory``; with 0, the default, the commit limit is not enforced).
 
     >>> figures = commit_figures()
     >>> figures["total"] > 0
@@ -460,6 +464,8 @@ def commit_figures() -> dict[str, int | None]:
         "committed": None,
     }
     if _LINUX:
+        figures["overcommit_mode"] = None
+    if _LINUX:
         try:
             text = Path("/proc/meminfo").read_text()
         except OSError:
@@ -468,10 +474,60 @@ def commit_figures() -> dict[str, int | None]:
             match = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
             if match:
                 figures[name] = int(match.group(1)) * 1024
+        # 0 (the default) = heuristic overcommit: CommitLimit is printed but not enforced (only mode 2 does).
+        with contextlib.suppress(OSError, ValueError):
+            figures["overcommit_mode"] = int(Path("/proc/sys/vm/overcommit_memory").read_text())
     elif sys.platform == "win32":
-        figures["commit_limit"] = int(vm.total + swap.total)
-        figures["committed"] = int(vm.total - vm.available + swap.used)
+        figures.update(_windows_commit())
     return figures
+
+
+def _windows_commit() -> dict[str, int]:
+    """Commit limit and charge from ``GlobalMemoryStatusEx`` (Windows only): ``ullTotalPageFile`` is the commit
+    limit, ``ullTotalPageFile - ullAvailPageFile`` the commit charge, in bytes."""
+    import ctypes
+    from ctypes import wintypes
+
+    class MEMORYSTATUSEX(ctypes.Structure):
+        _fields_ = [("dwLength", wintypes.DWORD), ("dwMemoryLoad", wintypes.DWORD),
+                    ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                    ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                    ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                    ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+    status = MEMORYSTATUSEX()
+    status.dwLength = ctypes.sizeof(MEMORYSTATUSEX)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+        return {}
+    return {"commit_limit": int(status.ullTotalPageFile),
+            "committed": int(status.ullTotalPageFile - status.ullAvailPageFile)}
+
+
+def embedding_table(folder: str | os.PathLike[str]) -> tuple[str, int]:
+    """The input embedding's tensor name and bytes in ``folder``'s safetensors files, read from the headers.
+
+    A forward pass of N tokens reads N rows of this table (an embedding is a row lookup), not all of it.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> name, n_bytes = embedding_table(make_checkpoint(size="5MB"))
+    >>> name.endswith("embed_tokens.weight"), n_bytes > 0
+    (True, True)
+    """
+    from safetensors import safe_open
+
+    from ..core.checkpoints import shard_files
+
+    for path in shard_files(folder):
+        with safe_open(str(path), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
+                if name.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
+                    part = f.get_slice(name)
+                    numel = 1
+                    for n in part.get_shape():
+                        numel *= n
+                    itemsize = {"F32": 4, "BF16": 2, "F16": 2, "F64": 8}.get(part.get_dtype(), 4)
+                    return name, numel * itemsize
+    raise ValueError(f"{folder} holds no input embedding table that Offload Lab recognises.")
 
 
 @dataclass(frozen=True)
