@@ -79,10 +79,8 @@ assert with_flag.ok and without_flag.ok, (with_flag.error, without_flag.error)
 # %%
 a, b = with_flag.peak_above_baseline_bytes, without_flag.peak_above_baseline_bytes
 teach.say(
-    f"- With the flag: {teach.fmt(a)} above baseline ({with_flag.peak_ratio:.2f}× the checkpoint), load "
-    f"{with_flag.load_s:.2f} s.\n"
-    f"- Without it: {teach.fmt(b)} above baseline ({without_flag.peak_ratio:.2f}× the checkpoint), load "
-    f"{without_flag.load_s:.2f} s.\n"
+    f"- With the flag: {teach.fmt(a)} above baseline ({with_flag.peak_ratio:.2f}× the checkpoint).\n"
+    f"- Without it: {teach.fmt(b)} above baseline ({without_flag.peak_ratio:.2f}× the checkpoint).\n"
     f"- The run itself recorded what the source says: "
     f"*{with_flag.details['low_cpu_mem_usage_truth']['evidence']}*\n"
     f"- Both runs produced {'the same' if teach.same_logits([with_flag, without_flag]) else 'different'} logits."

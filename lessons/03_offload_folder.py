@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from IPython.display import display
 
 from widgetlib import CompareBoard, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
@@ -105,6 +106,26 @@ for r in runs.values():
 assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
 assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
 assert any(p.suffix == ".dat" for p in (workdir / "accelerate").iterdir()), "accelerate writes .dat files"
+
+# %%
+# Only where CUDA is available (this cell shows nothing elsewhere): the plan may use the GPU first. With
+# gpu_max_memory, device_map="auto" fills cuda:0, then RAM up to max_memory, then disk; the plot gains the
+# GPU's memory line (torch.cuda.memory_allocated in the loading process).
+if torch.cuda.is_available():
+    gpu_run = teach.run_live(panel.plot, folder, "offload_folder", max_memory=max_memory,
+                             gpu_max_memory=info.total_bytes // 2, offload_folder=workdir / "gpu",
+                             note="cuda:0, then RAM, then disk")
+    assert gpu_run.ok, gpu_run.error
+    on_gpu = gpu_run.device_map.get("cuda:0", {}).get("bytes", 0)
+    teach.say(
+        f"**With CUDA ({torch.cuda.get_device_name(0)})**: weights placed "
+        + ", ".join(f"{place} {teach.fmt(v['bytes'])}" for place, v in gpu_run.device_map.items())
+        + f". The GPU's memory peaked at {teach.fmt(gpu_run.gpu_peak_bytes)}, which holds the "
+        f"{teach.fmt(on_gpu)} placed on `cuda:0` (and the forward pass's activations there). RAM peaked at "
+        f"{teach.fmt(gpu_run.peak_above_baseline_bytes)} above baseline: that includes CUDA's own libraries and "
+        "context, which the loading process sets up during this load."
+    )
+    assert on_gpu > 0 and (gpu_run.gpu_peak_bytes or 0) >= 0.9 * on_gpu, "the layers on cuda:0 are in GPU memory"
 
 # %% [markdown]
 # ## The sweep: how much RAM, how much time

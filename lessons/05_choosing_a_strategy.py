@@ -54,7 +54,7 @@ by_name = {r.strategy: r for r in reports}
 # ### What you just saw: predicted against measured
 
 # %%
-teach.say(teach.reports_table(reports))
+teach.say(teach.reports_table(reports, predicted=True))
 lines = []
 for r in reports:
     predicted = r.predicted_peak_rss_bytes - r.baseline_rss_bytes

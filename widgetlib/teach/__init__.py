@@ -342,29 +342,32 @@ def peak_sentence(report: Report) -> str:
     return text
 
 
-def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None) -> str:
-    """A Markdown table of several runs: outcome, peak above baseline, ratio, predicted, times, offload bytes."""
+def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None, *, predicted: bool = False) -> str:
+    """A Markdown table of several runs: outcome, peak above baseline, ratio, times, offload bytes, and with
+    ``predicted=True`` the header-based prediction (only where the lesson discusses it: a prediction shown
+    beside a measurement and left unexplained reads as a contradiction).
+
+    >>> from widgetlib.measure.report import Report
+    >>> table = reports_table([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)])
+    >>> "predicted" in table, "predicted" in reports_table([], predicted=True)
+    (False, True)
+    """
     reports = list(reports)
     names = list(labels) if labels is not None else [r.strategy for r in reports]
-    rows = [
-        "| run | outcome | peak above baseline | × checkpoint | predicted above baseline | load s | "
-        "first forward s | offload folder written |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["run", "outcome", "peak above baseline", "× checkpoint"] + (["predicted above baseline"] if predicted
+                                                                          else [])
+    header += ["load s", "first forward s", "offload folder written"]
+    rows = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for name, r in zip(names, reports, strict=True):
-        predicted = (
-            fmt(r.predicted_peak_rss_bytes - r.baseline_rss_bytes)
-            if r.predicted_peak_rss_bytes is not None and r.baseline_rss_bytes is not None
-            else "–"
-        )
-        load = f"{r.load_s:.2f}" if r.load_s is not None else "–"
-        forward = f"{r.forward_s:.3f}" if r.forward_s is not None else "–"
+        cells = [name, r.outcome, fmt(r.peak_above_baseline_bytes), _ratio(r.peak_ratio)]
+        if predicted:
+            cells.append(fmt(r.predicted_peak_rss_bytes - r.baseline_rss_bytes)
+                         if r.predicted_peak_rss_bytes is not None and r.baseline_rss_bytes is not None else "–")
         offloads = r.offload_folder or r.offload_folder_files or r.strategy == "offload_folder"
-        written = f"{r.offload_folder_files} files, {fmt(r.offload_folder_bytes)}" if offloads else "–"
-        rows.append(
-            f"| {name} | {r.outcome} | {fmt(r.peak_above_baseline_bytes)} | {_ratio(r.peak_ratio)} | {predicted} | "
-            f"{load} | {forward} | {written} |"
-        )
+        cells += [f"{r.load_s:.2f}" if r.load_s is not None else "–",
+                  f"{r.forward_s:.3f}" if r.forward_s is not None else "–",
+                  f"{r.offload_folder_files} files, {fmt(r.offload_folder_bytes)}" if offloads else "–"]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
