@@ -192,6 +192,9 @@ teach.say(
     f"first forward pass by {teach.fmt(at_peak['rss'])} ({teach.fmt(at_peak['anon'])} anonymous, "
     f"{teach.fmt(at_peak['file'])} file-backed), for a {teach.fmt(info.total_bytes)} model. Read RSS with its "
     "split, and after the first forward pass."
+    + (" Even then it can stay below the model's size: a forward pass of a few tokens reads only their rows of "
+       "the embedding table, and the pages of the other rows are never read from the mapped file (lesson 00)."
+       if at_peak["rss"] is not None and at_peak["rss"] < info.total_bytes else "")
 )
 
 # %% [markdown]
