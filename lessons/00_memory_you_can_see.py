@@ -254,15 +254,19 @@ if loaded.rss_file_bytes is not None:
     # A forward of a few tokens reads every layer's weights but only its tokens' rows of the embedding table
     # (torch.nn.functional.embedding is a row lookup), so with mapped files some pages are never read.
     after = teach.growth(report, "ready")
+    unread = info.total_bytes - after["file"]
     teach.say(
-        f"By the end of the first forward pass (the peak above), the file-backed part had grown by "
-        f"**{teach.fmt(after['file'])}**, {after['file'] / info.total_bytes:.2f}× the checkpoint. A forward pass "
-        f"reads every layer's weights, but of the embedding table (`{embed_name}`, {teach.fmt(embed_bytes)}) only "
-        f"the rows of its {forward_tokens} tokens: "
-        + ("the pages of the rows it never read stayed on disk, which is why a mapped load can peak below one "
-           "checkpoint." if after["file"] < info.total_bytes else
-           "here the kernel's read-ahead brought in the whole table anyway.")
+        f"By the end of the first forward pass the file-backed part had grown by **{teach.fmt(after['file'])}**, "
+        f"{after['file'] / info.total_bytes:.2f}× the checkpoint. A forward pass reads every layer's weights, but "
+        f"of the embedding table (`{embed_name}`, {teach.fmt(embed_bytes)}) only the rows of its "
+        f"{forward_tokens} tokens: "
+        + (f"{teach.fmt(unread)} of the checkpoint, pages of rows no token used, was never read into the process. "
+           "That is how a mapped load can peak below one checkpoint." if unread >= 0.5 * embed_bytes else
+           "here the kernel's read-ahead (it reads neighbouring pages too) brought in nearly the whole table "
+           "anyway, so about one checkpoint was read.")
     )
+    # Only the embedding table may stay unread: every other weight takes part in the forward.
+    assert unread <= embed_bytes + 2_000_000, (unread, embed_bytes)
 
 # %% [markdown]
 # ## dtype: the biggest lever
