@@ -132,10 +132,11 @@ teach.check_normal_peak(my_prediction, report)
 # shards control), then run it again. Look at whether the peak moves: the random model is a full copy whatever
 # the shards, so fewer, larger shards change when the second copy arrives, not how big the peak is.
 #
-# ## Exercise 2: what had just happened at the peak?
+# ## Exercise 2: when were both copies in RAM?
 #
 # Each event has a *kind* (`"model_built"`, `"shard_read"`, `"state_dict_read"`, `"weights_assigned"`,
-# `"state_dict_freed"`, ...). Which kind of event came right before the highest point of the curve?
+# `"state_dict_freed"`, ...). From which event on were both copies, the random model and the whole state dict,
+# in RAM? Answer with its kind; the event table above shows the RSS just after each event.
 
 # %%
 answer = ...

@@ -133,10 +133,12 @@ def test_normal_peak() -> None:
 
 
 def test_copies_at_peak() -> None:
-    report = _report()  # the highest sample (t=1.0) follows 'state dict read' (t=0.9)
+    report = _report()  # both copies (200 above baseline) are sampled just after 'state dict read'
     assert teach.check_copies_at_peak("state_dict_read", report).ok
-    happened = teach.check_copies_at_peak("model_built", report)
-    assert not happened.ok and "not right before the peak" in happened.message
+    early = teach.check_copies_at_peak("model_built", report)
+    assert not early.ok and "short of both copies" in early.message
+    late = teach.check_copies_at_peak("weights_assigned", report)
+    assert not late.ok and "Look earlier" in late.message
     unknown = teach.check_copies_at_peak("shard_read", report)
     assert not unknown.ok and "not an event kind of this run" in unknown.message
 

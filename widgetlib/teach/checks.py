@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
-from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, peak_moment, unanswered
+from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, sample_at, unanswered
 
 if TYPE_CHECKING:
     from ..core.checkpoints import CheckpointInfo
@@ -129,21 +129,46 @@ def check_normal_peak(answer: int, report: Report, tolerance: float = 0.35) -> V
     return _verdict(ok, f"You predicted {fmt(int(answer))}; {why}{hint}")
 
 
-def check_copies_at_peak(answer: str, report: Report) -> Verdict:
-    """Lesson 01: which event kind comes right before the peak of normal loading?"""
+def check_copies_at_peak(answer: str, report: Report, share: float = 0.8) -> Verdict:
+    """Lesson 01: from which event on were both copies in RAM? Answer with the event's kind.
+
+    Judged on the run, not on one lucky sample: an event kind is right when the RSS sampled just after its first
+    occurrence had already reached ``share`` of the kernel's peak above baseline (both copies), and it came
+    before the copy into the model began (``weights_assigned``). The earliest such kind is the answer; a later
+    one is "both were already there".
+    """
     if unanswered(answer):
         return not_answered('write an event kind as a string, e.g. `answer = "model_built"`.')
-    top, event = peak_moment(report)
-    if top is None or event is None:
-        return _verdict(False, "The run has no samples to find its peak in; run it again.")
-    kinds = sorted({e.kind for e in report.timeline.events})
-    fact = (f"The highest sample ({fmt(top.rss_bytes)} RSS at {top.t_s:.2f} s) came right after "
-            f"'{event.label}' (kind {event.kind!r}).")
-    if answer == event.kind:
-        return _verdict(True, fact)
-    if answer not in kinds:
-        return _verdict(False, f"{answer!r} is not an event kind of this run; its kinds are {', '.join(kinds)}.")
-    return _verdict(False, f"{answer!r} happened, but not right before the peak. " + fact)
+    peak = report.peak_above_baseline_bytes
+    base = report.baseline_rss_bytes
+    if peak is None or base is None or not report.timeline.samples:
+        return _verdict(False, "The run has no peak to judge by; run it again.")
+    first: dict[str, Any] = {}
+    for event in report.timeline.events:
+        first.setdefault(event.kind, event)
+    if answer not in first:
+        return _verdict(False, f"{answer!r} is not an event kind of this run; its kinds are "
+                               f"{', '.join(sorted(first))}.")
+
+    def above(kind: str) -> int:
+        sample = sample_at(report, first[kind].t_s)
+        return sample.rss_bytes - base if sample is not None else 0
+
+    copy_t = first["weights_assigned"].t_s if "weights_assigned" in first else float("inf")
+    both = [kind for kind, event in sorted(first.items(), key=lambda item: item[1].t_s)
+            if event.t_s <= copy_t and above(kind) >= share * peak]
+    level = f"{fmt(above(answer))} above baseline just after '{first[answer].label}'"
+    peak_text = f"the kernel's peak was {fmt(peak)} above baseline ({_ratio(report.peak_ratio)} the checkpoint)"
+    if not both:
+        return _verdict(False, f"No event before the copy was sampled at the peak level; {peak_text}. Run it again.")
+    if answer in both and first[answer].t_s <= first[both[0]].t_s:
+        return _verdict(True, f"RSS was {level}, and {peak_text}: from here the random model and the whole "
+                              "state dict were both in RAM.")
+    if first[answer].t_s < first[both[0]].t_s:
+        return _verdict(False, f"RSS was {level}, short of both copies ({peak_text}): the state dict was not "
+                               f"all read yet. Look a little later.")
+    return _verdict(False, f"Both copies were in RAM before '{first[answer].label}': already just after "
+                           f"'{first[both[0]].label}' (kind {both[0]!r}). Look earlier.")
 
 
 def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: Report,
