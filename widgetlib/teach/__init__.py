@@ -71,6 +71,7 @@ __all__ = [
     "one_copy_limit",
     "page_cache_probe",
     "peak_moment",
+    "peak_is_exact",
     "peak_sentence",
     "print_versions",
     "quote_lines",
@@ -327,6 +328,20 @@ def event_table(report: Report, kinds: Iterable[str] | None = None) -> str:
     return "\n".join(rows)
 
 
+def peak_is_exact(report: Report) -> bool:
+    """True when the run's peak is the kernel's mark for this load alone: the samples carry the anonymous /
+    file-backed split, which only the Linux probe reads (``/proc``, where VmHWM is reset for the run). Under
+    the portable probe (macOS, Windows, ``OFFLOAD_LAB_PROBE=portable``) the best peak an OS offers may include
+    the process's start-up, so a lesson states its one-copy bounds only where this is True.
+
+    >>> from widgetlib.measure.report import Report
+    >>> peak_is_exact(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1))
+    False
+    """
+    samples = report.timeline.samples
+    return bool(samples) and all(s.rss_anon_bytes is not None for s in samples)
+
+
 def peak_sentence(report: Report) -> str:
     """One Markdown sentence with a run's figures: peak, baseline, above baseline, ratio, times."""
     name = f"**{report.strategy}**"
@@ -339,6 +354,9 @@ def peak_sentence(report: Report) -> str:
     )
     if report.load_s is not None and report.forward_s is not None:
         text += f" Loading took {report.load_s:.2f} s, the first forward pass {report.forward_s:.3f} s."
+    if not peak_is_exact(report):
+        text += (" On this OS the peak is the best figure it offers for the loading process, which may include "
+                 "its start-up (importing torch), so it can read higher than the load alone.")
     return text
 
 
