@@ -16,6 +16,11 @@
 # - where each copy lives (anonymous or file-backed memory), read off the events on the plot.
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 from IPython.display import display
 
 from widgetlib import StrategyPanel, demo_checkpoint, estimate_peak, inspect_checkpoint, teach
@@ -36,8 +41,11 @@ versions = teach.print_versions()
 #
 # Step 1 allocates a full model of random weights that will be thrown away. Step 2 brings a second full set of
 # weights. During step 3 both exist, so the peak is about **two models**, even though the end result is one.
-# This lab calls this strategy `normal`. The runner does exactly these steps (one shard at a time for step 2)
-# and marks each on the plot.
+# This lab calls this strategy `normal`, and the runner does these steps and marks each on the plot, with one
+# difference: for step 2 it reads each shard with `pread` into memory of its own (`read_shard`, the way
+# transformers reads files on Windows), one shard at a time. `safetensors.torch.load_file` would instead *map*
+# the file (safetensors/torch.py, `load_file` opens it with `safe_open`, an mmap): copy 2 would then start as
+# file-backed pages and become anonymous only as `load_state_dict` copies it. Either way it is a second copy.
 
 # %%
 folder = demo_checkpoint()
@@ -55,7 +63,7 @@ teach.say(
 # multiple of `info.total_bytes`). The check runs after the measurement below.
 
 # %%
-my_prediction = 2 * info.total_bytes
+my_prediction = ...
 
 # %% [markdown]
 # ## The run
@@ -105,7 +113,7 @@ teach.say(teach.event_table(report))
 assert report.peak_ratio >= 1.6, f"normal loading should hold about two copies, measured {report.peak_ratio}x"
 # Each copy is checked where the sampler (100 readings a second) saw its phase; a small checkpoint can build
 # or read between two readings, and then the kernel's peak above is the proof.
-if teach.sampled_between(report, "phase", "model_built") >= 10:
+if teach.sampled_between(report, "phase", "model_built") >= 10 and build["anon"] is not None:
     assert build["anon"] >= 0.8 * info.total_bytes, "the random-weight model is a full copy in anonymous memory"
 if teach.sampled_between(report, "model_built", "weights_assigned") >= 10:
     assert read["rss"] >= 0.8 * info.total_bytes, "the state dict is a second full copy next to it"
@@ -118,13 +126,20 @@ if teach.sampled_between(report, "model_built", "weights_assigned") >= 10:
 teach.check_normal_peak(my_prediction, report)
 
 # %% [markdown]
-# ## Exercise 2: what had just happened at the peak?
+# ## Experiment
+#
+# Change the **shard count**: `StrategyPanel(demo_checkpoint(shards=2), strategy="normal")` (or the panel's
+# shards control), then run it again. Look at whether the peak moves: the random model is a full copy whatever
+# the shards, so fewer, larger shards change when the second copy arrives, not how big the peak is.
+#
+# ## Exercise 2: when were both copies in RAM?
 #
 # Each event has a *kind* (`"model_built"`, `"shard_read"`, `"state_dict_read"`, `"weights_assigned"`,
-# `"state_dict_freed"`, ...). Which kind of event came right before the highest point of the curve?
+# `"state_dict_freed"`, ...). From which event on were both copies, the random model and the whole state dict,
+# in RAM? Answer with its kind; the event table above shows the RSS just after each event.
 
 # %%
-answer = "state_dict_read"
+answer = ...
 teach.check_copies_at_peak(answer, report)
 
 # %% [markdown]

@@ -18,10 +18,16 @@
 # - how peak RAM and forward time move as `max_memory` grows (a sweep).
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from IPython.display import display
 
 from widgetlib import CompareBoard, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
@@ -33,8 +39,10 @@ versions = teach.print_versions()
 # %% [markdown]
 # ## The idea
 #
-# With `device_map="auto"`, loading starts with a *plan*: accelerate walks the empty model (lesson 02) layer by
-# layer and places each one on the GPU, in RAM, or on `"disk"`, filling each place up to its `max_memory`.
+# With `device_map="auto"`, loading starts with a *plan*: transformers walks the empty model (lesson 02) layer
+# by layer and places each one on the GPU, in RAM, or on `"disk"`, filling each place up to its `max_memory`.
+# The planner is transformers' own copy of accelerate's (`infer_auto_device_map` in
+# `transformers/integrations/accelerate.py`), and it counts buffers as well as parameters.
 # Layers planned for disk are not kept in RAM: a hook loads their weights just before the layer runs in the
 # forward pass, and drops them after. `offload_folder` is where weights that must go to disk are written.
 #
@@ -94,17 +102,37 @@ teach.say(
 )
 for r in runs.values():
     assert r.device_map.get("disk", {}).get("bytes", 0) > 0, "max_memory below the model must offload something"
-    assert r.peak_ratio < 1.5, "offloading never needs more than one copy"
+    assert r.peak_ratio < 1.5 or not teach.peak_is_exact(r), "offloading never needs more than one copy"
 assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
 assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
 assert any(p.suffix == ".dat" for p in (workdir / "accelerate").iterdir()), "accelerate writes .dat files"
+
+# %%
+# Only where CUDA is available (this cell shows nothing elsewhere): the plan may use the GPU first. With
+# gpu_max_memory, device_map="auto" fills cuda:0, then RAM up to max_memory, then disk; the plot gains the
+# GPU's memory line (torch.cuda.memory_allocated in the loading process).
+if torch.cuda.is_available():
+    gpu_run = teach.run_live(panel.plot, folder, "offload_folder", max_memory=max_memory,
+                             gpu_max_memory=info.total_bytes // 2, offload_folder=workdir / "gpu",
+                             note="cuda:0, then RAM, then disk")
+    assert gpu_run.ok, gpu_run.error
+    on_gpu = gpu_run.device_map.get("cuda:0", {}).get("bytes", 0)
+    teach.say(
+        f"**With CUDA ({torch.cuda.get_device_name(0)})**: weights placed "
+        + ", ".join(f"{place} {teach.fmt(v['bytes'])}" for place, v in gpu_run.device_map.items())
+        + f". The GPU's memory peaked at {teach.fmt(gpu_run.gpu_peak_bytes)}, which holds the "
+        f"{teach.fmt(on_gpu)} placed on `cuda:0` (and the forward pass's activations there). RAM peaked at "
+        f"{teach.fmt(gpu_run.peak_above_baseline_bytes)} above baseline: that includes CUDA's own libraries and "
+        "context, which the loading process sets up during this load."
+    )
+    assert on_gpu > 0 and (gpu_run.gpu_peak_bytes or 0) >= 0.9 * on_gpu, "the layers on cuda:0 are in GPU memory"
 
 # %% [markdown]
 # ## The sweep: how much RAM, how much time
 #
 # The **CompareBoard** runs the `offload_folder` strategy at several `max_memory` values, from the largest
-# tensor (the least that can work) up to the size of all the weights, and plots the peak and the forward time
-# against `max_memory`.
+# tensor up to the size of all the weights, and plots the peak and the forward time against `max_memory`.
+# (Even less works too: with too little room for any layer, every layer goes to disk.)
 
 # %%
 board = CompareBoard(folder)
@@ -132,25 +160,37 @@ most_on_disk = most.device_map.get("disk", {}).get("bytes", 0)
 teach.say(
     f"With the least RAM the peak was {teach.fmt(least.peak_above_baseline_bytes)} above baseline against "
     f"{teach.fmt(most.peak_above_baseline_bytes)} with the most, and the forward pass took "
-    f"{least.forward_s:.3f} s against {most.forward_s:.3f} s ({slower:.1f} times). "
-    + ("Reading weights from disk on every forward is the price of offloading." if slower > 1.1 else
-       "At this size the offloaded files sit in the page cache, so the reads are nearly free; with a model "
-       "bigger than RAM they come from the disk itself, and every forward pays.")
-    + (f" Even with `max_memory` as large as all the weights, {teach.fmt(most_on_disk)} went to disk: the "
-       "planner (accelerate's `infer_auto_device_map`) keeps room in RAM for its largest layer, so that an "
-       "offloaded layer can be brought in." if most_on_disk else "")
+    f"{least.forward_s:.3f} s against {most.forward_s:.3f} s. "
+    # TODO(issue 10.2): interpret forward times once the runner measures steady-state forwards and offers a
+    # cold cache; one first forward, with the offloaded files in the page cache, is too noisy to rank.
+    "One first forward per run, with the offloaded files still in the page cache, is too noisy to rank the "
+    "runs by time: the disk reads offloading costs show when the files are not cached."
+    + (f" Even with `max_memory` equal to all the weights' bytes, {teach.fmt(most_on_disk)} went to disk: the "
+       "planner counts the model's buffers too (the non-persistent rotary `inv_freq` among them), so the weights "
+       "alone no longer fit, and the last module placed goes to disk." if most_on_disk else "")
 )
 assert least.device_map.get("disk", {}).get("bytes", 0) > most.device_map.get("disk", {}).get("bytes", 0)
-assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
+if teach.peak_is_exact(least) and teach.peak_is_exact(most):
+    assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
 
 # %% [markdown]
+# ## Experiment
+#
+# Change **`max_memory`**: run `panel.run()` again after setting the panel's max_memory box to a value between
+# two of the sweep's, or give `board.sweep(...)` your own list of byte values. Look at the "on disk" bytes of
+# the plan and at the peak: each follows `max_memory` in steps of one layer.
+#
 # ## Exercise 1
 #
 # Choose a `max_memory` (in bytes) that puts roughly half of the weights on disk. The check plans the device
-# map for your value on an empty model, as `device_map="auto"` does, without loading anything.
+# map for your value on an empty model with the planner `from_pretrained` itself calls, without loading
+# anything; `teach.disk_share(folder, max_memory)` shows you that plan (bytes per place) for any value. Careful:
+# while it fills RAM, the planner keeps room for the largest layer still to place, so that an offloaded layer
+# can be brought in (`transformers/integrations/accelerate.py`, `infer_auto_device_map`, "Reduce max size
+# available by the largest layer"): half of the weights' bytes puts more than half of them on disk.
 
 # %%
-my_max_memory = info.total_bytes // 2
+my_max_memory = ...
 teach.check_max_memory(my_max_memory, folder)
 
 # %% [markdown]
@@ -160,9 +200,9 @@ teach.check_max_memory(my_max_memory, folder)
 
 # %%
 my_answer = {
-    "safetensors + from_pretrained": False,
-    ".bin + from_pretrained": True,
-    "safetensors + accelerate": True,
+    "safetensors + from_pretrained": ...,
+    ".bin + from_pretrained": ...,
+    "safetensors + accelerate": ...,
 }
 teach.check_offload_writes(my_answer, runs)
 

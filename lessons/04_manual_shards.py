@@ -17,14 +17,19 @@
 #   what it does not.
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 import json
 from collections import Counter
 
 from IPython.display import display
 
 from widgetlib import StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.checkpoints import read_shard, shard_files
-from widgetlib.core.strategies import build_empty_model
+from widgetlib.core.checkpoints import read_shard, shard_files  # noqa: F401 (yours to use in Exercise 2)
+from widgetlib.core.strategies import build_empty_model  # noqa: F401 (yours to use in Exercise 2)
 
 versions = teach.print_versions()
 
@@ -54,7 +59,7 @@ teach.say("\n".join(["| tensor | file |", "|---|---|"]
 # Which file holds `lm_head.weight`? Answer with an expression that reads the index.
 
 # %%
-my_file = index["weight_map"]["lm_head.weight"]
+my_file = ...
 teach.check_shard_of(my_file, folder, "lm_head.weight")
 
 # %% [markdown]
@@ -109,7 +114,7 @@ teach.say(f"Both gave {'the same' if teach.same_logits([st, pickled]) else 'diff
 teach.say(teach.event_table(pickled, kinds=("model_built", "shard_read", "shard_freed", "loaded", "forward_done")))
 # One copy at a time, checked (the forward pass adds activations and bookkeeping on top).
 for r in (st, pickled):
-    assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes), r.peak_ratio
+    assert r.peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes) or not teach.peak_is_exact(r)
 for r, steps in ((pickled, steps_bin), (st, steps_st)):
     # The shards all end up in RAM: the kernel's peak holds at least most of one copy.
     assert r.peak_above_baseline_bytes >= 0.7 * info.total_bytes, r.peak_ratio
@@ -140,13 +145,24 @@ teach.say(
     f"took {reload.load_s:.2f} s to load against {st.load_s:.2f} s.\n"
     f"- Its peak was {teach.fmt(reload.peak_above_baseline_bytes)} above baseline against "
     f"{teach.fmt(st.peak_above_baseline_bytes)} for plain shard-by-shard loading.\n"
-    "- What it saves: nothing that loading one shard at a time into an empty model does not already save. "
-    "What it cannot save: the finished model is one full copy either way; the shards must all come back."
+    "- What the scheme saves: nothing that loading one shard at a time into an empty model does not already "
+    "save. What it cannot save: the finished model is one full copy either way; the shards must all come back.\n"
+    "- The two runs do not read alike, which is why the peaks may differ: the reload maps its scratch files "
+    "(`safetensors.torch.load_file`, lazy: a page comes in when it is read), while `manual_shards` here pages "
+    "every shard in as it assigns it. A lower peak for the reload is its laziness, not the writing to disk."
 )
-assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "it cannot beat one copy"
+if teach.peak_is_exact(reload) and teach.peak_is_exact(st):
+    assert reload.peak_above_baseline_bytes >= 0.7 * st.peak_above_baseline_bytes, "it cannot beat one copy"
 assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every shard was written to disk"
 
 # %% [markdown]
+# ## Experiment
+#
+# Change the **shard count**: `folder = demo_checkpoint(shards=2)` (or more shards), then run the
+# `manual_shards` panel again. Look at the staircase: each step is one shard, so fewer shards make taller
+# steps, and the peak of a loader that frees each shard's reading buffer follows the largest shard, not the
+# whole model.
+#
 # ## Exercise 2: write the loader
 #
 # Fill in `my_loader` so that it returns the loaded model: an empty model, then every shard assigned. The check
@@ -154,11 +170,7 @@ assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every 
 # `manual_shards` run's.
 
 # %%
-def my_loader(folder):
-    model = build_empty_model(folder)
-    for path in shard_files(folder):
-        model.load_state_dict(read_shard(path), strict=False, assign=True)
-    return model
+my_loader = ...  # replace with: def my_loader(folder): ... return model
 
 
 teach.check_manual_loader(my_loader, folder, reference=st)

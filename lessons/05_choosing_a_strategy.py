@@ -17,9 +17,14 @@
 # - a decision table built from your own measurements, not from advice.
 
 # %%
+import importlib.util
+
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
+    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+
 from IPython.display import display
 
-from widgetlib import STRATEGIES, CompareBoard, demo_checkpoint, estimate_peak, inspect_checkpoint, teach
+from widgetlib import STRATEGIES, CompareBoard, demo_checkpoint, estimate_peak, inspect_checkpoint, teach  # noqa: F401
 from widgetlib.measure.runner import default_max_memory_bytes
 
 versions = teach.print_versions()
@@ -49,7 +54,7 @@ by_name = {r.strategy: r for r in reports}
 # ### What you just saw: predicted against measured
 
 # %%
-teach.say(teach.reports_table(reports))
+teach.say(teach.reports_table(reports, predicted=True))
 lines = []
 for r in reports:
     predicted = r.predicted_peak_rss_bytes - r.baseline_rss_bytes
@@ -65,9 +70,11 @@ teach.say(f"All four produced {'bit-identical' if teach.same_logits(reports) els
 # What the lessons so far taught, checked on this run with honest margins.
 assert teach.same_logits(reports), "the same weights, however loaded, give the same logits"
 assert by_name["normal"].peak_ratio >= 1.6, "normal loading holds two copies at its peak"
+exact = all(teach.peak_is_exact(r) for r in reports)  # the portable probe's peaks may include start-up
 for name in ("low_cpu_mem_usage", "manual_shards"):
-    assert by_name[name].peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes), f"{name}: one copy"
-assert by_name["offload_folder"].peak_ratio < by_name["low_cpu_mem_usage"].peak_ratio, "offloading keeps less"
+    assert by_name[name].peak_above_baseline_bytes <= teach.one_copy_limit(info.total_bytes) or not exact, name
+assert by_name["offload_folder"].peak_ratio < by_name["low_cpu_mem_usage"].peak_ratio or not exact, \
+    "offloading keeps less"
 
 # %% [markdown]
 # ## Simulate a smaller machine
@@ -76,9 +83,13 @@ assert by_name["offload_folder"].peak_ratio < by_name["low_cpu_mem_usage"].peak_
 # browser, Python and torch themselves). Here the same situation is scaled to this checkpoint: a machine with
 # room for **one copy of the model but not two**. The budget is the measured baseline of a loading process plus
 # halfway between what the one-copy strategies needed above and what `normal` needed. The runner stops a run
-# the moment its RSS crosses the budget, as an out-of-memory kill would.
+# the moment its RSS crosses the budget. That is a watchdog, not the kernel: it counts file-backed pages too,
+# which a real memory limit would drop and read again from disk instead of killing the process.
 
 # %%
+# TODO(issue 10.1): rewrite this section and its exercise once the runner enforces the budget with a real
+# kernel limit (Report.budget_mode, major_faults, limit_events): under a cgroup, file-backed pages are re-read,
+# not fatal, so which strategies "fit" changes.
 one_copy = [by_name[s] for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")]
 budget = teach.budget_between(one_copy, too_big=by_name["normal"])
 room = budget - by_name["normal"].baseline_rss_bytes
@@ -95,8 +106,7 @@ teach.say(
 
 # %%
 baseline = by_name["normal"].baseline_rss_bytes
-my_prediction = {s for s in STRATEGIES if baseline + estimate_peak(info, s).peak_above_baseline_bytes <= budget}
-print(sorted(my_prediction))
+my_prediction = ...
 
 # %%
 budget_board = CompareBoard(folder, budget=budget)
@@ -116,8 +126,11 @@ lines = [f"- **{r.strategy}**: {r.outcome}, peak {teach.fmt(r.peak_rss_bytes)}" 
 if stopped.stopped_by_budget:
     lines.append(f"- `normal` was stopped: {stopped.error}")
 teach.say("\n".join(lines))
-assert stopped.outcome == "stopped_by_budget", "two copies cannot fit a budget made for one"
-assert all(budget_by_name[s].ok for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")), \
+if not exact:
+    teach.say("This OS's peaks may include each process's start-up, so a budget set between them need not "
+              "separate one copy from two here.")
+assert stopped.outcome == "stopped_by_budget" or not exact, "two copies cannot fit a budget made for one"
+assert not exact or all(budget_by_name[s].ok for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")), \
     [(r.strategy, r.error) for r in budget_reports]
 
 # %% [markdown]
@@ -127,6 +140,12 @@ assert all(budget_by_name[s].ok for s in ("low_cpu_mem_usage", "offload_folder",
 teach.say(teach.decision_table(budget_reports, budget))
 
 # %% [markdown]
+# ## Experiment
+#
+# Change the **budget**: `CompareBoard(folder, budget=...)` with a value between the one above and the small
+# one below, and run it. Look at which strategies are stopped, and at the peak of each one that finishes: the
+# watchdog stops a run when its total RSS, file-backed pages included, crosses the line.
+#
 # ## Exercise 2: an even smaller machine
 #
 # Now the machine has room for only *part* of the model on top of the baseline: halfway between what
@@ -138,14 +157,15 @@ lightest_copy = min(by_name["low_cpu_mem_usage"], by_name["manual_shards"], key=
 small_budget = teach.budget_between([by_name["offload_folder"]], too_big=lightest_copy)
 teach.say(f"Small budget: **{teach.fmt(small_budget)}**, baseline plus "
           f"{(small_budget - baseline) / info.total_bytes:.2f}× the checkpoint.")
-my_choice = "offload_folder"
+my_choice = ...
 teach.check_strategy_choice(my_choice, reports, small_budget)
 
 # %% [markdown]
 # ## Summary
 #
 # - Peaks can be predicted from the checkpoint's headers alone; the table shows how close the predictions came.
-# - On a machine with room for one copy and not two, `normal` loading is stopped and everything else fits.
+# - Under this lab's watchdog, with room for one copy and not two, `normal` loading is stopped and everything
+#   else fits. (A real kernel limit charges what cannot be dropped: anonymous memory.)
 # - Plain `from_pretrained` (meta-device loading, always on in transformers 5) is the first choice when one copy
 #   fits; offloading is for when it does not, and its forward passes read weights from disk; manual shards are
 #   for when you need control over each tensor.

@@ -1,9 +1,15 @@
 """The lessons: paired with their notebooks, free of typed-in figures, and executed headless end to end.
 
 ``lessons/NN_topic.py`` (jupytext percent format) is the reviewed source; ``notebooks/NN_topic.ipynb`` its pair,
-committed without outputs. Executing a notebook runs every measured load it teaches with a small checkpoint
-(``$OFFLOAD_LAB_LESSON_SIZE``, default 60MB) and ``OFFLOAD_LAB_STRICT_CHECKS=1``, so a cell that asserts what
-the lesson teaches, or an exercise whose reference answer stopped being right, fails here.
+committed without outputs. Every exercise ships blank (``...``); its answer lives in
+``lessons/solutions/NN_topic.py``. Each notebook is executed twice, with a small checkpoint
+(``$OFFLOAD_LAB_LESSON_SIZE``, default 60MB) and ``OFFLOAD_LAB_STRICT_CHECKS=1``:
+
+- **as shipped**, under ``OFFLOAD_LAB_PROBE=portable`` (the psutil-only probe macOS and Windows get): it must run
+  to the end, and every exercise check must say "not answered yet";
+- **solved**, the solutions substituted in, with the default probe: every check must pass (a wrong answer
+  raises under strict checks), so a cell that asserts what the lesson teaches, or a solution that stopped being
+  right, fails here.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ import jupytext
 import nbformat
 import pytest
 
+from widgetlib.teach import STRICT_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = REPO / "lessons" / "solutions"
 LESSON_SIZE = os.environ.get("OFFLOAD_LAB_LESSON_SIZE", "60MB")
+MODES = ("shipped", "solved")
+NOT_ANSWERED = "not answered yet"
 # Per notebook; the whole suite must stay well inside CI's budget (see docs/lessons.md for measured times).
 EXECUTE_TIMEOUT_S = 300
 
@@ -132,6 +143,44 @@ def test_lesson_shape(lesson: Path) -> None:
     assert any("teach.check_" in c for c in code), "each lesson has an exercise with a check function"
 
 
+# --------------------------------------------------------------------------------------- blank exercises
+
+
+def _solutions(stem: str) -> dict[str, str]:
+    import runpy
+
+    path = SOLUTIONS / f"{stem}.py"
+    assert path.is_file(), f"{stem} has no solutions file at {path}"
+    return runpy.run_path(str(path))["SOLUTIONS"]
+
+
+def _solved(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
+    """``notebook`` with every blank answer replaced by its solution (each blank must occur exactly once)."""
+    solved = nbformat.from_dict(notebook)
+    for blank, answer in _solutions(stem).items():
+        cells = [c for c in solved.cells if c.cell_type == "code" and blank.strip() in c.source]
+        assert len(cells) == 1 and cells[0].source.count(blank.strip()) == 1, (
+            f"{stem}: the blank {blank.strip()!r} must occur in exactly one code cell, once")
+        cells[0].source = cells[0].source.replace(blank.strip(), answer.strip())
+    return solved
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_exercises_ship_blank_and_have_solutions(lesson: Path) -> None:
+    """Two checked exercises per lesson, each answer a blank ``...`` in the notebook; the solutions file fills
+    every blank and leaves none."""
+    notebook = jupytext.read(lesson)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    checks = [c for c in code if "teach.check_" in c]
+    assert len(checks) == 2, f"{lesson.name}: expected two exercise checks, found {len(checks)}"
+    solved = _solved(notebook, lesson.stem)
+    assert len(_solutions(lesson.stem)) == len(checks)
+    for cell in solved.cells:
+        if cell.cell_type == "code" and "teach.check_" in cell.source:
+            assert re.search(r"(?<![\w.])\.\.\.(?![\w.])", cell.source) is None, (
+                f"{lesson.name}: a solved exercise cell still holds `...`:\n{cell.source}")
+
+
 # -------------------------------------------------------------------------------------------- execution
 
 # Each notebook runs in its own process (nbclient + a fresh kernel), WORKERS at a time: every lesson is a
@@ -165,12 +214,19 @@ class Execution:
     executed: Path
 
 
-def _execute(notebook_path: Path, workdir: Path) -> Execution:
-    target = workdir / notebook_path.stem / notebook_path.name
+def _execute(notebook_path: Path, workdir: Path, mode: str) -> Execution:
+    """Run one notebook in a fresh kernel: ``shipped`` (blank exercises, the portable probe) or ``solved``."""
+    target = workdir / mode / notebook_path.stem / notebook_path.name
     target.parent.mkdir(parents=True)
-    env = {**os.environ, "OFFLOAD_LAB_SIZE": LESSON_SIZE, "OFFLOAD_LAB_STRICT_CHECKS": "1"}
+    source = target.with_suffix(".source.ipynb")
+    notebook = nbformat.read(notebook_path, as_version=4)
+    nbformat.write(_solved(notebook, notebook_path.stem) if mode == "solved" else notebook, source)
+    env = {**os.environ, "OFFLOAD_LAB_SIZE": LESSON_SIZE, STRICT_ENV: "1"}
+    env.pop("OFFLOAD_LAB_PROBE", None)
+    if mode == "shipped":
+        env["OFFLOAD_LAB_PROBE"] = "portable"
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", _EXECUTE, str(notebook_path), str(target), str(EXECUTE_TIMEOUT_S)],
+    done = subprocess.run([sys.executable, "-c", _EXECUTE, str(source), str(target), str(EXECUTE_TIMEOUT_S)],
                           env=env, capture_output=True, text=True, timeout=EXECUTE_TIMEOUT_S + 60)
     return Execution(done.returncode, time.monotonic() - start, _ANSI.sub("", done.stderr), target)
 
@@ -183,26 +239,43 @@ def _loads_in(notebook_path: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Execution]:
-    """Execute every notebook once per session, WORKERS at a time, longest first."""
+def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Execution]:
+    """Execute every notebook twice per session (as shipped, and solved), WORKERS at a time, longest first."""
     workdir = tmp_path_factory.mktemp("executed-lessons")
-    order = sorted(NOTEBOOKS, key=_loads_in, reverse=True)  # most loads first: the workers finish together
+    order = [(p, mode) for p in sorted(NOTEBOOKS, key=_loads_in, reverse=True) for mode in MODES]
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = dict(zip([p.stem for p in order], pool.map(lambda p: _execute(p, workdir), order), strict=True))
+        done = pool.map(lambda job: _execute(job[0], workdir, job[1]), order)
+        results = dict(zip([(p.stem, mode) for p, mode in order], done, strict=True))
     total = time.monotonic() - start
-    lines = [f"{stem}: {r.seconds:.1f} s" for stem, r in sorted(results.items())]
+    lines = [f"{stem} {mode}: {r.seconds:.1f} s" for (stem, mode), r in sorted(results.items())]
     print(f"\nlessons executed with {WORKERS} worker(s) in {total:.1f} s wall: " + "; ".join(lines))
     return results
 
 
-@pytest.mark.timeout(len(NOTEBOOKS) * (EXECUTE_TIMEOUT_S + 60))
+def _check_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+    """The text each exercise check showed (its Verdict's Markdown or plain repr)."""
+    shown = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "teach.check_" in cell.source:
+            shown.append(" ".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get(
+                "text/plain", "")) for o in cell.outputs))
+    return shown
+
+
+@pytest.mark.timeout(2 * len(NOTEBOOKS) * (EXECUTE_TIMEOUT_S + 60))
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("notebook_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_executes(notebook_path: Path, executions: dict[str, Execution]) -> None:
-    result = executions[notebook_path.stem]
+def test_notebook_executes(notebook_path: Path, mode: str, executions: dict[tuple[str, str], Execution]) -> None:
+    result = executions[(notebook_path.stem, mode)]
     assert result.returncode == 0, f"{notebook_path.name} failed:\n{result.stderr[-6000:]}"
     notebook = nbformat.read(result.executed, as_version=4)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
     versions = "".join(o.get("text", "") for o in notebook.cells[1].outputs if o.output_type == "stream")
     assert re.search(rf"OFFLOAD_LAB_SIZE\s+{re.escape(LESSON_SIZE)}", versions), "the kernel did not get the size"
+    shown = _check_outputs(notebook)
+    if mode == "shipped":
+        assert shown and all(NOT_ANSWERED in text for text in shown), shown
+    else:
+        assert shown and not any(NOT_ANSWERED in text for text in shown), shown

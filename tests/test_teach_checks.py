@@ -1,0 +1,302 @@
+"""Every exercise check: a blank answer (``...``) is "not answered yet" and never raises, a wrong answer is
+rejected with its reason (and raises under ``OFFLOAD_LAB_STRICT_CHECKS=1``), the right answer passes.
+
+The Reports here are built by hand from the fields each check reads, so the checks' logic is tested without a
+load; the lessons' executions (tests/test_lessons.py) test them again on real runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from widgetlib import teach
+from widgetlib.measure.memory import Event, MemorySample, Timeline
+from widgetlib.measure.report import Report
+
+pytestmark = pytest.mark.timeout(120)
+
+NOT_ANSWERED = "not answered yet"
+
+
+@pytest.fixture(autouse=True)
+def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks return verdicts here; the strict mode is tested on its own below."""
+    monkeypatch.delenv(teach.STRICT_ENV, raising=False)
+
+
+def _sample(t_s: float, rss: int, anon: int | None = None, file: int | None = None) -> MemorySample:
+    return MemorySample(t_s=t_s, rss_bytes=rss, rss_anon_bytes=anon, rss_file_bytes=file, hwm_bytes=None)
+
+
+def _report(strategy: str = "normal", *, baseline: int = 100, peak: int = 300, checkpoint: int = 100,
+            outcome: str = "ok", **fields: Any) -> Report:
+    samples = [_sample(0.0, baseline), _sample(0.5, baseline + 100), _sample(1.0, peak), _sample(1.5, baseline + 100)]
+    events = [Event(0.0, "ready", "ready"), Event(0.4, "model built", "model_built"),
+              Event(0.9, "state dict read", "state_dict_read"), Event(1.2, "weights assigned", "weights_assigned"),
+              Event(1.6, "forward done", "forward_done")]
+    return Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=checkpoint, outcome=outcome,
+                  baseline_rss_bytes=baseline, peak_rss_bytes=peak,
+                  timeline=Timeline(t0_s=0.0, samples=samples, events=events), **fields)
+
+
+def _stages(file_growth: int, anon_growth: int, split: bool = True) -> dict[str, MemorySample]:
+    if not split:
+        return {"mapped": _sample(0, 1000), "touched": _sample(1, 1000 + file_growth + anon_growth)}
+    return {"mapped": _sample(0, 1000, 600, 400),
+            "touched": _sample(1, 1000 + file_growth + anon_growth, 600 + anon_growth, 400 + file_growth)}
+
+
+def _blank_then(verdict: teach.Verdict) -> None:
+    assert not verdict.ok and not verdict.answered
+    assert NOT_ANSWERED in str(verdict) and NOT_ANSWERED in verdict._repr_markdown_()
+
+
+# ---------------------------------------------------------------------------------------- the blank answer
+
+
+def test_blank_answers_are_not_answered_yet_even_under_strict_checks(monkeypatch: pytest.MonkeyPatch,
+                                                                     small_checkpoint: Path) -> None:
+    monkeypatch.setenv(teach.STRICT_ENV, "1")
+    report = _report()
+    info_like = type("Info", (), {"parameters": 10, "dtype": "float32", "total_bytes": 40})()
+    blanks = [
+        teach.check_mmap_answer(..., _stages(100, 0)),
+        teach.check_model_bytes(..., info_like),
+        teach.check_normal_peak(..., report),
+        teach.check_copies_at_peak(..., report),
+        teach.check_low_cpu_mem_usage(..., {"honoured": False}, report, report),
+        teach.check_empty_model(...),
+        teach.check_max_memory(..., small_checkpoint),
+        teach.check_offload_writes({"a": ..., "b": True}, {"a": report, "b": report}),
+        teach.check_shard_of(..., small_checkpoint, "lm_head.weight"),
+        teach.check_manual_loader(..., small_checkpoint, report),
+        teach.check_fits_prediction(..., [report]),
+        teach.check_strategy_choice(..., [report], 1000),
+        teach.check_myths({"claim": ...}, {"claim": True}),
+        teach.check_safe_loader(...),
+    ]
+    assert len(blanks) == len([name for name in teach.__all__ if name.startswith("check_")])
+    for verdict in blanks:
+        _blank_then(verdict)
+
+
+def test_unanswered_sees_ellipsis_inside_containers() -> None:
+    assert teach.unanswered(...) and teach.unanswered([1, ...]) and teach.unanswered({"x": ...})
+    assert not teach.unanswered(None) and not teach.unanswered({"x": False}) and not teach.unanswered("...")
+
+
+def test_a_wrong_answer_raises_under_strict_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(teach.STRICT_ENV, "1")
+    with pytest.raises(AssertionError, match="exercise check failed"):
+        teach.check_mmap_answer("anonymous", _stages(100, 0))
+
+
+# ------------------------------------------------------------------------------------------ each check
+
+
+def test_mmap_answer() -> None:
+    assert teach.check_mmap_answer("file-backed", _stages(100, 0)).ok
+    assert teach.check_mmap_answer("file", _stages(100, 0)).ok
+    wrong = teach.check_mmap_answer("anonymous", _stages(100, 0))
+    assert not wrong.ok and "bytearray" in wrong.message
+    assert not teach.check_mmap_answer("heap", _stages(100, 0)).ok
+    # The verdict follows the measurement, not a fixed answer.
+    assert teach.check_mmap_answer("anonymous", _stages(0, 100)).ok
+
+
+def test_mmap_answer_is_still_judged_where_the_os_cannot_split_rss() -> None:
+    """Off Linux the split is missing; the check judges by how mmap works instead of accepting anything."""
+    right = teach.check_mmap_answer("file-backed", _stages(100, 0, split=False))
+    wrong = teach.check_mmap_answer("anonymous", _stages(100, 0, split=False))
+    assert right.ok and not wrong.ok and "cannot show" in wrong.message
+
+
+def test_model_bytes() -> None:
+    info = type("Info", (), {"parameters": 1000, "dtype": "float32", "total_bytes": 4000})()
+    assert teach.check_model_bytes(4000, info).ok
+    assert "number of parameters" in teach.check_model_bytes(1000, info).message
+    assert "bfloat16" in teach.check_model_bytes(2000, info).message
+    assert not teach.check_model_bytes(8000, info).ok
+    assert not teach.check_model_bytes("4000", info).ok
+
+
+def test_normal_peak() -> None:
+    report = _report(baseline=100, peak=300, checkpoint=100)  # 200 above baseline: two copies
+    assert teach.check_normal_peak(200, report).ok
+    one_copy = teach.check_normal_peak(100, report)
+    assert not one_copy.ok and "both copies" in one_copy.message
+    assert not teach.check_normal_peak(400, report).ok
+    assert not teach.check_normal_peak(200, _report(outcome="error", peak=None)).ok
+
+
+def test_copies_at_peak() -> None:
+    report = _report()  # both copies (200 above baseline) are sampled just after 'state dict read'
+    assert teach.check_copies_at_peak("state_dict_read", report).ok
+    early = teach.check_copies_at_peak("model_built", report)
+    assert not early.ok and "short of both copies" in early.message
+    late = teach.check_copies_at_peak("weights_assigned", report)
+    assert not late.ok and "Look earlier" in late.message
+    unknown = teach.check_copies_at_peak("shard_read", report)
+    assert not unknown.ok and "not an event kind of this run" in unknown.message
+
+
+def test_low_cpu_mem_usage() -> None:
+    same = _report("low_cpu_mem_usage", peak=200), _report("low_cpu_mem_usage", peak=205)
+    ignored = {"honoured": False, "evidence": "ignored", "source_file": "m.py", "source_line": 1}
+    assert teach.check_low_cpu_mem_usage(False, ignored, *same).ok
+    assert not teach.check_low_cpu_mem_usage(True, ignored, *same).ok
+    assert not teach.check_low_cpu_mem_usage("no", ignored, *same).ok
+    honoured = {**ignored, "honoured": True}
+    assert teach.check_low_cpu_mem_usage(True, honoured, *same).ok
+
+
+def test_empty_model() -> None:
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("inv_freq", torch.ones(2), persistent=False)
+
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        right = Tiny()
+    with torch.device("meta"):
+        meta_buffers = Tiny()
+    assert teach.check_empty_model(right).ok
+    lost = teach.check_empty_model(meta_buffers)
+    assert not lost.ok and "non-persistent" in lost.message
+    allocated = teach.check_empty_model(Tiny())
+    assert not allocated.ok and "allocated" in allocated.message
+    assert not teach.check_empty_model("a model").ok
+
+
+def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path) -> None:
+    from widgetlib.core.checkpoints import inspect_checkpoint
+
+    total = inspect_checkpoint(small_checkpoint).total_bytes
+    tenths = [total * k // 10 for k in range(1, 11)]
+    half = min(tenths, key=lambda m: abs(teach.disk_share(small_checkpoint, m).get("disk", 0) / total - 0.5))
+    assert teach.check_max_memory(half, small_checkpoint).ok
+    everything = teach.check_max_memory(10 * total, small_checkpoint)
+    nothing = teach.check_max_memory(0, small_checkpoint)
+    assert not everything.ok and "lower max_memory" in everything.message
+    assert not nothing.ok and "raise max_memory" in nothing.message
+    assert not teach.check_max_memory(-1, small_checkpoint).ok
+    # transformers' planner counts buffers too: the weights' bytes alone leave something on disk.
+    assert teach.disk_share(small_checkpoint, total).get("disk", 0) > 0
+
+
+def test_offload_writes() -> None:
+    reports = {"st": _report(offload_folder_files=0), "bin": _report(offload_folder_files=3)}
+    assert teach.check_offload_writes({"st": False, "bin": True}, reports).ok
+    wrong = teach.check_offload_writes({"st": True, "bin": True}, reports)
+    assert not wrong.ok and "Check st" in wrong.message
+    assert not teach.check_offload_writes({"bin": True}, reports).ok
+
+
+def test_shard_of(small_checkpoint: Path) -> None:
+    from widgetlib.core.checkpoints import weight_map
+
+    mapping = weight_map(small_checkpoint)
+    actual = mapping["lm_head.weight"]
+    assert teach.check_shard_of(actual, small_checkpoint, "lm_head.weight").ok
+    other = next(f for f in sorted(set(mapping.values())) if f != actual)
+    assert "is a shard of this checkpoint" in teach.check_shard_of(other, small_checkpoint, "lm_head.weight").message
+    assert "not a file" in teach.check_shard_of("model.safetensors", small_checkpoint, "lm_head.weight").message
+
+
+def test_manual_loader_rejects_a_partial_load(small_checkpoint: Path) -> None:
+    from widgetlib.core.checkpoints import read_shard, shard_files
+    from widgetlib.core.strategies import build_empty_model, forward_checksum
+
+    def full(folder: Path) -> Any:
+        model = build_empty_model(folder)
+        for path in shard_files(folder):
+            model.load_state_dict(read_shard(path), strict=False, assign=True)
+        return model
+
+    def first_shard_only(folder: Path) -> Any:
+        model = build_empty_model(folder)
+        model.load_state_dict(read_shard(shard_files(folder)[0]), strict=False, assign=True)
+        return model
+
+    reference = _report(logits_sha256=forward_checksum(full(small_checkpoint))[0])
+    assert teach.check_manual_loader(full, small_checkpoint, reference).ok
+    partial = teach.check_manual_loader(first_shard_only, small_checkpoint, reference)
+    assert not partial.ok and "still on meta" in partial.message
+    assert not teach.check_manual_loader(full, small_checkpoint, _report(logits_sha256="0" * 64)).ok
+    assert not teach.check_manual_loader("my loader", small_checkpoint, reference).ok
+
+
+def test_fits_prediction() -> None:
+    runs = [_report("normal", outcome="stopped_by_budget"), _report("manual_shards")]
+    assert teach.check_fits_prediction({"manual_shards"}, runs).ok
+    extra = teach.check_fits_prediction({"manual_shards", "normal"}, runs)
+    assert not extra.ok and "normal was stopped" in extra.message
+    missing = teach.check_fits_prediction(set(), runs)
+    assert not missing.ok and "manual_shards finished too" in missing.message
+    assert not teach.check_fits_prediction({"lazy"}, runs).ok
+
+
+def test_strategy_choice() -> None:
+    runs = [_report("normal", peak=300), _report("offload_folder", peak=150)]
+    assert teach.check_strategy_choice("offload_folder", runs, 200).ok
+    over = teach.check_strategy_choice("normal", runs, 200)
+    assert not over.ok and "peaked above the budget" in over.message
+    assert not teach.check_strategy_choice("magic", runs, 200).ok
+
+
+def test_myths() -> None:
+    evidence = {"a": False, "b": True}
+    assert teach.check_myths({"a": False, "b": True}, evidence).ok
+    wrong = teach.check_myths({"a": True, "b": True}, evidence)
+    assert not wrong.ok and "a (the run says False)" in wrong.message
+    assert "missing: b" in teach.check_myths({"a": False}, evidence).message
+
+
+def _unsafe(path: Path) -> Any:
+    import torch
+
+    return torch.load(path, weights_only=False)
+
+
+def _accepting(path: Path) -> Any:
+    return {}
+
+
+def _safe(path: Path) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_safe_loader() -> None:
+    assert teach.check_safe_loader(_safe).ok
+    ran = teach.check_safe_loader(_unsafe)
+    assert not ran.ok and "payload ran" in ran.message
+    assert not teach.check_safe_loader(_accepting).ok
+    assert not teach.check_safe_loader("torch.load").ok
+
+
+# ------------------------------------------------------------------------------------ facts the lessons use
+
+
+def test_embedding_table(small_checkpoint: Path) -> None:
+    from widgetlib.core.checkpoints import inspect_checkpoint
+
+    name, n_bytes = teach.embedding_table(small_checkpoint)
+    assert name.endswith("embed_tokens.weight") and 0 < n_bytes < inspect_checkpoint(small_checkpoint).total_bytes
+
+
+def test_commit_figures_name_the_overcommit_mode_on_linux() -> None:
+    import sys
+
+    figures = teach.commit_figures()
+    if sys.platform.startswith("linux"):
+        assert figures["overcommit_mode"] in (0, 1, 2)

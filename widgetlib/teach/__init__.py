@@ -1,0 +1,661 @@
+"""What the lessons and their tests share: versions, the small probes the lessons run in the kernel or in a
+child process, the sentences a lesson quotes from a :class:`~widgetlib.measure.report.Report`, and the exercise
+checks.
+
+Every figure a lesson shows comes from here or from a Report: the lesson text never types a number in. Each
+``check_*`` function returns a :class:`Verdict` that says whether an answer is right and *why*, from the
+measurements at hand. With ``OFFLOAD_LAB_STRICT_CHECKS=1`` (set by ``tests/test_lessons.py``) a wrong answer
+raises instead, so a lesson whose reference answer stopped being true fails in CI.
+
+Nothing here imports the widgets (the functions that draw, :func:`watch_this_kernel` and :func:`run_live`, are
+handed a plot); torch and transformers are imported only by the functions that need them.
+
+>>> Verdict(True, "right").ok, str(Verdict(False, "wrong"))
+(True, '✘ wrong')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import platform
+import re
+import sys
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.sizes import format_bytes
+from ..measure.memory import Event, MemorySample
+
+if TYPE_CHECKING:
+    from ..measure.report import Report
+
+__all__ = [
+    "FIXED_OVERHEAD_BYTES",
+    "STRICT_ENV",
+    "SourceQuote",
+    "Verdict",
+    "allocator_probe",
+    "budget_between",
+    "check_copies_at_peak",
+    "check_empty_model",
+    "check_fits_prediction",
+    "check_low_cpu_mem_usage",
+    "check_manual_loader",
+    "check_max_memory",
+    "check_mmap_answer",
+    "check_model_bytes",
+    "check_myths",
+    "check_normal_peak",
+    "check_offload_writes",
+    "check_safe_loader",
+    "check_shard_of",
+    "check_strategy_choice",
+    "commit_figures",
+    "decision_table",
+    "disk_share",
+    "embedding_table",
+    "event_table",
+    "fill_weights",
+    "first_event",
+    "fmt",
+    "folder_listing",
+    "growth",
+    "hostile_pickle",
+    "mmap_probe",
+    "one_copy_limit",
+    "page_cache_probe",
+    "peak_moment",
+    "peak_is_exact",
+    "peak_sentence",
+    "print_versions",
+    "quote_lines",
+    "reports_table",
+    "run_live",
+    "same_logits",
+    "sample_at",
+    "say",
+    "source_quote",
+    "spike_probe",
+    "not_answered",
+    "unanswered",
+    "versions",
+    "watch_this_kernel",
+    "which_memory",
+]
+
+STRICT_ENV = "OFFLOAD_LAB_STRICT_CHECKS"
+_LINUX = sys.platform.startswith("linux")
+_PAGE = mmap.PAGESIZE
+
+fmt = format_bytes
+"""Bytes as a learner reads them (decimal units): ``fmt(1_312_000_000) == '1.31 GB'``."""
+
+
+# ------------------------------------------------------------------------------------------- versions & text
+
+
+def versions() -> dict[str, str]:
+    """The versions that decide what a lesson measures: Python, the OS, and the libraries.
+
+    >>> v = versions()
+    >>> {"python", "torch", "transformers", "OFFLOAD_LAB_SIZE"} <= set(v)
+    True
+    """
+    found = {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.release()} ({platform.machine()})",
+    }
+    for package in ("offload-lab", "torch", "transformers", "accelerate", "safetensors", "psutil", "plotly",
+                    "ipywidgets"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    found["OFFLOAD_LAB_SIZE"] = os.environ.get("OFFLOAD_LAB_SIZE") or "not set (demo_checkpoint() uses its default)"
+    return found
+
+
+def print_versions() -> dict[str, str]:
+    """Print :func:`versions`, one per line (every lesson's first code cell), and return them.
+
+    >>> print_versions()["python"] == platform.python_version()  # doctest: +ELLIPSIS
+    python ...
+    True
+    """
+    found = versions()
+    width = max(map(len, found))
+    for name, value in found.items():
+        print(f"{name:<{width}}  {value}")
+    return found
+
+
+def say(text: str) -> None:
+    """Show ``text`` as Markdown in a notebook; print it anywhere else.
+
+    >>> say("**peak** 1 GB")
+    **peak** 1 GB
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to an exercise: right or not, and why. Shows as one Markdown line in a notebook.
+
+    ``answered=False`` is an exercise still shipped blank (``...``): not wrong, *not answered yet*.
+
+    >>> str(Verdict(False, "write a number", answered=False))
+    '… not answered yet: write a number'
+    """
+
+    ok: bool
+    message: str
+    answered: bool = True
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if not self.answered:
+            return f"… not answered yet: {self.message}"
+        return f"{'✔' if self.ok else '✘'} {self.message}"
+
+    def _repr_markdown_(self) -> str:
+        if not self.answered:
+            return f"✏️ **not answered yet**: {self.message}"
+        return f"{'✅ **Right.**' if self.ok else '❌ **Not yet.**'} {self.message}"
+
+
+def _verdict(ok: bool, message: str) -> Verdict:
+    if not ok and os.environ.get(STRICT_ENV) == "1":
+        raise AssertionError(f"exercise check failed: {message}")
+    return Verdict(bool(ok), message)
+
+
+def unanswered(answer: Any) -> bool:
+    """True when ``answer`` is still the blank ``...`` an exercise ships with (or holds one, as a value of a
+    dict or an item of a list/set/tuple).
+
+    >>> unanswered(...), unanswered({"a": ..., "b": True}), unanswered({"a": False}), unanswered(0)
+    (True, True, False, False)
+    """
+    if answer is Ellipsis:
+        return True
+    if isinstance(answer, Mapping):
+        return any(value is Ellipsis for value in answer.values())
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        return any(item is Ellipsis for item in answer)
+    return False
+
+
+def not_answered(hint: str) -> Verdict:
+    """The verdict for a blank exercise: a hint, never an error (not even under ``OFFLOAD_LAB_STRICT_CHECKS``).
+
+    >>> not_answered("replace `...` with a number").answered
+    False
+    """
+    return Verdict(False, hint, answered=False)
+
+
+def _ratio(n: float | None) -> str:
+    return "–" if n is None else f"{n:.2f}×"
+
+
+# ------------------------------------------------------------------------------------------ reading Reports
+
+
+def _samples(report: Report) -> list[MemorySample]:
+    return report.timeline.samples
+
+
+def sample_at(report: Report, t_s: float) -> MemorySample | None:
+    """The first sample taken at or after ``t_s`` (the last sample if none), or None without samples."""
+    samples = _samples(report)
+    if not samples:
+        return None
+    i = bisect_left([s.t_s for s in samples], t_s)
+    return samples[min(i, len(samples) - 1)]
+
+
+def sampled_between(report: Report, start_kind: str, end_kind: str) -> int:
+    """How many samples fall between the first ``start_kind`` and the first ``end_kind`` events (0 if either
+    is missing): a phase shorter than the sampling interval has none, and its growth cannot be read off.
+
+    >>> from widgetlib.measure.report import Report
+    >>> sampled_between(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1), "phase", "loaded")
+    0
+    """
+    start, end = first_event(report, start_kind), first_event(report, end_kind)
+    if start is None or end is None:
+        return 0
+    return sum(1 for s in _samples(report) if start.t_s <= s.t_s <= end.t_s)
+
+
+def first_event(report: Report, kind: str) -> Event | None:
+    """The first event of ``kind`` in the report's timeline, or None."""
+    return next((e for e in report.timeline.events if e.kind == kind), None)
+
+
+def _load_window(report: Report) -> tuple[float, float]:
+    """From the child's 'ready' event to the end of the forward pass (where the figures of a run belong)."""
+    events = report.timeline.events
+    ready = first_event(report, "ready")
+    end = first_event(report, "forward_done") or first_event(report, "loaded")
+    start_t = ready.t_s if ready else (events[0].t_s if events else 0.0)
+    end_t = end.t_s if end else (_samples(report)[-1].t_s if _samples(report) else start_t)
+    return start_t, end_t
+
+
+def peak_moment(report: Report) -> tuple[MemorySample | None, Event | None]:
+    """The highest sample during the load and forward, and the last event before it (what had just happened).
+
+    Use it to say *when* a strategy peaks; the peak's size is ``report.peak_rss_bytes`` (the kernel's mark).
+    """
+    start, end = _load_window(report)
+    window = [s for s in _samples(report) if start <= s.t_s <= end]
+    if not window:
+        return None, None
+    top = max(window, key=lambda s: s.rss_bytes)
+    before = [e for e in report.timeline.events if e.t_s <= top.t_s]
+    return top, (before[-1] if before else None)
+
+
+def growth(report: Report, start_kind: str, end_kind: str | None = None) -> dict[str, int | None]:
+    """How much RSS, anonymous and file-backed RSS rose between two events (highest sample in between minus
+    the sample at ``start_kind``). ``end_kind=None`` means the end of the load.
+
+    This is how a lesson says *where* a copy lives: random weights appear as anonymous memory, an mmap'd
+    safetensors file as file-backed memory.
+    """
+    start_event = first_event(report, start_kind)
+    if start_event is None:
+        return {"rss": None, "anon": None, "file": None}
+    end_event = first_event(report, end_kind) if end_kind else None
+    end_t = end_event.t_s if end_event else _load_window(report)[1]
+    first = sample_at(report, start_event.t_s)
+    window = [s for s in _samples(report) if start_event.t_s <= s.t_s <= end_t] or ([first] if first else [])
+    result: dict[str, int | None] = {}
+    for name, attr in (("rss", "rss_bytes"), ("anon", "rss_anon_bytes"), ("file", "rss_file_bytes")):
+        values = [getattr(s, attr) for s in window if getattr(s, attr) is not None]
+        start_value = getattr(first, attr) if first else None
+        result[name] = max(values) - start_value if values and start_value is not None else None
+    return result
+
+
+def which_memory(grown: Mapping[str, int | None]) -> str:
+    """Say where a :func:`growth` went: anonymous (a private copy) or file-backed (mapped file pages)."""
+    anon, file = grown.get("anon"), grown.get("file")
+    if anon is None or file is None:
+        return "memory this OS does not split into anonymous and file-backed"
+    if anon >= file:
+        return "anonymous memory: a private copy in the process's heap"
+    return "file-backed memory: pages of the checkpoint file, mapped into the process"
+
+
+def event_table(report: Report, kinds: Iterable[str] | None = None) -> str:
+    """A Markdown table: each event of the run with the RSS (and its anonymous / file-backed split) just after.
+
+    ``kinds`` keeps only events of those kinds.
+    """
+    keep = set(kinds) if kinds is not None else None
+    base = report.baseline_rss_bytes or 0
+    rows = ["| t (s) | event | RSS above baseline | anonymous | file-backed |", "|---:|---|---:|---:|---:|"]
+    for event in report.timeline.events:
+        if keep is not None and event.kind not in keep:
+            continue
+        s = sample_at(report, event.t_s)
+        if s is None:
+            continue
+        rows.append(
+            f"| {event.t_s:.2f} | {event.label} | {fmt(s.rss_bytes - base)} | {fmt(s.rss_anon_bytes)} | "
+            f"{fmt(s.rss_file_bytes)} |"
+        )
+    return "\n".join(rows)
+
+
+def peak_is_exact(report: Report) -> bool:
+    """True when the run's peak is the kernel's mark for this load alone: the samples carry the anonymous /
+    file-backed split, which only the Linux probe reads (``/proc``, where VmHWM is reset for the run). Under
+    the portable probe (macOS, Windows, ``OFFLOAD_LAB_PROBE=portable``) the best peak an OS offers may include
+    the process's start-up, so a lesson states its one-copy bounds only where this is True.
+
+    >>> from widgetlib.measure.report import Report
+    >>> peak_is_exact(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1))
+    False
+    """
+    samples = report.timeline.samples
+    return bool(samples) and all(s.rss_anon_bytes is not None for s in samples)
+
+
+def peak_sentence(report: Report) -> str:
+    """One Markdown sentence with a run's figures: peak, baseline, above baseline, ratio, times."""
+    name = f"**{report.strategy}**"
+    if not report.ok:
+        return f"{name} did not finish ({report.outcome}): {report.error}"
+    text = (
+        f"{name} peaked at {fmt(report.peak_rss_bytes)} of RSS: {fmt(report.peak_above_baseline_bytes)} above "
+        f"the baseline of {fmt(report.baseline_rss_bytes)}, that is **{_ratio(report.peak_ratio)}** the "
+        f"checkpoint ({fmt(report.checkpoint_bytes)})."
+    )
+    if report.load_s is not None and report.forward_s is not None:
+        text += f" Loading took {report.load_s:.2f} s, the first forward pass {report.forward_s:.3f} s."
+    if not peak_is_exact(report):
+        text += (" On this OS the peak is the best figure it offers for the loading process, which may include "
+                 "its start-up (importing torch), so it can read higher than the load alone.")
+    return text
+
+
+def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None, *, predicted: bool = False) -> str:
+    """A Markdown table of several runs: outcome, peak above baseline, ratio, times, offload bytes, and with
+    ``predicted=True`` the header-based prediction (only where the lesson discusses it: a prediction shown
+    beside a measurement and left unexplained reads as a contradiction).
+
+    >>> from widgetlib.measure.report import Report
+    >>> table = reports_table([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)])
+    >>> "predicted" in table, "predicted" in reports_table([], predicted=True)
+    (False, True)
+    """
+    reports = list(reports)
+    names = list(labels) if labels is not None else [r.strategy for r in reports]
+    header = ["run", "outcome", "peak above baseline", "× checkpoint"] + (["predicted above baseline"] if predicted
+                                                                          else [])
+    header += ["load s", "first forward s", "offload folder written"]
+    rows = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for name, r in zip(names, reports, strict=True):
+        cells = [name, r.outcome, fmt(r.peak_above_baseline_bytes), _ratio(r.peak_ratio)]
+        if predicted:
+            cells.append(fmt(r.predicted_peak_rss_bytes - r.baseline_rss_bytes)
+                         if r.predicted_peak_rss_bytes is not None and r.baseline_rss_bytes is not None else "–")
+        offloads = r.offload_folder or r.offload_folder_files or r.strategy == "offload_folder"
+        cells += [f"{r.load_s:.2f}" if r.load_s is not None else "–",
+                  f"{r.forward_s:.3f}" if r.forward_s is not None else "–",
+                  f"{r.offload_folder_files} files, {fmt(r.offload_folder_bytes)}" if offloads else "–"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def same_logits(reports: Iterable[Report]) -> bool:
+    """True when every finished run produced bit-identical logits (the same weights, however loaded)."""
+    sums = {r.logits_sha256 for r in reports if r.ok}
+    return len(sums) == 1
+
+
+# What a run adds on top of the weights whatever the checkpoint's size: the forward pass's activations, the
+# allocator's and Python's bookkeeping. Measured at a few tens of MB with the lessons' model; an upper bound
+# may allow it, a lower bound never needs to (it can only make a peak larger).
+FIXED_OVERHEAD_BYTES = 25_000_000
+
+
+def one_copy_limit(checkpoint_bytes: int, copies: float = 1.2) -> int:
+    """The most a strategy that holds *one* copy of the weights may add above baseline: ``copies`` times the
+    checkpoint plus :data:`FIXED_OVERHEAD_BYTES` (which matters for a small checkpoint only).
+
+    >>> one_copy_limit(1_000_000_000)
+    1225000000
+    """
+    return int(copies * checkpoint_bytes + FIXED_OVERHEAD_BYTES)
+
+
+def budget_between(fits: Iterable[Report], too_big: Report) -> int:
+    """A simulated machine's RAM: ``too_big``'s baseline plus halfway between the largest peak (above
+    baseline) among ``fits`` and ``too_big``'s peak. By construction, as measured, those fit and that does not,
+    with the same margin on both sides, whatever the checkpoint's size.
+    """
+    fitting = [r.peak_above_baseline_bytes for r in fits if r.peak_above_baseline_bytes is not None]
+    if too_big.baseline_rss_bytes is None or too_big.peak_above_baseline_bytes is None or not fitting:
+        raise ValueError("budget_between needs finished runs with a baseline and a peak; run them again.")
+    return int(too_big.baseline_rss_bytes + (max(fitting) + too_big.peak_above_baseline_bytes) / 2)
+
+
+def decision_table(reports: Iterable[Report], budget_bytes: int) -> str:
+    """A Markdown decision table from measured runs: fits the budget?, peak, time to a first answer, disk use."""
+    rows = [
+        f"| strategy | fits {fmt(budget_bytes)}? | peak RSS | time to first answer (load + forward) | "
+        "extra disk written | choose it when |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    when = {
+        "normal": "never for a big model: it holds two copies at the peak",
+        "low_cpu_mem_usage": "one copy of the model fits in RAM (plain from_pretrained)",
+        "offload_folder": "not even one copy fits: some weights stay on disk, every forward pays for it",
+        "manual_shards": "you write your own loader (conversion, custom formats) and need one copy at most",
+    }
+    for r in reports:
+        fits = "yes" if r.ok and (r.peak_rss_bytes or 0) <= budget_bytes else "no"
+        first = f"{r.time_to_first_forward_s:.2f} s" if r.time_to_first_forward_s is not None else "–"
+        rows.append(
+            f"| {r.strategy} | {fits} | {fmt(r.peak_rss_bytes)} | {first} | {fmt(r.offload_folder_bytes)} | "
+            f"{when.get(r.strategy, '')} |"
+        )
+    return "\n".join(rows)
+
+
+def folder_listing(folder: str | os.PathLike[str] | None, limit: int = 8) -> str:
+    """What a folder holds, as Markdown: file count, total bytes, and the first ``limit`` names with sizes."""
+    if folder is None:
+        return "(no folder)"
+    path = Path(folder)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    total = sum(p.stat().st_size for p in files)
+    lines = [f"`{path}`: {len(files)} file(s), {fmt(total)}"]
+    lines += [f"- `{p.relative_to(path)}` ({fmt(p.stat().st_size)})" for p in files[:limit]]
+    if len(files) > limit:
+        lines.append(f"- … and {len(files) - limit} more")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- facts from the machine (06)
+
+
+def commit_figures() -> dict[str, int | None]:
+    """The machine's RAM and commit figures, in bytes: ``total``, ``available``, ``swap_total`` (the paging file
+    on Windows), and where the OS reports them ``commit_limit`` / ``committed`` (Linux ``/proc/meminfo``;
+    on Windows ``GlobalMemoryStatusEx``: the commit limit is its "total page file" and the commit charge is total
+    minus available page file; psutil's ``swap.used`` is a page-file counter, not the charge). On Linux also
+    ``overcommit_mode`` (``vm.overcommit_memory``; with 0, the default, the commit limit is not enforced).
+
+    >>> figures = commit_figures()
+    >>> figures["total"] > 0
+    True
+    """
+    import psutil
+
+    vm = psutil.virtual_memory()
+    swap = psutil.swap_memory()
+    figures: dict[str, int | None] = {
+        "total": int(vm.total),
+        "available": int(vm.available),
+        "swap_total": int(swap.total),
+        "commit_limit": None,
+        "committed": None,
+    }
+    if _LINUX:
+        figures["overcommit_mode"] = None
+    if _LINUX:
+        try:
+            text = Path("/proc/meminfo").read_text()
+        except OSError:
+            text = ""
+        for key, name in (("CommitLimit", "commit_limit"), ("Committed_AS", "committed")):
+            match = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
+            if match:
+                figures[name] = int(match.group(1)) * 1024
+        # 0 (the default) = heuristic overcommit: CommitLimit is printed but not enforced (only mode 2 does).
+        with contextlib.suppress(OSError, ValueError):
+            figures["overcommit_mode"] = int(Path("/proc/sys/vm/overcommit_memory").read_text())
+    elif sys.platform == "win32":
+        figures.update(_windows_commit())
+    return figures
+
+
+def _windows_commit() -> dict[str, int]:
+    """Commit limit and charge from ``GlobalMemoryStatusEx`` (Windows only): ``ullTotalPageFile`` is the commit
+    limit, ``ullTotalPageFile - ullAvailPageFile`` the commit charge, in bytes."""
+    import ctypes
+    from ctypes import wintypes
+
+    class MEMORYSTATUSEX(ctypes.Structure):
+        _fields_ = [("dwLength", wintypes.DWORD), ("dwMemoryLoad", wintypes.DWORD),
+                    ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                    ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                    ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                    ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+    status = MEMORYSTATUSEX()
+    status.dwLength = ctypes.sizeof(MEMORYSTATUSEX)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+        return {}
+    return {"commit_limit": int(status.ullTotalPageFile),
+            "committed": int(status.ullTotalPageFile - status.ullAvailPageFile)}
+
+
+def embedding_table(folder: str | os.PathLike[str]) -> tuple[str, int]:
+    """The input embedding's tensor name and bytes in ``folder``'s safetensors files, read from the headers.
+
+    A forward pass of N tokens reads N rows of this table (an embedding is a row lookup), not all of it.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> name, n_bytes = embedding_table(make_checkpoint(size="5MB"))
+    >>> name.endswith("embed_tokens.weight"), n_bytes > 0
+    (True, True)
+    """
+    from safetensors import safe_open
+
+    from ..core.checkpoints import shard_files
+
+    for path in shard_files(folder):
+        with safe_open(str(path), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
+                if name.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
+                    part = f.get_slice(name)
+                    numel = 1
+                    for n in part.get_shape():
+                        numel *= n
+                    itemsize = {"F32": 4, "BF16": 2, "F16": 2, "F64": 8}.get(part.get_dtype(), 4)
+                    return name, numel * itemsize
+    raise ValueError(f"{folder} holds no input embedding table that Offload Lab recognises.")
+
+
+@dataclass(frozen=True)
+class SourceQuote:
+    """Lines of an installed library's source: the file, the first line's number, the text."""
+
+    file: str
+    line: int
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self.file}`, line {self.line}:\n\n```python\n{self.text}\n```"
+
+
+def quote_lines(file: str | os.PathLike[str], line: int, *, before: int = 1, after: int = 3) -> SourceQuote:
+    """Lines ``line - before`` to ``line + after`` (1-based) of ``file``, read from disk now."""
+    lines = Path(file).read_text(encoding="utf-8").splitlines()
+    start = max(1, int(line) - before)
+    end = min(len(lines), int(line) + after)
+    return SourceQuote(str(file), start, "\n".join(lines[start - 1 : end]))
+
+
+def source_quote(package: str, relative_path: str, pattern: str, *, before: int = 2, after: int = 2,
+                 limit: int = 3) -> list[SourceQuote]:
+    """Quote the installed ``package``'s ``relative_path`` around each line matching ``pattern`` (a regex).
+
+    Read from the file on disk (not from memory, not from the docs), so the quote is what *this* machine runs.
+
+    >>> quotes = source_quote("transformers", "modeling_utils.py", r"def from_pretrained", before=0, after=0)
+    >>> quotes[0].text.strip().startswith("def from_pretrained")
+    True
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    path = Path(next(iter(spec.submodule_search_locations))) / relative_path
+    lines = path.read_text(encoding="utf-8").splitlines()
+    regex = re.compile(pattern)
+    quotes: list[SourceQuote] = []
+    last_end = -1
+    for number, line in enumerate(lines):
+        if not regex.search(line) or number <= last_end:
+            continue
+        start, end = max(0, number - before), min(len(lines), number + after + 1)
+        quotes.append(SourceQuote(str(path), start + 1, "\n".join(lines[start:end])))
+        last_end = end - 1
+        if len(quotes) >= limit:
+            break
+    return quotes
+
+
+class _Payload:
+    """Pickles to 'call pathlib.Path.touch on a marker file': harmless, and visible if it ever runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def hostile_pickle(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``folder/pytorch_model.bin``: a real tensor plus a pickled instruction to create a marker file.
+
+    Returns ``(bin_path, marker_path)``. If anything unpickles it without ``weights_only``, the marker appears:
+    proof that loading a ``.bin`` runs whatever code its author put in it.
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "payload-ran.txt"
+    marker.unlink(missing_ok=True)
+    path = folder / "pytorch_model.bin"
+    torch.save({"model.norm.weight": torch.ones(4), "extra": _Payload(marker)}, path)
+    return path, marker
+
+
+
+
+# The probes and the checks live in their own modules; their names stay ``teach.x`` (imported last: they use
+# the helpers above).
+from .checks import (  # noqa: E402
+    check_copies_at_peak,
+    check_empty_model,
+    check_fits_prediction,
+    check_low_cpu_mem_usage,
+    check_manual_loader,
+    check_max_memory,
+    check_mmap_answer,
+    check_model_bytes,
+    check_myths,
+    check_normal_peak,
+    check_offload_writes,
+    check_safe_loader,
+    check_shard_of,
+    check_strategy_choice,
+    disk_share,
+)
+from .probes import (  # noqa: E402
+    allocator_probe,
+    fill_weights,
+    mmap_probe,
+    page_cache_probe,
+    run_live,
+    spike_probe,
+    watch_this_kernel,
+)

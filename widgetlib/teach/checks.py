@@ -1,0 +1,384 @@
+"""The exercise checks: each ``check_*`` judges a learner's answer from this run's measurements and says why.
+
+An answer still ``...`` (Ellipsis, as every exercise ships) is *not answered yet*: the check returns a hint and
+never raises, even under ``OFFLOAD_LAB_STRICT_CHECKS=1``. A wrong answer gets the reason it is wrong.
+
+>>> print(check_shard_of(..., "/nowhere", "lm_head.weight"))  # doctest: +ELLIPSIS
+… not answered yet: ...
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
+from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, sample_at, unanswered
+
+if TYPE_CHECKING:
+    from ..core.checkpoints import CheckpointInfo
+    from ..measure.report import Report
+
+# ------------------------------------------------------------------------------------------------ predictions
+
+
+def disk_share(folder: str | os.PathLike[str], max_memory: int) -> dict[str, int]:
+    """Bytes ``from_pretrained(device_map="auto", max_memory={"cpu": max_memory})`` would place on ``cpu`` and
+    on ``disk``, planned by the *same* function the load calls.
+
+    transformers 5 plans with its own copy of accelerate's planner: ``modeling_utils.py`` (~4418) calls
+    ``_get_device_map`` in ``transformers/integrations/accelerate.py`` (~340), which calls that module's
+    ``infer_auto_device_map`` (~644), not accelerate's. It counts buffers as well as parameters, non-persistent
+    rotary ``inv_freq`` included, so ``max_memory`` equal to the weights' bytes leaves the last module on disk.
+    Computed on an empty (meta) model in this kernel, no weights read.
+    """
+    from transformers.integrations.accelerate import _get_device_map
+
+    from ..core.strategies import build_empty_model, device_map_summary
+
+    model = build_empty_model(folder)
+    model.hf_device_map = _get_device_map(model, "auto", {"cpu": int(max_memory)}, None)
+    summary = device_map_summary(model)
+    return {place: entry["bytes"] for place, entry in summary.items()}
+
+
+# ----------------------------------------------------------------------------------------------- the checks
+
+
+def _is_number(answer: Any) -> bool:
+    return isinstance(answer, (int, float)) and not isinstance(answer, bool)
+
+
+def check_mmap_answer(answer: str, stages: Mapping[str, MemorySample]) -> Verdict:
+    """Lesson 00: which kind of RSS grew when every page of the mapped file was read, ``"anonymous"`` or
+    ``"file-backed"``?
+
+    Where the OS does not split RSS (macOS, Windows) the answer is judged against what Linux shows, and the
+    verdict says that this machine could not measure it.
+    """
+    if unanswered(answer):
+        return not_answered('set `answer = "anonymous"` or `answer = "file-backed"`, then run the cell.')
+    normalized = str(answer).strip().lower().replace(" ", "-").replace("_", "-")
+    kinds = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
+    if normalized not in kinds:
+        return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
+    chosen = kinds[normalized]
+    before, after = stages["mapped"], stages["touched"]
+    if before.rss_file_bytes is None or before.rss_anon_bytes is None:
+        # Nothing measured to judge by: judge by how mmap works (a mapped file's pages are the page cache's).
+        ok = chosen == "file-backed"
+        return _verdict(ok, "This OS does not split RSS into anonymous and file-backed, so this run cannot show "
+                            "it; on Linux, reading mapped pages grows the file-backed part: they are the page "
+                            "cache's pages, mapped into the process"
+                            + ("." if ok else ", and only a copy (the `bytearray`) makes anonymous memory."))
+    file_growth = after.rss_file_bytes - before.rss_file_bytes
+    anon_growth = after.rss_anon_bytes - before.rss_anon_bytes
+    measured = "file-backed" if file_growth > anon_growth else "anonymous"
+    why = (f"reading the mapped pages added {fmt(file_growth)} of file-backed RSS and {fmt(anon_growth)} of "
+           "anonymous RSS: the pages are the page cache's, mapped into the process, not a private copy.")
+    if chosen == measured:
+        return _verdict(True, f"It is {measured}: {why}")
+    return _verdict(False, f"You answered {chosen}, but {why} Anonymous memory appeared only at the next step, "
+                           "when the `bytearray` copied the file.")
+
+
+def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
+    """Lesson 00: how many bytes do the weights take in RAM once loaded in the checkpoint's dtype?"""
+    if unanswered(answer):
+        return not_answered("write an expression of `info`, e.g. `info.parameters * <bytes per number>`.")
+    if not _is_number(answer):
+        return _verdict(False, f"The answer should be a number of bytes, not {type(answer).__name__}.")
+    sizes = {"float32": 4, "bfloat16": 2, "float16": 2}
+    itemsize = sizes.get(info.dtype, 4)
+    expected = info.parameters * itemsize
+    why = (f"{info.parameters:,} parameters × {itemsize} bytes ({info.dtype}) = {fmt(expected)}; the checkpoint's "
+           f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
+    if abs(int(answer) - expected) <= 0.01 * expected:
+        return _verdict(True, why)
+    if abs(int(answer) - info.parameters) <= 0.01 * info.parameters:
+        return _verdict(False, f"That is the number of parameters; each takes {itemsize} bytes in {info.dtype}. "
+                               + why)
+    other = [name for name, size in sizes.items() if size != itemsize
+             and abs(int(answer) - info.parameters * size) <= 0.01 * info.parameters * size]
+    if other:
+        return _verdict(False, f"That is the size in {other[0]}, but this checkpoint is {info.dtype}. " + why)
+    return _verdict(False, f"You answered {fmt(int(answer))}. " + why)
+
+
+def check_normal_peak(answer: int, report: Report, tolerance: float = 0.35) -> Verdict:
+    """Lesson 01: predict normal loading's peak above baseline, in bytes, before looking at the plot."""
+    if unanswered(answer):
+        return not_answered("write your prediction in bytes, as an expression of `info` (e.g. a multiple of "
+                            "`info.total_bytes`).")
+    if not _is_number(answer):
+        return _verdict(False, f"The prediction should be a number of bytes, not {type(answer).__name__}.")
+    measured = report.peak_above_baseline_bytes
+    if measured is None:
+        return _verdict(False, f"The normal run has no peak to compare with ({report.outcome}); run it again.")
+    ok = abs(int(answer) - measured) <= tolerance * measured
+    why = (f"the run measured {fmt(measured)} above baseline ({_ratio(report.peak_ratio)} the checkpoint): a "
+           "random-weight model and the whole state dict are both in RAM while load_state_dict copies one into "
+           "the other.")
+    hint = ""
+    if not ok and report.checkpoint_bytes and abs(int(answer) - report.checkpoint_bytes) <= 0.35 * measured:
+        hint = " One checkpoint's worth is the *result*; the peak comes while both copies exist."
+    return _verdict(ok, f"You predicted {fmt(int(answer))}; {why}{hint}")
+
+
+def check_copies_at_peak(answer: str, report: Report, share: float = 0.8) -> Verdict:
+    """Lesson 01: from which event on were both copies in RAM? Answer with the event's kind.
+
+    Judged on the run, not on one lucky sample: an event kind is right when the RSS sampled just after its first
+    occurrence had already reached ``share`` of the kernel's peak above baseline (both copies), and it came
+    before the copy into the model began (``weights_assigned``). The earliest such kind is the answer; a later
+    one is "both were already there".
+    """
+    if unanswered(answer):
+        return not_answered('write an event kind as a string, e.g. `answer = "model_built"`.')
+    peak = report.peak_above_baseline_bytes
+    base = report.baseline_rss_bytes
+    if peak is None or base is None or not report.timeline.samples:
+        return _verdict(False, "The run has no peak to judge by; run it again.")
+    first: dict[str, Any] = {}
+    for event in report.timeline.events:
+        first.setdefault(event.kind, event)
+    if answer not in first:
+        return _verdict(False, f"{answer!r} is not an event kind of this run; its kinds are "
+                               f"{', '.join(sorted(first))}.")
+
+    def above(kind: str) -> int:
+        sample = sample_at(report, first[kind].t_s)
+        return sample.rss_bytes - base if sample is not None else 0
+
+    copy_t = first["weights_assigned"].t_s if "weights_assigned" in first else float("inf")
+    both = [kind for kind, event in sorted(first.items(), key=lambda item: item[1].t_s)
+            if event.t_s <= copy_t and above(kind) >= share * peak]
+    level = f"{fmt(above(answer))} above baseline just after '{first[answer].label}'"
+    peak_text = f"the kernel's peak was {fmt(peak)} above baseline ({_ratio(report.peak_ratio)} the checkpoint)"
+    if not both:
+        return _verdict(False, f"No event before the copy was sampled at the peak level; {peak_text}. Run it again.")
+    if answer in both and first[answer].t_s <= first[both[0]].t_s:
+        return _verdict(True, f"RSS was {level}, and {peak_text}: from here the random model and the whole "
+                              "state dict were both in RAM.")
+    if first[answer].t_s < first[both[0]].t_s:
+        return _verdict(False, f"RSS was {level}, short of both copies ({peak_text}): the state dict was not "
+                               f"all read yet. Look a little later.")
+    return _verdict(False, f"Both copies were in RAM before '{first[answer].label}': already just after "
+                           f"'{first[both[0]].label}' (kind {both[0]!r}). Look earlier.")
+
+
+def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: Report,
+                            without_flag: Report) -> Verdict:
+    """Lesson 02 / 06: does ``low_cpu_mem_usage`` change anything in the installed transformers?"""
+    if unanswered(answer):
+        return not_answered("answer `True` or `False`.")
+    if not isinstance(answer, bool):
+        return _verdict(False, f"Answer True or False, not {answer!r}.")
+    a, b = with_flag.peak_above_baseline_bytes, without_flag.peak_above_baseline_bytes
+    measured_same = a is not None and b is not None and abs(a - b) <= 0.15 * max(a, b, 1)
+    honoured = truth.get("honoured")
+    expected = bool(honoured) if honoured is not None else not measured_same
+    why = (f"{truth.get('evidence')} (`{truth.get('source_file')}`, line {truth.get('source_line')}). Measured: "
+           f"{fmt(a)} above baseline with the flag, {fmt(b)} without.")
+    return _verdict(answer == expected, f"The flag {'does' if expected else 'does not'} change anything "
+                                        f"here: {why}")
+
+
+def check_empty_model(model: Any) -> Verdict:
+    """Lesson 02: is ``model`` an empty model that can be filled and run: parameters on meta, buffers real?"""
+    if unanswered(model):
+        return not_answered("build a model of `config` so that no weight takes RAM, and assign it to `my_empty`.")
+    if not hasattr(model, "parameters") or not hasattr(model, "named_buffers"):
+        return _verdict(False, f"`my_empty` should be a torch module, not {type(model).__name__}.")
+    params = {p.device.type for p in model.parameters()}
+    meta_buffers = [name for name, b in model.named_buffers() if b.device.type == "meta"]
+    if params != {"meta"}:
+        return _verdict(False, f"Its parameters are on {sorted(params)}: they were allocated. Build it under "
+                               "`torch.device(\"meta\")` or `init_empty_weights()` so no weight takes RAM before "
+                               "the checkpoint is read.")
+    if meta_buffers:
+        return _verdict(False, f"Its buffers {meta_buffers[:2]} are on meta too. They are not in the checkpoint "
+                               "(non-persistent), so nothing will fill them and forward will fail: re-create them "
+                               "on the CPU, as transformers does, or build under `init_empty_weights()`, which "
+                               "keeps buffers real.")
+    n_buffers = sum(1 for _ in model.buffers())
+    return _verdict(True, f"All parameters are on meta (no RAM used) and its {n_buffers} buffer(s) are real, so "
+                          "after the weights are assigned, forward works.")
+
+
+def check_max_memory(answer: int, folder: str | os.PathLike[str], low: float = 0.3, high: float = 0.7) -> Verdict:
+    """Lesson 03: pick a ``max_memory`` that puts roughly half the weights on disk (planned by
+    :func:`disk_share`, the planner ``from_pretrained`` itself runs)."""
+    if unanswered(answer):
+        return not_answered("write a number of bytes, e.g. a fraction of `info.total_bytes`.")
+    if not _is_number(answer) or answer < 0:
+        return _verdict(False, f"max_memory should be a number of bytes (0 or more), not {answer!r}.")
+    places = disk_share(folder, int(answer))
+    total = sum(places.values()) or 1
+    share = places.get("disk", 0) / total
+    ok = low <= share <= high
+    text = (f"max_memory={fmt(int(answer))} puts {fmt(places.get('disk', 0))} of {fmt(total)} ({share:.0%}) on "
+            f"disk and {fmt(places.get('cpu', 0))} in RAM")
+    if ok:
+        return _verdict(True, text + ".")
+    direction = "lower" if share < low else "raise"
+    return _verdict(False, f"{text}; aim for between {low:.0%} and {high:.0%} on disk: {direction} max_memory.")
+
+
+def check_offload_writes(answer: Mapping[str, bool], reports: Mapping[str, Report]) -> Verdict:
+    """Lesson 03: for each way of offloading, does it write files into the offload folder?"""
+    if unanswered(answer):
+        return not_answered("replace each `...` in the dict with `True` (it writes files) or `False`.")
+    wrong = []
+    facts = []
+    for name, report in reports.items():
+        wrote = report.offload_folder_files > 0
+        facts.append(f"{name}: {report.offload_folder_files} file(s), {fmt(report.offload_folder_bytes)}")
+        if name not in answer or bool(answer[name]) != wrote:
+            wrong.append(name)
+    text = "Measured — " + "; ".join(facts) + "."
+    return _verdict(not wrong, text if not wrong else f"Check {', '.join(wrong)}. {text}")
+
+
+def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> Verdict:
+    """Lesson 04: which file holds ``tensor``, according to the index?"""
+    if unanswered(answer):
+        return not_answered(f"write the file name (a string) that holds {tensor}; `weight_map(folder)` has it.")
+    from ..core.checkpoints import weight_map
+
+    mapping = weight_map(folder)
+    actual = mapping[tensor]
+    if answer == actual:
+        return _verdict(True, f"The index maps {tensor} to {actual}; a loader that needs one tensor opens one file.")
+    if answer not in set(mapping.values()):
+        return _verdict(False, f"{answer!r} is not a file of this checkpoint; its files are "
+                               f"{', '.join(sorted(set(mapping.values())))}.")
+    return _verdict(False, f"{answer} is a shard of this checkpoint, but the index maps {tensor} to {actual}.")
+
+
+def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike[str], reference: Report,
+                        limit: float = 1.5) -> Verdict:
+    """Lesson 04: run ``loader(folder)`` in this kernel, measure it, and compare its logits with ``reference``.
+
+    Right when no parameter is left on meta, the logits are bit-identical to the reference run's, and the
+    kernel's peak grew by at most ``limit`` × the checkpoint.
+    """
+    if unanswered(loader):
+        return not_answered("define `my_loader(folder)` that returns the loaded model, one shard at a time.")
+    if not callable(loader):
+        return _verdict(False, f"`my_loader` should be a function of the folder, not {type(loader).__name__}.")
+    from ..core.checkpoints import inspect_checkpoint
+    from ..core.strategies import forward_checksum
+
+    checkpoint_bytes = inspect_checkpoint(folder).total_bytes
+    gc.collect()
+    reset = reset_kernel_peak()
+    start = read_memory().rss_bytes
+    model = loader(Path(folder))
+    peak = kernel_peak_bytes() if reset else None
+    if not hasattr(model, "named_parameters"):
+        return _verdict(False, f"`my_loader` returned {type(model).__name__}; it should return the model.")
+    left = [name for name, p in model.named_parameters() if p.device.type == "meta"]
+    if left:
+        return _verdict(False, f"{len(left)} parameter(s) are still on meta (e.g. {left[0]}): some shard was not "
+                               "assigned.")
+    sha, _ = forward_checksum(model)
+    grew = None if peak is None else peak - start
+    del model
+    gc.collect()
+    same = sha == reference.logits_sha256
+    light = grew is None or grew <= limit * checkpoint_bytes
+    peak_text = ("" if grew is None else
+                 f" While it ran, this kernel's peak grew by {fmt(grew)} ({grew / checkpoint_bytes:.2f}× the "
+                 "checkpoint).")
+    if not same:
+        return _verdict(False, "The model runs but its logits differ from the reference run's: some tensor "
+                               "was not loaded, or was loaded into the wrong place." + peak_text)
+    if not light:
+        return _verdict(False, "The logits match, but the load held more than one copy at a time." + peak_text)
+    return _verdict(True, "Every parameter loaded and the logits are bit-identical to the reference run's."
+                    + peak_text)
+
+
+def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report]) -> Verdict:
+    """Lesson 05: which strategies did you predict would fit the budget? Compared with the budgeted runs."""
+    if unanswered(answer):
+        return not_answered('write a set of strategy names, e.g. `{"manual_shards"}`.')
+    if isinstance(answer, str):
+        answer = {answer}
+    predicted = set(answer)
+    budget_reports = list(budget_reports)
+    fitted = {r.strategy for r in budget_reports if r.ok}
+    unknown = predicted - {r.strategy for r in budget_reports}
+    if unknown:
+        return _verdict(False, f"{', '.join(sorted(unknown))} did not run under the budget; the strategies are "
+                               f"{', '.join(sorted(r.strategy for r in budget_reports))}.")
+    text = f"Under the budget these finished: {', '.join(sorted(fitted)) or 'none'}"
+    if predicted == fitted:
+        return _verdict(True, text + ".")
+    extra, missing = predicted - fitted, fitted - predicted
+    parts = [f"{', '.join(sorted(extra))} was stopped" if extra else "",
+             f"{', '.join(sorted(missing))} finished too" if missing else ""]
+    return _verdict(False, text + "; " + " and ".join(p for p in parts if p) + ".")
+
+
+def check_strategy_choice(answer: str, reports: Iterable[Report], budget_bytes: int) -> Verdict:
+    """Lesson 05: which strategy still loads on a machine with ``budget_bytes`` of RAM? Judged from the
+    measured (unbudgeted) peaks: a strategy fits when its kernel peak stayed within the budget."""
+    if unanswered(answer):
+        return not_answered('write one strategy name as a string, e.g. `"normal"`.')
+    reports = [r for r in reports if r.ok]
+    fits = [r.strategy for r in reports if (r.peak_rss_bytes or 0) <= budget_bytes]
+    peaks = ", ".join(f"{r.strategy} {fmt(r.peak_rss_bytes)}" for r in reports)
+    text = f"With {fmt(budget_bytes)} of RAM, {', '.join(fits) or 'nothing'} fits (measured peaks: {peaks})."
+    if answer in fits:
+        return _verdict(True, text)
+    if answer not in {r.strategy for r in reports}:
+        return _verdict(False, f"{answer!r} is not one of the strategies measured here. " + text)
+    return _verdict(False, f"{answer} peaked above the budget. " + text)
+
+
+def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Verdict:
+    """Lesson 06: mark each claim True or False; ``evidence`` holds what this notebook's runs showed."""
+    if unanswered(answers):
+        return not_answered("replace each `...` in the dict with `True` (the claim holds) or `False`.")
+    missing = [claim for claim in evidence if claim not in answers]
+    if missing:
+        return _verdict(False, "Judge every claim; missing: " + "; ".join(missing) + ".")
+    wrong = [claim for claim, truth in evidence.items() if _answer(answers, claim) != truth]
+    if wrong:
+        return _verdict(False, "Look again at: " + "; ".join(
+            f"{claim} (the run says {evidence[claim]})" for claim in wrong) + ".")
+    return _verdict(True, f"All {len(evidence)} claims judged as the measurements say.")
+
+
+def _answer(answers: Mapping[str, bool], claim: str) -> bool | None:
+    value = answers.get(claim)
+    return None if value is None else bool(value)
+
+
+def check_safe_loader(load: Callable[[Path], Any]) -> Verdict:
+    """Lesson 06: does ``load(path)`` refuse a hostile ``.bin`` before any of its code runs?"""
+    if unanswered(load):
+        return not_answered("define `safe_load(path)` that loads a `.bin` file's tensors and nothing else.")
+    if not callable(load):
+        return _verdict(False, f"`safe_load` should be a function of a path, not {type(load).__name__}.")
+    with tempfile.TemporaryDirectory(prefix="offload-lab-hostile-") as tmp:
+        path, marker = hostile_pickle(tmp)
+        try:
+            load(path)
+        except Exception as exc:  # a refusal is the right answer; which exception says how
+            if marker.exists():
+                return _verdict(False, f"It raised {type(exc).__name__}, but only after the payload had run.")
+            kind = getattr(exc, "kind", None)
+            return _verdict(True, f"Refused with {type(exc).__name__}" + (f" (kind {kind!r})" if kind else "")
+                                  + " and the payload never ran: weights_only unpickles tensors and nothing else.")
+        ran = marker.exists()
+    if ran:
+        return _verdict(False, "The payload ran: this loader unpickles arbitrary objects. Use "
+                               "torch.load(..., weights_only=True) or a .safetensors file.")
+    return _verdict(False, "It loaded the file without complaint; a hostile file must be refused.")

@@ -1,0 +1,247 @@
+"""The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
+memory spike, the allocator, the live drawing of this kernel's own memory, and a measured run drawn live.
+
+>>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..core.sizes import parse_size
+from ..measure.memory import Event, MemorySample, Sampler, kernel_peak_bytes, now_s, read_memory, reset_kernel_peak
+
+if TYPE_CHECKING:
+    from ..measure.report import Report
+    from ..widgets import MemoryPlot
+
+_PAGE = mmap.PAGESIZE
+
+# ------------------------------------------------------------------------------------------- probes (lesson 00)
+
+
+def mmap_probe(path: str | os.PathLike[str], mark: Callable[[str], None] | None = None) -> dict[str, MemorySample]:
+    """Memory-map ``path`` in this process, read every page, copy it, and read this process's memory at each
+    step: ``start``, ``mapped``, ``touched``, ``copied``, ``copy_deleted``, ``unmapped``. ``mark(name)`` is
+    called at each step too (e.g. the ``mark`` of :func:`watch_this_kernel`, to put the steps on a plot).
+
+    Mapping costs nothing; reading pages makes them resident as *file-backed* memory (the page cache, shared
+    and droppable); copying them makes *anonymous* memory (private, only freed by the program).
+    """
+    stages: dict[str, MemorySample] = {}
+
+    def step(name: str) -> None:
+        if mark is not None:
+            mark(name)
+        stages[name] = read_memory()
+
+    step("start")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        step("mapped")
+        view = memoryview(mm)
+        total = 0
+        for offset in range(0, len(mm), _PAGE):
+            total += view[offset]  # one byte per page faults the whole page in
+        step("touched")
+        copy = bytearray(view)
+        step("copied")
+        del copy
+        step("copy_deleted")
+        view.release()
+    step("unmapped")
+    return stages
+
+
+def page_cache_probe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``path`` twice, after asking the kernel to drop it from the page cache, and time both reads.
+
+    Returns ``cold_s``, ``warm_s``, ``bytes`` and ``evicted`` (False where the OS has no ``posix_fadvise``: then
+    both reads may come from the cache). Dropping clean cached pages needs no privileges. The reads go into one
+    reused buffer, so what is timed is the reading, not the allocating.
+    """
+    buffer = memoryview(bytearray(1 << 22))
+    timings = []
+    n_bytes = 0
+    with open(path, "rb", buffering=0) as f:
+        evicted = hasattr(os, "posix_fadvise")
+        if evicted:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        for _ in range(2):
+            f.seek(0)
+            n_bytes = 0
+            start = time.perf_counter()
+            while n := f.readinto(buffer):
+                n_bytes += n
+            timings.append(time.perf_counter() - start)
+    return {"cold_s": timings[0], "warm_s": timings[1], "bytes": n_bytes, "evicted": evicted}
+
+
+def spike_probe(n_bytes: int, interval_s: float = 0.1) -> dict[str, Any]:
+    """Make a short memory spike of ``n_bytes`` in this process while a sampler watches at ``interval_s``.
+
+    The spike is a fresh anonymous mapping, written page by page and unmapped at once (memory the allocator
+    already holds could otherwise be reused, and no spike would show). Returns ``before`` (RSS),
+    ``sampled_peak`` (what the sampler saw), ``kernel_peak`` (VmHWM), ``reset`` (whether the kernel's mark could
+    be reset first, so that it measures this spike only) and ``samples``.
+    """
+    chunk = b"\x01" * (1 << 20)
+    reset = reset_kernel_peak()
+    before = read_memory().rss_bytes
+    with Sampler(interval_s=interval_s) as sampler:
+        time.sleep(2 * interval_s)
+        with mmap.mmap(-1, n_bytes) as spike:
+            for offset in range(0, n_bytes, len(chunk)):
+                spike[offset : offset + len(chunk)] = chunk[: n_bytes - offset]
+        time.sleep(2 * interval_s)
+    return {
+        "before": before,
+        "sampled_peak": sampler.sampled_peak_bytes,
+        "kernel_peak": kernel_peak_bytes(),
+        "reset": reset,
+        "samples": sampler.sample_count,
+    }
+
+
+_ALLOCATOR_CHILD = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, gc, sys
+
+    n_bytes = int(sys.argv[1])
+
+    def stage(name):
+        print(name, flush=True)
+        if not sys.stdin.readline():
+            sys.exit(0)
+
+    stage("start")
+    big = b"x" * n_bytes                          # one big block: glibc maps it on its own
+    stage("big_allocated")
+    del big
+    stage("big_deleted")
+    size = 1000                                   # a variable: a literal would be folded into one constant
+    junk = [b"y" * size for _ in range(n_bytes // size)]   # many small blocks on the heap
+    survivors = junk[::64]                        # a few stay alive, scattered among the rest
+    stage("small_allocated")
+    del junk
+    stage("small_deleted")
+    gc.collect()
+    stage("gc_collected")
+    big = b"z" * (n_bytes // 2)                   # a contiguous block after the heap is full of holes
+    stage("big_after_holes")
+    del big
+    trim = None
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        pass
+    if trim is not None:
+        trim(0)
+        stage("malloc_trimmed")
+    stage("end")
+    """
+)
+
+
+def allocator_probe(n_bytes: int = 200_000_000) -> dict[str, MemorySample]:
+    """Run an allocation story in a child process and read its memory from outside at each step.
+
+    Stages: ``start``; ``big_allocated`` / ``big_deleted`` (one block of ``n_bytes``); ``small_allocated`` /
+    ``small_deleted`` / ``gc_collected`` (``n_bytes`` in small blocks, one in 64 kept alive); ``big_after_holes``
+    (a contiguous half-size block while the heap is full of holes); ``malloc_trimmed`` (glibc only: the
+    allocator asked to hand free pages back).
+    """
+    stages: dict[str, MemorySample] = {}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _ALLOCATOR_CHILD, str(int(n_bytes))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        for line in process.stdout:
+            name = line.strip()
+            stages[name] = read_memory(process.pid)
+            if name == "end":
+                break
+            process.stdin.write("\n")
+            process.stdin.flush()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+    stages.pop("end", None)
+    return stages
+
+
+@contextlib.contextmanager
+def watch_this_kernel(plot: MemoryPlot, label: str = "this kernel", interval_s: float = 0.01) -> Iterator[
+        Callable[[str], None]]:
+    """Draw this kernel's own memory on ``plot`` while the ``with`` block runs; yields ``mark(label)`` that puts
+    an event marker on the curve.
+
+    A Report is not needed: the samples go straight to the plot, on a time axis that starts at the ``with``.
+    """
+    t0 = now_s()
+    run_id = plot.begin_run(label)
+
+    def shifted(sample: MemorySample) -> None:
+        plot.add_sample(replace(sample, t_s=sample.t_s - t0), run_id)
+
+    def mark(text: str) -> None:
+        time.sleep(3 * interval_s)  # let the curve catch up, so the marker sits on the new level
+        plot.add_event(Event(now_s() - t0, text, "phase"), run_id)
+
+    with Sampler(interval_s=interval_s, on_sample=shifted):
+        yield mark
+        time.sleep(3 * interval_s)
+    plot.flush()
+
+
+def run_live(plot: MemoryPlot, checkpoint: str | os.PathLike[str], strategy: str, *, note: str | None = None,
+             **options: Any) -> Report:
+    """One measured run (``widgetlib.run`` options: ``low_cpu_mem_usage=False``, ``offload_via="accelerate"``,
+    ``offload_and_reload=True``, ...) drawn live on ``plot``, next to the runs already there; returns the Report.
+
+    For the options a :class:`~widgetlib.widgets.StrategyPanel` has no control for.
+    """
+    from ..core.checkpoints import inspect_checkpoint
+    from ..measure.runner import start
+
+    info = inspect_checkpoint(checkpoint)
+    budget = options.get("budget")
+    run_id = plot.begin_run(strategy, checkpoint_bytes=info.total_bytes,
+                            budget_bytes=parse_size(budget, name="budget") if budget is not None else None,
+                            note=note)
+    try:
+        handle = start(checkpoint, strategy, on_sample=lambda s: plot.add_sample(s, run_id),
+                       on_event=lambda e: plot.add_event(e, run_id), **options)
+    except BaseException:
+        plot.discard_run(run_id)
+        raise
+    report = handle.wait()
+    plot.end_run(report, run_id)
+    return report
+
+
+def fill_weights(model: Any, folder: str | os.PathLike[str]) -> Any:
+    """Assign every shard of ``folder`` to an empty ``model``, one shard at a time (``assign=True``: the loaded
+    tensors become the parameters, nothing is copied). Returns the model."""
+    from ..core.checkpoints import read_shard, shard_files
+
+    for path in shard_files(folder):
+        model.load_state_dict(read_shard(path), strict=False, assign=True)
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.tie_weights()
+    return model.eval()
+
+
