@@ -1,8 +1,10 @@
 """Real-browser fixtures: one JupyterLab server and one headless Chromium per session, a fresh page and
 workspace per test, and front-end errors collected per test (an unexpected one fails the test).
 
-Chromium is Debian's (``/usr/bin/chromium`` or ``$OFFLOAD_LAB_CHROMIUM``): Playwright's own download does not
-work on the machines this project runs on. A missing browser FAILS the session, it never skips.
+The browser is an installed Chromium or Chrome (``$OFFLOAD_LAB_CHROMIUM``, else the usual names and places: see
+``_chromium.py``): Playwright's own download does not work on the machines this project runs on. Where none
+runs, these tests are skipped and the run's summary says so and how to get them; where they are required
+(``CI=true`` or ``OFFLOAD_LAB_REQUIRE_BROWSER=1``, as ``.ci/run`` sets) the run stops with one sentence.
 
 The Lab server runs on a temporary copy of ``notebooks/`` plus the small notebooks the tests write themselves
 (see ``helper_notebooks``), with ``OFFLOAD_LAB_SIZE`` small (``$OFFLOAD_LAB_TEST_SIZE``, default 150MB) so
@@ -11,6 +13,8 @@ that a load lasts a few seconds: long enough to watch the plot grow, short enoug
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -26,8 +30,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from widgetlib.testing.check_browser import chromium_path, chromium_problem
-from widgetlib.testing.lab import LabServer, running_lab
+# The helpers beside this file are not a package (pytest runs with --import-mode=importlib, which puts nothing
+# on sys.path), so this folder goes on the path for them.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _chromium import browser_required, chromium_problem, find_chromium  # noqa: E402
+from _lab import LabServer, running_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # The notebooks learners open; $OFFLOAD_LAB_TEST_NOTEBOOKS points the tests at another folder of them.
@@ -125,12 +132,53 @@ def helper_notebooks(checkpoint: str) -> dict[str, Any]:
 # --- session fixtures ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def browser_problem() -> str | None:
+    """Why the browser tests cannot run here (one sentence), or None; checked once per session."""
+    if importlib.util.find_spec("playwright") is None:
+        return (
+            "Playwright is not installed, so the browser tests cannot run: `make test` installs it "
+            "(or `pip install -e '.[dev]'`)."
+        )
+    return chromium_problem()
+
+
+_SKIPPED = pytest.StashKey[tuple[int, str]]()
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only browser tests that would run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """No usable browser: skip the browser tests (and say so at the end), or stop the run where they are required."""
+    browser_items = [item for item in items if item.get_closest_marker("browser")]
+    problem = browser_problem() if browser_items else None
+    if problem is None:
+        return
+    if browser_required():
+        why = "OFFLOAD_LAB_REQUIRE_BROWSER=1" if os.environ.get("OFFLOAD_LAB_REQUIRE_BROWSER") else "CI is set"
+        pytest.exit(f"{problem.rstrip('.')} (this run requires them: {why}).", returncode=pytest.ExitCode.USAGE_ERROR)
+    skip = pytest.mark.skip(reason="no browser to drive (why and how to get one: the last lines of this run)")
+    for item in browser_items:
+        item.add_marker(skip)
+    config.stash[_SKIPPED] = (len(browser_items), problem)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: printed after pytest's own short summary
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Iterator[None]:
+    """The last words of a run without a browser: what was skipped, why, and how to get those tests."""
+    yield
+    count, problem = config.stash.get(_SKIPPED, (0, ""))
+    if count:
+        terminalreporter.write_sep("=", "browser tests skipped", yellow=True, bold=True)
+        terminalreporter.write_line(f"{count} browser test(s) skipped. {problem}")
+        terminalreporter.write_line('Then `make test` runs them too (`make test PYTEST_ARGS="-m browser"`: only them).')
+
+
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    problem = chromium_problem()
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)  # never a skip: a missing browser must be seen
-    return str(chromium_path())
+    problem = browser_problem()
+    if problem is not None:  # only reachable when the collection hook above did not run (it skips or stops)
+        pytest.fail(problem, pytrace=False)
+    return str(find_chromium())
 
 
 def _start_demo_build() -> subprocess.Popen[str]:
