@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,22 @@ NOTEBOOKS = Path(os.environ.get("OFFLOAD_LAB_TEST_NOTEBOOKS") or REPO / "noteboo
 LAB_SIZE = os.environ.get("OFFLOAD_LAB_TEST_SIZE", "150MB")
 
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+# A wait on the page fails after this long without any change on it (see LabPage.wait_with_progress).
+STALL_S = float(os.environ.get("OFFLOAD_LAB_TEST_STALL_S", "60"))
+
+# Everything that moves while a notebook runs, as one JSON-able value: cells finished (their prompt shows a
+# number), outputs, points per plot trace, and the text of the widgets' status lines, cards and tables.
+PROGRESS_JS = """() => {
+    const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+    if (!nb) return null;
+    const done = [...nb.querySelectorAll('.jp-InputArea-prompt')].filter(p => /\\[\\d+\\]/.test(p.textContent)).length;
+    const outputs = nb.querySelectorAll('.jp-OutputArea-output').length;
+    const points = [...nb.querySelectorAll('.js-plotly-plot')]
+        .map(gd => (gd.data || []).map(t => t.x ? t.x.length : 0));
+    const texts = [...nb.querySelectorAll('.widget-html, .offload-lab-card, .offload-lab-table')]
+        .map(e => e.textContent);
+    return JSON.stringify([done, outputs, points, texts]);
+}"""
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
@@ -273,7 +289,7 @@ class LabPage:
         self._record(f"pageerror: {error}")
 
     # Opening and running ------------------------------------------------------------------------------------
-    def open(self, notebook: str, *, timeout_s: float = 45.0) -> None:
+    def open(self, notebook: str, *, timeout_s: float = STALL_S) -> None:
         """Open ``notebook`` in a fresh workspace; return once all cells are shown and the kernel is idle."""
         n_cells = len(nbformat.read(self.lab.root_dir / notebook, as_version=4).cells)
         self.page.goto(self.lab.url_for(notebook, workspace=f"t-{uuid.uuid4().hex}"))
@@ -286,7 +302,7 @@ class LabPage:
         self.wait_kernel_idle(timeout_s)
         self.mark(f"open {notebook}")
 
-    def wait_kernel_idle(self, timeout_s: float = 45.0) -> None:
+    def wait_kernel_idle(self, timeout_s: float = STALL_S) -> None:
         # The full text, not "Idle" alone: that also matches a placeholder notebook with no kernel yet.
         self.page.locator(".jp-StatusBar-Item", has_text=KERNEL_IDLE).first.wait_for(timeout=timeout_s * 1000)
 
@@ -303,14 +319,56 @@ class LabPage:
         self.page.locator('.lm-Menu-item[data-command="kernelmenu:interrupt"]').click()
         self.mark("interrupt")
 
-    def wait_all_cells_ran(self, timeout_s: float = 50.0) -> None:
-        """Wait until no cell shows ``[*]`` and the kernel is idle again."""
-        self.page.wait_for_function(
-            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*'))",
-            timeout=timeout_s * 1000,
+    def wait_all_cells_ran(self, stall_s: float = STALL_S) -> None:
+        """Wait until no cell shows ``[*]`` and the kernel is idle again, for as long as the notebook progresses."""
+        self.wait_with_progress(
+            lambda: self.page.evaluate(
+                "() => ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*'))"
+            ),
+            "every cell to finish",
+            stall_s=stall_s,
         )
-        self.wait_kernel_idle(timeout_s)
+        self.wait_kernel_idle(stall_s)
         self.mark("all cells ran")
+
+    # Waiting -------------------------------------------------------------------------------------------------
+    def progress(self) -> Any:
+        """What changes while the notebook works: finished cells, outputs, plot points, widget texts (as one value).
+
+        Read from the page in one go; a wait below fails only once this stops changing.
+        """
+        return self.page.evaluate(PROGRESS_JS)
+
+    def wait_with_progress(
+        self, condition: Callable[[], Any], what: str, *, stall_s: float = STALL_S, interval_s: float = 0.2,
+        progress: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Wait until ``condition()`` is truthy (and return it), for as long as the page keeps changing.
+
+        A loaded machine makes every step slower, by a factor nobody can bound; a fixed timeout per step then
+        fails good runs. This fails only when nothing on the page (``progress``, default :meth:`progress`) has
+        changed for ``stall_s`` seconds: a stuck kernel or front end, not a slow one. The test's own hard
+        timeout (pytest-timeout) bounds the whole.
+        """
+        progress = progress or self.progress
+        seen, changed_at = progress(), time.monotonic()
+        while True:
+            value = condition()
+            if value:
+                return value
+            now_seen = progress()
+            if now_seen != seen:
+                seen, changed_at = now_seen, time.monotonic()
+            elif time.monotonic() - changed_at > stall_s:
+                raise AssertionError(
+                    f"waiting for {what}: nothing on the page changed for {stall_s:.0f} s (last state {seen})"
+                )
+            time.sleep(interval_s)
+
+    def wait_attached(self, locator: Any, what: str, *, stall_s: float = STALL_S) -> Any:
+        """Wait until ``locator`` is in the page, for as long as the notebook progresses; return it."""
+        self.wait_with_progress(lambda: locator.count() > 0, what, stall_s=stall_s)
+        return locator
 
     # Finding things ------------------------------------------------------------------------------------------
     def panel(self, index: int = 0) -> Any:
