@@ -407,7 +407,9 @@ def _error_report(lab_page: LabPage) -> str:
 
 
 @pytest.fixture
-def lab_page(lab: LabServer, browser_context: Any, request: pytest.FixtureRequest) -> Iterator[LabPage]:
+def lab_page(
+    lab: LabServer, browser_context: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabPage]:
     page = browser_context.new_page()
     page.set_default_timeout(30_000)
     helper = LabPage(page=page, lab=lab)
@@ -419,7 +421,8 @@ def lab_page(lab: LabServer, browser_context: Any, request: pytest.FixtureReques
     finally:
         failed = getattr(request.node, "rep_call", None)
         if failed is not None and failed.failed:
-            shot = Path(tempfile.gettempdir()) / f"offload-lab-failed-{request.node.name}.png"
+            # In this session's own temporary folder: sessions running side by side do not overwrite each other's.
+            shot = tmp_path_factory.getbasetemp() / f"offload-lab-failed-{request.node.name}.png"
             try:
                 page.screenshot(path=str(shot), full_page=True)
                 print(f"screenshot of the failing page: {shot}")

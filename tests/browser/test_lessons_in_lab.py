@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-# Hard stops well above the usual durations (15-60 s; lesson 05's four loads take longer), so that a slow,
-# shared machine does not turn into flakes; see the durations with pytest --durations=0 (and -s for steps).
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+# Hard stops against a hang only, far above the usual durations (15-130 s here under load): the waits inside
+# fail on their own once the page stops changing (conftest.py, LabPage.wait_with_progress).
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 # Screenshots go to out/screenshots (git-ignored) so a test run leaves the tree clean; `make screenshots`
 # points $OFFLOAD_LAB_SCREENSHOTS_DIR at docs/screenshots to refresh the README's pictures.
@@ -157,7 +157,7 @@ def test_harness_live_plot_grows(lab_page: Any) -> None:
     assert len(set(drawn)) >= 4, f"the trace did not grow step by step: {counts}"
     assert drawn[0] < 300, f"the line only showed up complete: {counts}"
     lab_page.interrupt_kernel()
-    lab_page.wait_kernel_idle(30)
+    lab_page.wait_kernel_idle()
 
 
 def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
@@ -261,12 +261,14 @@ def _table_rows(board: Any) -> list[dict[str, str]]:
     )
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_lesson_05_compare_board(lab_page: Any) -> None:
     """Lesson 05, Run All: the first CompareBoard draws one coloured RSS line per strategy and fills its table.
 
     The lesson then runs a second board under a budget (four more loads, over a minute here); once the first
-    board is checked the test interrupts the kernel and stops that second board, so the suite stays short.
+    board's table is full the test interrupts the kernel and stops that second board, so the suite stays short
+    and, on a busy machine, the page can catch up with the first board's plot (each redraw of a live plot
+    resends its whole arrays; with two boards drawing, a starved browser fell further behind for minutes).
     """
     lab_page.open(LESSON_05)
     lab_page.run_all()
@@ -279,6 +281,18 @@ def test_lesson_05_compare_board(lab_page: Any) -> None:
     for row in rows:
         assert row["outcome"] == "ok", row
         assert SIZE.match(row["peak RSS"]), row
+
+    # Cut the lesson short: interrupt whatever cell runs now, then Stop the budget board if it got going
+    # (a run started from a cell keeps going after an interrupt; its Stop button works once the kernel idles).
+    lab_page.interrupt_kernel()
+    lab_page.wait_kernel_idle()
+    second = lab_page.panel(1)
+    if second.count():
+        stop = lab_page.button(second, "Stop")
+        if stop.is_enabled():
+            stop.click()
+        lab_page.wait_with_progress(lab_page.button(second, "Run").is_enabled, "the budget board to stop")
+    lab_page.mark("second board stopped")
 
     plots = board.locator(".js-plotly-plot")
     seen: list[Any] = []
@@ -293,7 +307,8 @@ def test_lesson_05_compare_board(lab_page: Any) -> None:
                 return plots.nth(i), traces
         return None
 
-    # The table is small HTML and arrives at once; the plot resends whole arrays and can lag on a busy machine.
+    # The table is small HTML and arrives at once; the plot resends whole arrays and can lag on a busy machine:
+    # wait while it catches up (nothing generates new updates any more).
     try:
         plot, traces = lab_page.wait_with_progress(four_lines, "four RSS lines on the board's plot")
     except AssertionError as exc:
@@ -305,17 +320,6 @@ def test_lesson_05_compare_board(lab_page: Any) -> None:
     assert len(colours) == 4 and None not in colours, f"the four lines are not four colours: {traces}"
     assert len(_series(lab_page.plot_state(plot), "events")) == 4, "event markers missing for some strategy"
     _assert_no_traceback(board)
-
-    # Cut the lesson short: interrupt whatever cell runs now, then Stop the budget board if it got going
-    # (a run started from a cell keeps going after an interrupt; its Stop button works once the kernel idles).
-    lab_page.interrupt_kernel()
-    lab_page.wait_kernel_idle(30)
-    second = lab_page.panel(1)
-    if second.count():
-        stop = lab_page.button(second, "Stop")
-        if stop.is_enabled():
-            stop.click()
-        lab_page.wait_with_progress(lab_page.button(second, "Run").is_enabled, "the budget board to stop")
     # Now that nothing on the page moves any more (a screenshot taken while outputs are still being added can
     # be offset), the board as the README shows it.
     board.scroll_into_view_if_needed()
