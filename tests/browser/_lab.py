@@ -39,9 +39,13 @@ __all__ = ["DEFAULT_SETTINGS", "LabServer", "LabStartError", "free_port", "runni
 # notification over the notebook and reaches for the network: off. Notebook windowing: "none" keeps every cell
 # attached and rendered; the default ("contentVisibility") skips rendering cells out of view, so after Run All
 # scrolls to the end a widget output further up is "not visible" to the browser and its plot may not draw.
+# Autosave: off. Lab saves an open notebook every 120 s; a test that ran that long on a loaded machine saved
+# its widget outputs into the notebook, and the next test opening it got "widget model not found" errors
+# for views of a kernel that was gone (seen here: run b-2, test_bad_checkpoint_path_shows_one_message).
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
 
 
