@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-# `python -m widgetlib` runs the CLI on import; the browser-test helpers start servers. Neither is a doctest.
+# `python -m widgetlib` runs the CLI on import: not a doctest.
 collect_ignore = ["widgetlib/__main__.py"]
-collect_ignore_glob = ["widgetlib/testing/*"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,12 +12,14 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import widgetlib
+import widgetlib.measure.memory as memory_module
 from widgetlib.core.errors import OptionError
 from widgetlib.measure.memory import (
     Event,
@@ -275,26 +277,86 @@ def test_own_process_reading_is_consistent():
 # ------------------------------------------------------------------------------------------------------------
 
 
-def test_sampling_rate_is_at_least_50_hz():
-    with Sampler() as sampler:  # default: 100 Hz
-        t_start = now_s()
-        time.sleep(1.0)
-        t_end = now_s()
-    times = [s.t_s for s in sampler.samples if t_start <= s.t_s <= t_end]
-    rate_hz = (len(times) - 1) / (times[-1] - times[0])
-    assert rate_hz >= 50, f"only {rate_hz:.1f} Hz"
-    assert times == sorted(times)
-    assert 0.005 <= statistics.median(b - a for a, b in zip(times, times[1:], strict=False)) <= 0.015
+def test_sampling_runs_at_100_hz_by_default():
+    # Judged on the sampler's own timestamps, not on how many samples fit in a wall-clock second: on a loaded
+    # machine the thread may miss slots (it skips them, by design), which lowers a count but not the typical
+    # gap between two readings, and can never add readings beyond one per slot.
+    seen: list[MemorySample] = []
+    got_enough = threading.Event()
 
+    def on_sample(sample: MemorySample) -> None:
+        seen.append(sample)
+        if len(seen) >= 50:
+            got_enough.set()
 
-def test_schedule_does_not_drift_with_the_cost_of_each_sample():
-    # A callback that takes half the interval: sleeping `interval` after the work would give ~66 Hz;
-    # scheduling on absolute deadlines keeps ~100 Hz.
-    with Sampler(interval_s=0.01, on_sample=lambda s: time.sleep(0.005)) as sampler:
-        time.sleep(1.0)
+    with Sampler(on_sample=on_sample) as sampler:  # default: 100 Hz
+        assert got_enough.wait(timeout=30), f"only {len(seen)} samples in 30 s"
     times = [s.t_s for s in sampler.samples]
-    rate_hz = (len(times) - 1) / (times[-1] - times[0])
-    assert rate_hz >= 85, f"{rate_hz:.1f} Hz: the loop drifts"
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert times == sorted(times)
+    assert sampler.interval_s == 0.01
+    assert 0.005 <= statistics.median(gaps) <= 0.015, f"median gap {statistics.median(gaps) * 1e3:.1f} ms"
+    assert len(times) <= (times[-1] - times[0]) / sampler.interval_s + 2, "more readings than 100 Hz slots"
+
+
+def _samples_on_a_virtual_clock(
+    monkeypatch: pytest.MonkeyPatch, *, interval_s: float, cost_s: float, duration_s: float, late_s: dict[int, float]
+) -> list[float]:
+    """Run the sampler's own loop (``Sampler._run``) on a clock the test drives, in this thread.
+
+    Each reading costs ``cost_s`` (charged in ``on_sample``); the loop's sleep (its stop flag's ``wait``) lasts
+    exactly what it asks, plus ``late_s[k]`` on the k-th wake-up (a starved thread). The schedule is then a
+    pure function of these numbers: no scheduler, no flakes.
+    """
+    clock = [0.0]
+    monkeypatch.setattr(memory_module, "now_s", lambda: clock[0])
+    wakes = [0]
+
+    class Probe:
+        def read(self) -> MemorySample:
+            return MemorySample(clock[0], 1, None, None, None)
+
+        def close(self) -> None:
+            pass
+
+    class StopFlag:
+        def wait(self, timeout_s: float) -> bool:
+            clock[0] += max(timeout_s, 0.0) + late_s.get(wakes[0], 0.0)
+            wakes[0] += 1
+            return clock[0] >= duration_s
+
+        def set(self) -> None:
+            pass
+
+        def is_set(self) -> bool:
+            return False
+
+    def on_sample(sample: MemorySample) -> None:
+        clock[0] += cost_s
+
+    sampler = Sampler(interval_s=interval_s, on_sample=on_sample)
+    sampler._stop_flag = StopFlag()  # type: ignore[assignment]
+    sampler._run(Probe())  # type: ignore[arg-type]
+    assert sampler.error is None
+    return [s.t_s for s in sampler.samples]
+
+
+def test_schedule_does_not_drift_with_the_cost_of_each_sample(monkeypatch):
+    # Each reading costs half the interval: sleeping `interval` after the work would give 67 readings in a
+    # second; absolute deadlines give one per 10 ms slot, each on its slot.
+    times = _samples_on_a_virtual_clock(monkeypatch, interval_s=0.01, cost_s=0.005, duration_s=0.995, late_s={})
+    assert len(times) == 100, f"{len(times)} readings in 1 s at 100 Hz: the loop drifts"
+    assert times == pytest.approx([k * 0.01 for k in range(100)], abs=1e-9)
+
+
+def test_a_late_wake_up_skips_slots_instead_of_bunching(monkeypatch):
+    # The sleep after the reading at 0.20 s ends 35 ms late (a starved thread): that reading is taken late
+    # (0.245 s), the slots 0.22-0.24 are skipped rather than caught up in a burst, and the next reading is back
+    # on the grid at 0.25 s.
+    times = _samples_on_a_virtual_clock(monkeypatch, interval_s=0.01, cost_s=0.002, duration_s=0.995,
+                                        late_s={20: 0.035})
+    expected = [k * 0.01 for k in range(21)] + [0.245] + [k * 0.01 for k in range(25, 100)]
+    assert times == pytest.approx(expected, abs=1e-9)
 
 
 def test_events_from_a_child_sort_between_the_parents_samples(spawn):
@@ -417,14 +479,18 @@ def test_start_twice_and_bad_options_are_refused():
 
 
 def test_uss_is_read_at_most_every_uss_interval():
-    # One USS reading can take tens of ms on a busy machine: the lower bound only asks that USS arrives at all;
-    # the upper bound is the property (never more often than every uss_interval_s).
+    # Wait for USS to arrive (a reading can take tens of ms on a busy machine) rather than for a fixed time;
+    # the property is the upper bound, counted against the sampler's own timestamps: no more USS readings than
+    # uss_interval_s slots in the span the samples cover (+2 for the slots at either end).
     with Sampler(interval_s=0.005, uss_interval_s=0.05) as sampler:
-        time.sleep(0.6)
+        deadline = time.monotonic() + 30
+        while sum(s.uss_bytes is not None for s in sampler.samples) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
     samples = sampler.samples
     with_uss = [s for s in samples if s.uss_bytes is not None]
-    assert 2 <= len(with_uss) <= 14
-    assert len(with_uss) < len(samples) / 3
+    span_s = samples[-1].t_s - samples[0].t_s
+    assert len(with_uss) >= 4, f"only {len(with_uss)} USS readings in {span_s:.1f} s"
+    assert len(with_uss) <= span_s / 0.05 + 2, f"{len(with_uss)} USS readings in {span_s:.2f} s"
     assert all(0 < s.uss_bytes <= s.rss_bytes for s in with_uss)
 
 
@@ -453,12 +519,23 @@ def test_max_samples_bounds_memory_and_keeps_the_peak():
 
 
 def test_sampling_at_100_hz_costs_little_cpu():
-    cpu_start_s, wall_start_s = time.process_time(), time.monotonic()
-    with Sampler(interval_s=0.01) as sampler:
-        time.sleep(2.0)  # the main thread idles: the process's CPU time is the sampler's
-    cpu_s, wall_s = time.process_time() - cpu_start_s, time.monotonic() - wall_start_s
-    assert sampler.sample_count >= 100
-    assert cpu_s / wall_s < 0.10, f"sampling used {100 * cpu_s / wall_s:.1f}% of a core"
+    # The sampler thread's own CPU clock (time.thread_time, read in on_sample, which runs in that thread) over a
+    # fixed number of readings: what one reading costs, whatever else the machine does. Under 1 ms per
+    # reading is under 10 % of one core at 100 Hz. (Wall-clock shares of the process's CPU time counted other
+    # threads and the machine's load.)
+    n_ticks = 200
+    cpu_s: list[float] = []
+    done = threading.Event()
+
+    def on_sample(sample: MemorySample) -> None:
+        cpu_s.append(time.thread_time())
+        if len(cpu_s) > n_ticks:
+            done.set()
+
+    with Sampler(interval_s=0.01, on_sample=on_sample):
+        assert done.wait(timeout=60), f"only {len(cpu_s)} readings in 60 s"
+    per_tick_s = (cpu_s[n_ticks] - cpu_s[0]) / n_ticks
+    assert per_tick_s < 0.10 * 0.01, f"one reading costs {per_tick_s * 1e3:.2f} ms of CPU: over 10 % of a core"
 
 
 def test_module_imports_no_heavy_libraries():

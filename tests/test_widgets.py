@@ -54,6 +54,7 @@ def _figures_in(html_text: str) -> dict[str, str]:
 
 def test_memory_plot_updates_live_from_a_thread_and_throttles_redraws():
     plot = MemoryPlot()
+    started_s = time.monotonic()
     run_id = plot.begin_run("normal", checkpoint_bytes=50 * MB, budget_bytes=900 * MB)
     seen_while_live = []
 
@@ -73,12 +74,16 @@ def test_memory_plot_updates_live_from_a_thread_and_throttles_redraws():
         time.sleep(0.05)
     feeder.join()
     plot.flush()
+    live_s = time.monotonic() - started_s
 
     assert max(seen_while_live) > 0, "nothing was drawn before the run ended"
     # The five samples before "ready" are the child starting, not the load: not drawn.
     assert plot.point_count(run_id) == plot.point_count(run_id, "anon") == plot.point_count(run_id, "file") == 115
-    # ~1.3 s of live data at <= 10 redraws/s (+ the flush): far fewer redraws than samples.
-    assert 2 <= plot.redraw_count <= 20
+    # The throttle, against this run's own duration (however long a busy machine made it): after each redraw
+    # the thread waits redraw_interval_s unless flush() asks, so at most one redraw per interval, + the flush.
+    # At least two: the run's start and the flush.
+    most = live_s / plot.redraw_interval_s + 2
+    assert 2 <= plot.redraw_count <= most, f"{plot.redraw_count} redraws in {live_s:.2f} s (at most {most:.0f})"
     assert plot.event_count(run_id) == 2
     assert plot.event_labels(run_id)[1] == "normal: shard 1/3 read (0.55 s)"  # time zero is the load start
     assert plot.y_mode == "above_baseline"
@@ -354,6 +359,7 @@ def panel_runs(checkpoint):
     clicked_at = time.monotonic()
     panel.run_button.click()
     click_s = time.monotonic() - clicked_at
+    busy_after_click = panel.busy  # the click returned while its run still went on (a child takes seconds)
     points_while_running = []
     while panel.busy:
         if panel.report is None or panel.report is budget_report:
@@ -361,7 +367,7 @@ def panel_runs(checkpoint):
         time.sleep(0.05)
     panel.wait()
     return SimpleNamespace(panel=panel, bad=bad, budget=budget, report=panel.report, click_s=click_s,
-                           points_while_running=points_while_running)
+                           busy_after_click=busy_after_click, points_while_running=points_while_running)
 
 
 def test_panel_bad_path_shows_one_message_naming_it(panel_runs):
@@ -380,7 +386,9 @@ def test_panel_report_with_an_error_outcome_shows_its_message(panel_runs):
 
 
 def test_panel_run_button_does_not_block_and_draws_live(panel_runs):
-    assert panel_runs.click_s < 1.0
+    # Not a wall-clock bound on the click (a loaded machine can take a second to start a thread): a click that
+    # blocked until the load ended would come back with the panel no longer busy.
+    assert panel_runs.busy_after_click, f"the click returned after the run ended ({panel_runs.click_s:.1f} s)"
     assert max(panel_runs.points_while_running) > 0, "the plot did not grow while the run was going"
 
 

@@ -1,8 +1,10 @@
 """Real-browser fixtures: one JupyterLab server and one headless Chromium per session, a fresh page and
 workspace per test, and front-end errors collected per test (an unexpected one fails the test).
 
-Chromium is Debian's (``/usr/bin/chromium`` or ``$OFFLOAD_LAB_CHROMIUM``): Playwright's own download does not
-work on the machines this project runs on. A missing browser FAILS the session, it never skips.
+The browser is an installed Chromium or Chrome (``$OFFLOAD_LAB_CHROMIUM``, else the usual names and places: see
+``_chromium.py``): Playwright's own download does not work on the machines this project runs on. Where none
+runs, these tests are skipped and the run's summary says so and how to get them; where they are required
+(``CI=true`` or ``OFFLOAD_LAB_REQUIRE_BROWSER=1``, as ``.ci/run`` sets) the run stops with one sentence.
 
 The Lab server runs on a temporary copy of ``notebooks/`` plus the small notebooks the tests write themselves
 (see ``helper_notebooks``), with ``OFFLOAD_LAB_SIZE`` small (``$OFFLOAD_LAB_TEST_SIZE``, default 150MB) so
@@ -11,6 +13,8 @@ that a load lasts a few seconds: long enough to watch the plot grow, short enoug
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -18,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from widgetlib.testing.check_browser import chromium_path, chromium_problem
-from widgetlib.testing.lab import LabServer, running_lab
+# The helpers beside this file are not a package (pytest runs with --import-mode=importlib, which puts nothing
+# on sys.path), so this folder goes on the path for them.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _chromium import browser_required, chromium_problem, find_chromium  # noqa: E402
+from _lab import LabServer, running_lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # The notebooks learners open; $OFFLOAD_LAB_TEST_NOTEBOOKS points the tests at another folder of them.
@@ -35,6 +42,24 @@ NOTEBOOKS = Path(os.environ.get("OFFLOAD_LAB_TEST_NOTEBOOKS") or REPO / "noteboo
 LAB_SIZE = os.environ.get("OFFLOAD_LAB_TEST_SIZE", "150MB")
 
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+# A wait on the page fails after this long without any change on it (see LabPage.wait_with_progress).
+# 120 s: under a load average of 11 on 2 cores a child's first samples came 90 s after Run, with nothing
+# else on the page moving meanwhile.
+STALL_S = float(os.environ.get("OFFLOAD_LAB_TEST_STALL_S", "120"))
+
+# Everything that moves while a notebook runs, as one JSON-able value: cells finished (their prompt shows a
+# number), outputs, points per plot trace, and the text of the widgets' status lines, cards and tables.
+PROGRESS_JS = """() => {
+    const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+    if (!nb) return null;
+    const done = [...nb.querySelectorAll('.jp-InputArea-prompt')].filter(p => /\\[\\d+\\]/.test(p.textContent)).length;
+    const outputs = nb.querySelectorAll('.jp-OutputArea-output').length;
+    const points = [...nb.querySelectorAll('.js-plotly-plot')]
+        .map(gd => (gd.data || []).map(t => t.x ? t.x.length : 0));
+    const texts = [...nb.querySelectorAll('.widget-html, .offload-lab-card, .offload-lab-table')]
+        .map(e => e.textContent);
+    return JSON.stringify([done, outputs, points, texts]);
+}"""
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
@@ -125,12 +150,53 @@ def helper_notebooks(checkpoint: str) -> dict[str, Any]:
 # --- session fixtures ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def browser_problem() -> str | None:
+    """Why the browser tests cannot run here (one sentence), or None; checked once per session."""
+    if importlib.util.find_spec("playwright") is None:
+        return (
+            "Playwright is not installed, so the browser tests cannot run: `make test` installs it "
+            "(or `pip install -e '.[dev]'`)."
+        )
+    return chromium_problem()
+
+
+_SKIPPED = pytest.StashKey[tuple[int, str]]()
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only browser tests that would run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """No usable browser: skip the browser tests (and say so at the end), or stop the run where they are required."""
+    browser_items = [item for item in items if item.get_closest_marker("browser")]
+    problem = browser_problem() if browser_items else None
+    if problem is None:
+        return
+    if browser_required():
+        why = "OFFLOAD_LAB_REQUIRE_BROWSER=1" if os.environ.get("OFFLOAD_LAB_REQUIRE_BROWSER") else "CI is set"
+        pytest.exit(f"{problem.rstrip('.')} (this run requires them: {why}).", returncode=pytest.ExitCode.USAGE_ERROR)
+    skip = pytest.mark.skip(reason="no browser to drive (why and how to get one: the last lines of this run)")
+    for item in browser_items:
+        item.add_marker(skip)
+    config.stash[_SKIPPED] = (len(browser_items), problem)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: printed after pytest's own short summary
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Iterator[None]:
+    """The last words of a run without a browser: what was skipped, why, and how to get those tests."""
+    yield
+    count, problem = config.stash.get(_SKIPPED, (0, ""))
+    if count:
+        terminalreporter.write_sep("=", "browser tests skipped", yellow=True, bold=True)
+        terminalreporter.write_line(f"{count} browser test(s) skipped. {problem}")
+        terminalreporter.write_line('Then `make test` runs them too (`make test PYTEST_ARGS="-m browser"`: only them).')
+
+
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    problem = chromium_problem()
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)  # never a skip: a missing browser must be seen
-    return str(chromium_path())
+    problem = browser_problem()
+    if problem is not None:  # only reachable when the collection hook above did not run (it skips or stops)
+        pytest.fail(problem, pytrace=False)
+    return str(find_chromium())
 
 
 def _start_demo_build() -> subprocess.Popen[str]:
@@ -225,7 +291,7 @@ class LabPage:
         self._record(f"pageerror: {error}")
 
     # Opening and running ------------------------------------------------------------------------------------
-    def open(self, notebook: str, *, timeout_s: float = 45.0) -> None:
+    def open(self, notebook: str, *, timeout_s: float = STALL_S) -> None:
         """Open ``notebook`` in a fresh workspace; return once all cells are shown and the kernel is idle."""
         n_cells = len(nbformat.read(self.lab.root_dir / notebook, as_version=4).cells)
         self.page.goto(self.lab.url_for(notebook, workspace=f"t-{uuid.uuid4().hex}"))
@@ -238,7 +304,7 @@ class LabPage:
         self.wait_kernel_idle(timeout_s)
         self.mark(f"open {notebook}")
 
-    def wait_kernel_idle(self, timeout_s: float = 45.0) -> None:
+    def wait_kernel_idle(self, timeout_s: float = STALL_S) -> None:
         # The full text, not "Idle" alone: that also matches a placeholder notebook with no kernel yet.
         self.page.locator(".jp-StatusBar-Item", has_text=KERNEL_IDLE).first.wait_for(timeout=timeout_s * 1000)
 
@@ -255,14 +321,56 @@ class LabPage:
         self.page.locator('.lm-Menu-item[data-command="kernelmenu:interrupt"]').click()
         self.mark("interrupt")
 
-    def wait_all_cells_ran(self, timeout_s: float = 50.0) -> None:
-        """Wait until no cell shows ``[*]`` and the kernel is idle again."""
-        self.page.wait_for_function(
-            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*'))",
-            timeout=timeout_s * 1000,
+    def wait_all_cells_ran(self, stall_s: float = STALL_S) -> None:
+        """Wait until no cell shows ``[*]`` and the kernel is idle again, for as long as the notebook progresses."""
+        self.wait_with_progress(
+            lambda: self.page.evaluate(
+                "() => ![...document.querySelectorAll('.jp-InputArea-prompt')].some(p => p.textContent.includes('*'))"
+            ),
+            "every cell to finish",
+            stall_s=stall_s,
         )
-        self.wait_kernel_idle(timeout_s)
+        self.wait_kernel_idle(stall_s)
         self.mark("all cells ran")
+
+    # Waiting -------------------------------------------------------------------------------------------------
+    def progress(self) -> Any:
+        """What changes while the notebook works: finished cells, outputs, plot points, widget texts (as one value).
+
+        Read from the page in one go; a wait below fails only once this stops changing.
+        """
+        return self.page.evaluate(PROGRESS_JS)
+
+    def wait_with_progress(
+        self, condition: Callable[[], Any], what: str, *, stall_s: float = STALL_S, interval_s: float = 0.2,
+        progress: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Wait until ``condition()`` is truthy (and return it), for as long as the page keeps changing.
+
+        A loaded machine makes every step slower, by a factor nobody can bound; a fixed timeout per step then
+        fails good runs. This fails only when nothing on the page (``progress``, default :meth:`progress`) has
+        changed for ``stall_s`` seconds: a stuck kernel or front end, not a slow one. The test's own hard
+        timeout (pytest-timeout) bounds the whole.
+        """
+        progress = progress or self.progress
+        seen, changed_at = progress(), time.monotonic()
+        while True:
+            value = condition()
+            if value:
+                return value
+            now_seen = progress()
+            if now_seen != seen:
+                seen, changed_at = now_seen, time.monotonic()
+            elif time.monotonic() - changed_at > stall_s:
+                raise AssertionError(
+                    f"waiting for {what}: nothing on the page changed for {stall_s:.0f} s (last state {seen})"
+                )
+            time.sleep(interval_s)
+
+    def wait_attached(self, locator: Any, what: str, *, stall_s: float = STALL_S) -> Any:
+        """Wait until ``locator`` is in the page, for as long as the notebook progresses; return it."""
+        self.wait_with_progress(lambda: locator.count() > 0, what, stall_s=stall_s)
+        return locator
 
     # Finding things ------------------------------------------------------------------------------------------
     def panel(self, index: int = 0) -> Any:
@@ -301,7 +409,9 @@ def _error_report(lab_page: LabPage) -> str:
 
 
 @pytest.fixture
-def lab_page(lab: LabServer, browser_context: Any, request: pytest.FixtureRequest) -> Iterator[LabPage]:
+def lab_page(
+    lab: LabServer, browser_context: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabPage]:
     page = browser_context.new_page()
     page.set_default_timeout(30_000)
     helper = LabPage(page=page, lab=lab)
@@ -313,7 +423,8 @@ def lab_page(lab: LabServer, browser_context: Any, request: pytest.FixtureReques
     finally:
         failed = getattr(request.node, "rep_call", None)
         if failed is not None and failed.failed:
-            shot = Path(tempfile.gettempdir()) / f"offload-lab-failed-{request.node.name}.png"
+            # In this session's own temporary folder: sessions running side by side do not overwrite each other's.
+            shot = tmp_path_factory.getbasetemp() / f"offload-lab-failed-{request.node.name}.png"
             try:
                 page.screenshot(path=str(shot), full_page=True)
                 print(f"screenshot of the failing page: {shot}")

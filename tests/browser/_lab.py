@@ -4,10 +4,12 @@
 127.0.0.1 on a free port with a random token, with its own config, runtime, data, settings and workspaces
 folders (nothing from the user's ``~/.jupyter`` leaks in, nothing leaks out), waits until ``/api/status``
 answers, and on exit shuts it down through the REST API (kernels included), killing the process group only if
-that does not finish in time.
+that does not finish in time. Used by ``conftest.py`` beside it (one server for the whole browser session)::
 
->>> with running_lab("notebooks", env={"OFFLOAD_LAB_SIZE": "150MB"}) as lab:   # doctest: +SKIP
-...     print(lab.url_for("01_normal_loading.ipynb", workspace="t1"))
+    with running_lab("notebooks", env={"OFFLOAD_LAB_SIZE": "150MB"}) as lab:
+        print(lab.url_for("01_normal_loading.ipynb", workspace="t1"))
+
+It lives with the tests, not in the installed package: learners never need it.
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ __all__ = ["DEFAULT_SETTINGS", "LabServer", "LabStartError", "free_port", "runni
 # notification over the notebook and reaches for the network: off. Notebook windowing: "none" keeps every cell
 # attached and rendered; the default ("contentVisibility") skips rendering cells out of view, so after Run All
 # scrolls to the end a widget output further up is "not visible" to the browser and its plot may not draw.
+# Autosave: off. Lab saves an open notebook every 120 s; a test that ran that long on a loaded machine saved
+# its widget outputs into the notebook, and the next test opening it got "widget model not found" errors
+# for views of a kernel that was gone (seen here: run b-2, test_bad_checkpoint_path_shows_one_message).
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
 
 
@@ -48,7 +54,11 @@ class LabStartError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    >>> 1024 <= free_port() <= 65535
+    True
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
