@@ -76,6 +76,19 @@ def default_max_memory_bytes(info: CheckpointInfo) -> int:
     return max(info.total_bytes // 2, info.largest_tensor_bytes)
 
 
+def _start_method(load_options: LoadOptions) -> str:
+    """``"fork"`` from the zygote, except for a run that asks for the GPU: that one starts a fresh process.
+
+    A child forked from a process in which the CUDA driver was initialised cannot use CUDA ("CUDA error:
+    initialization error", seen on an H100 with torch 2.11), and the zygote's imports and warm-up may initialise it
+    (``torch.cuda.is_available()`` does). A GPU run pays the import; every CPU run keeps the fast fork.
+
+    >>> _start_method(LoadOptions(gpu_max_memory_bytes=2**30))
+    'spawn'
+    """
+    return "spawn" if load_options.gpu_max_memory_bytes else start_method()
+
+
 class RunHandle:
     """A run in progress: :meth:`wait` for its Report, :meth:`cancel` to stop it.
 
@@ -185,7 +198,7 @@ class RunHandle:
             assert self._budget_bytes is not None
             # The scope holds the whole process from its exec, imports included: the limit is the budget.
             return SpawnedChild(prefix=limits.systemd_scope_command(self._budget_bytes, []))
-        if start_method() == "fork":
+        if _start_method(self._load_options) == "fork":
             return ForkedChild(self._run_dir)
         return SpawnedChild()
 
@@ -635,7 +648,7 @@ def start(
             "gpu_max_memory": gpu_max_memory,
             "threads": threads,
             "interval_s": interval_s,
-            "start_method": "spawn" if budget_mode == "systemd" else start_method(),
+            "start_method": "spawn" if budget_mode == "systemd" else _start_method(load_options),
             "probe": "portable" if portable_probe() else "native",
         }
         # Before the child exists, so that it reads the checkpoint (and a learner's offload folder) from disk.
