@@ -53,9 +53,11 @@ CELLS = [
     """
     static = board.plot.static_figure()
     assert type(static).__name__ == "Figure" and len(static.data) >= 8
-    panel.plot.join(); board.plot.join()  # no thread of ours outlives the notebook
+    panel.plot.join(); board.plot.join()  # no thread of a run or a plot outlives the notebook
     import threading
-    print(sorted(t.name for t in threading.enumerate() if t.name.startswith("offload-lab")))
+    # (the zygote's reader lives as long as the kernel, by design: it is the next run's fast start)
+    print(sorted(t.name for t in threading.enumerate()
+                 if t.name.startswith("offload-lab") and t.name != "offload-lab-zygote"))
     """,
 ]
 
