@@ -38,7 +38,8 @@ from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import LoadOptions, check_architecture, check_strategy
+from ..core.registry import check_options
+from ..core.strategies import LoadOptions, check_architecture
 from . import limits
 from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
@@ -559,7 +560,12 @@ def start(
     'ok'
     """
     global _active
-    check_strategy(strategy)
+    # The one place a strategy name and its options are checked: an option it does not use is refused.
+    accepts = check_options(strategy, {
+        "max_memory": max_memory, "offload_folder": offload_folder, "offload_via": offload_via,
+        "gpu_max_memory": gpu_max_memory, "low_cpu_mem_usage": low_cpu_mem_usage,
+        "offload_and_reload": offload_and_reload,
+    }).accepts
     info = inspect_checkpoint(Path(checkpoint).expanduser())
     max_memory_bytes = parse_size(max_memory, name="max_memory") if max_memory is not None else None
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
@@ -578,7 +584,7 @@ def start(
             kind="budget_too_small",
         )
     budget_mode = limits.choose_mode(budget_bytes)
-    if strategy == "offload_folder" and max_memory_bytes is None:
+    if accepts("max_memory") and max_memory_bytes is None:
         max_memory_bytes = default_max_memory_bytes(info)
     learner_folder = _check_offload_folder(offload_folder) if offload_folder is not None else None
 
@@ -592,17 +598,17 @@ def start(
         run_dir = Path(tempfile.mkdtemp(prefix="offload-lab-run-"))
         (run_dir / "tmp").mkdir()
         folder = learner_folder
-        if strategy == "offload_folder" and folder is None:
+        if accepts("offload_folder") and folder is None:
             folder = run_dir / "offload"
             folder.mkdir()
         scratch = None
-        if strategy == "manual_shards" and offload_and_reload:
+        if offload_and_reload:
             scratch = run_dir / "scratch"
             scratch.mkdir()
         load_options = LoadOptions(
             dtype=dtype,
-            max_memory_bytes=max_memory_bytes if strategy == "offload_folder" else None,
-            offload_folder=folder if strategy == "offload_folder" else None,
+            max_memory_bytes=max_memory_bytes,
+            offload_folder=folder,
             offload_via=offload_via,
             low_cpu_mem_usage=low_cpu_mem_usage,
             offload_and_reload=offload_and_reload,
@@ -648,7 +654,7 @@ def start(
             load_options=load_options,
             options=options,
             run_dir=run_dir,
-            offload_folder=folder if strategy == "offload_folder" else None,
+            offload_folder=folder,
             budget_bytes=budget_bytes,
             budget_mode=budget_mode,
             interval_s=interval_s,
@@ -707,7 +713,8 @@ def run(
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 
-    Learner mistakes (a missing folder, a bad size) raise :class:`~widgetlib.core.errors.OffloadLabError` before
+    An option that means nothing to ``strategy`` (``max_memory`` for ``normal``; the list is each strategy's
+    ``options`` in ``widgetlib.core.registry``) is refused. Learner mistakes (a missing folder, a bad size) raise :class:`~widgetlib.core.errors.OffloadLabError` before
     anything starts; whatever happens after (an error in the load, a budget stop, a crash) comes back as the
     Report's ``outcome`` and ``error``.
 
