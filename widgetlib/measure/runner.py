@@ -45,6 +45,7 @@ from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
 from .folders import written_since as _written_since
 from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
+from .outcome import budget_details, decide_outcome
 from .peaks import best_peak
 from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
 from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
@@ -380,60 +381,21 @@ class RunHandle:
         )
 
     def _outcome(self, result: Any, error: Any, ready: Any, samples: list[MemorySample]) -> tuple[str, Any, Any]:
-        returncode = self._returncode
         oom_kills = (self._limit_events or {}).get("oom_kill") or 0
-        if self._budget_mode == "systemd" and returncode == -9 and not self._cancelled:
+        if self._budget_mode == "systemd" and self._returncode == -9 and not self._cancelled:
             oom_kills = 1  # the scope's cgroup is systemd's, not ours to read: a SIGKILL in it is its OOM kill
-        if result:
-            return "ok", None, None
-        if self._cancelled:
-            return "cancelled", "The run was cancelled before it finished.", "cancelled"
-        if self._budget_stop is None and oom_kills > 0:
+        if not result and not self._cancelled and self._budget_stop is None and oom_kills > 0:
             last = samples[-1] if samples else None
             self._budget_stop = {
                 "by": "kernel",
                 "t_s": self._rel(last.t_s) if last else None,
                 "rss_bytes": last.rss_bytes if last else None,
             }
-        if self._budget_stop is not None:
-            by = self._budget_stop["by"]
-            at = self._budget_stop.get("t_s")
-            rss = self._budget_stop.get("rss_bytes")
-            when = f"at {at:.2f} s" if at is not None else "early"
-            if by == "kernel":
-                crossed = (
-                    f"The kernel killed the load {when} (RSS {format_bytes(rss)}): the memory it could not "
-                    f"reclaim did not fit the budget of {format_bytes(self._budget_bytes)}"
-                )
-            else:
-                crossed = (
-                    f"Stopped {when}: the start-up RSS plus the memory the load added that cannot be reclaimed "
-                    f"reached {format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over "
-                    f"the budget of {format_bytes(self._budget_bytes)}"
-                )
-            if ready is None or self._budget_stop.get("before_load"):
-                return "stopped_by_budget", crossed + " before the load began; the budget is below what Python " \
-                    "and torch alone need, so raise it.", "budget"
-            return "stopped_by_budget", crossed + "; this strategy needs more RAM than the simulated machine has.", \
-                "budget"
-        if error:
-            return "error", error["message"], error.get("kind", "error")
-        if returncode is not None and returncode < 0:
-            sig = -returncode
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            last_rss = format_bytes(samples[-1].rss_bytes) if samples else "an unknown size"
-            if sig == getattr(signal, "SIGKILL", 9):
-                return "killed", (
-                    f"The loading process was killed by the operating system ({name}) at {last_rss} RSS; usually "
-                    "the machine ran out of memory: try a strategy with a lower peak or a smaller checkpoint."
-                ), "killed"
-            return "crashed", f"The loading process crashed ({name}) at {last_rss} RSS; your kernel is fine, run " \
-                "it again.", "crashed"
-        tail = self._stderr_tail()
-        code = "an unknown code" if returncode is None else f"code {returncode}"
-        return "crashed", f"The loading process exited with {code} before reporting" + (
-            f" ({tail})." if tail else "."
-        ), "crashed"
+        return decide_outcome(
+            result=result, error=error, ready=ready, cancelled=self._cancelled, budget_stop=self._budget_stop,
+            budget_bytes=self._budget_bytes, returncode=self._returncode,
+            last_rss_bytes=samples[-1].rss_bytes if samples else None, stderr_tail=self._stderr_tail,
+        )
 
     def _build_report(self) -> Report:
         ready = self._messages.get(MSG_READY)
@@ -477,22 +439,7 @@ class RunHandle:
             details["forward_times_s"] = result["forward_times_s"]
         if self._cold_cache is not None:
             details["cold_cache"] = self._cold_cache
-        if self._budget_mode == "watchdog":
-            details["budget_counts"] = (
-                "the RSS at start-up plus the growth of RssAnon + RssShmem (memory the kernel cannot reclaim)"
-                if any(s.rss_anon_bytes is not None for s in samples)
-                else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
-            )
-        if self._budget_mode == "systemd":
-            details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)"
-        elif self._limit is not None:
-            details["budget_mechanism"] = f"cgroup v{self._limit.version} at {self._limit.path}"
-        if self._budget_mode in ("cgroup", "systemd"):
-            details["budget_counts"] = (
-                "the RSS at start-up, plus what the kernel charged the child's memory cgroup (limit = budget minus "
-                "that RSS): memory it allocated and page cache it brought in after it started, file pages reclaimed "
-                "under pressure; pages already cached by another process are not charged (use cold_cache)"
-            )
+        details.update(budget_details(self._budget_mode, self._limit, samples))
         report = self._base_report(
             outcome=outcome,
             error=message,
