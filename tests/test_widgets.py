@@ -16,11 +16,11 @@ import pytest
 
 from widgetlib import STRATEGIES, CompareBoard, MemoryPlot, StrategyPanel
 from widgetlib.core.checkpoints import cache_dir, inspect_checkpoint
+from widgetlib.core.registry import strategy_color
 from widgetlib.core.sizes import format_bytes
 from widgetlib.measure.memory import Event, MemorySample, Timeline
 from widgetlib.measure.report import Report
 from widgetlib.widgets import default_sweep_values, report_figures, to_mb
-from widgetlib.core.registry import strategy_color
 
 pytestmark = pytest.mark.timeout(300)
 

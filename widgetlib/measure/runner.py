@@ -37,8 +37,8 @@ from typing import Any
 from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
-from ..core.sizes import format_bytes, parse_size
 from ..core.registry import check_options
+from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import LoadOptions, check_architecture
 from . import limits
 from .folders import check_offload_folder as _check_offload_folder
@@ -660,10 +660,10 @@ def run(
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 
-    An option that means nothing to ``strategy`` (``max_memory`` for ``normal``; the list is each strategy's
-    ``options`` in ``widgetlib.core.registry``) is refused. Learner mistakes (a missing folder, a bad size) raise :class:`~widgetlib.core.errors.OffloadLabError` before
-    anything starts; whatever happens after (an error in the load, a budget stop, a crash) comes back as the
-    Report's ``outcome`` and ``error``.
+    Learner mistakes (a missing folder, a bad size, an option that means nothing to ``strategy``, such as
+    ``max_memory`` for ``normal``: each strategy's ``options`` in ``widgetlib.core.registry``) raise
+    :class:`~widgetlib.core.errors.OffloadLabError` before anything starts; whatever happens after (an error
+    in the load, a budget stop, a crash) comes back as the Report's ``outcome`` and ``error``.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> report = run(make_checkpoint(size="8MB"), "normal", forwards=2)

@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..core.sizes import format_bytes, parse_size
 from ..core.registry import check_strategy, get_strategy, strategy_names
+from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import DTYPE_CHOICES
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
