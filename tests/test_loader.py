@@ -70,12 +70,20 @@ def test_offload_folder_stays_under_its_budget(reports: dict[str, Report], safet
     assert report.device_map["disk"]["bytes"] > 0, report.device_map
 
 
-def test_kernel_peak_is_at_least_every_sample(reports: dict[str, Report]) -> None:
-    for report in reports.values():
-        samples = report.timeline.samples
-        assert len(samples) > 10
-        assert report.peak_rss_bytes >= max(s.rss_bytes for s in samples)
-        assert report.peak_rss_bytes >= report.sampled_peak_rss_bytes
+def test_the_sampler_sees_the_peak_the_kernel_records(reports: dict[str, Report], safetensors_checkpoint: Path) -> None:
+    # Two independent figures: the samples taken from outside at 100 Hz, and the kernel's own high-water mark
+    # (VmHWM on Linux). Every strategy holds most of its peak while the model stays; what lasts only a moment
+    # (one tensor in flight, in offload_folder) can fall between two samples. Measured at 160 MB: sampled/kernel
+    # above baseline 1.00 for normal, low_cpu_mem_usage and manual_shards; 0.80 for offload_folder (14 MB
+    # missed, under its largest tensor, 18 MB). A sampler that stalls, or a peak from another run, fails here.
+    from widgetlib import inspect_checkpoint
+
+    largest_tensor = inspect_checkpoint(safetensors_checkpoint).largest_tensor_bytes
+    for strategy, report in reports.items():
+        assert len(report.timeline.samples) > 10, strategy
+        sampled_above = report.sampled_peak_rss_bytes - report.baseline_rss_bytes
+        missed = report.peak_above_baseline_bytes - sampled_above
+        assert missed <= largest_tensor + 8 * 10**6, (strategy, missed, report.peak_source)
 
 
 def test_manual_shards_emits_the_staircase(reports: dict[str, Report]) -> None:
@@ -86,10 +94,33 @@ def test_manual_shards_emits_the_staircase(reports: dict[str, Report]) -> None:
     assert times == sorted(times)
 
 
-def test_prediction_is_reported_next_to_the_measurement(reports: dict[str, Report]) -> None:
-    for report in reports.values():
-        assert report.predicted_peak_rss_bytes > report.baseline_rss_bytes
-        assert report.prediction
+# The predicted peak (core/registry.py's arithmetic, from the headers alone) against the measured one, above
+# baseline. Measured here (2-core Linux box, 4 shards, float32): meas/pred at 40 MB: normal 1.02,
+# low_cpu_mem_usage 1.25, offload_folder 1.17-1.19, manual_shards 1.29 (a fixed ~10 MB of allocator and
+# forward overhead the arithmetic leaves out); at 160 MB: 1.00, 0.90, 0.71 (accelerate keeps less than
+# max_memory in RAM), 1.08. A factor of 1.6 either way leaves a margin above every one of them, and still fails
+# an estimate that forgets a copy (normal's would be off by 2).
+PREDICTION_FACTOR = 1.6
+
+
+@pytest.fixture(scope="module")
+def small_reports() -> dict[str, Report]:
+    folder = make_checkpoint(size="40MB", shards=4)
+    return {strategy: run(folder, strategy, forwards=1) for strategy in STRATEGIES}
+
+
+@pytest.mark.parametrize("size", ["40MB", SIZE])
+def test_prediction_is_within_a_stated_factor_of_the_measurement(
+    request: pytest.FixtureRequest, size: str
+) -> None:
+    runs = request.getfixturevalue("small_reports" if size == "40MB" else "reports")
+    ratios = {}
+    for strategy, report in runs.items():
+        assert report.outcome == "ok", (strategy, report.error)
+        predicted = report.predicted_peak_rss_bytes - report.baseline_rss_bytes
+        ratios[strategy] = round(report.peak_above_baseline_bytes / predicted, 2)
+    assert all(1 / PREDICTION_FACTOR <= r <= PREDICTION_FACTOR for r in ratios.values()), (size, ratios)
+    assert runs["normal"].prediction and ratios["normal"] >= 0.8  # the two copies are there in full
 
 
 def test_low_cpu_mem_usage_truth_is_read_from_the_installed_library(reports: dict[str, Report]) -> None:
@@ -197,6 +228,8 @@ def test_another_architecture_loads_all_four_ways(tmp_path: Path) -> None:
 
     config = GPT2Config(n_layer=2, n_embd=128, n_head=4, vocab_size=5000, n_positions=64)
     GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    reports = [run(tmp_path / "gpt2", strategy, max_memory="1MB") for strategy in STRATEGIES]
+    # max_memory only where it means something: run() refuses it for the other strategies.
+    reports = [run(tmp_path / "gpt2", s, **({"max_memory": "1MB"} if s == "offload_folder" else {}))
+               for s in STRATEGIES]
     assert [r.outcome for r in reports] == ["ok"] * 4, [r.error for r in reports]
     assert len({r.logits_sha256 for r in reports}) == 1

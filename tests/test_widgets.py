@@ -16,11 +16,11 @@ import pytest
 
 from widgetlib import STRATEGIES, CompareBoard, MemoryPlot, StrategyPanel
 from widgetlib.core.checkpoints import cache_dir, inspect_checkpoint
+from widgetlib.core.registry import strategy_color
 from widgetlib.core.sizes import format_bytes
 from widgetlib.measure.memory import Event, MemorySample, Timeline
 from widgetlib.measure.report import Report
 from widgetlib.widgets import default_sweep_values, report_figures, to_mb
-from widgetlib.widgets.plot import STRATEGY_COLORS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -284,9 +284,9 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
                                baseline_rss_bytes=100 * MB, peak_rss_bytes=160 * MB, timeline=tl))
     assert [name.split(" · ")[0] for name in plot.legend_names()] == list(STRATEGIES)
     rss = [t for t in plot.figure.data if t.meta.endswith(":rss")]
-    assert [t.line.color for t in rss] == [STRATEGY_COLORS[s] for s in STRATEGIES]
+    assert [t.line.color for t in rss] == [strategy_color(s) for s in STRATEGIES]
     anon = [t for t in plot.figure.data if t.meta.endswith(":anon")]
-    assert [t.line.color for t in anon] == [STRATEGY_COLORS[s] for s in STRATEGIES]
+    assert [t.line.color for t in anon] == [strategy_color(s) for s in STRATEGIES]
     assert {t.line.dash for t in anon} == {"dash"}
     static = plot.static_figure()
     assert type(static).__name__ == "Figure" and len(static.data) == len(plot.figure.data)

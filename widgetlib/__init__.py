@@ -2,8 +2,8 @@
 
 The layers, lowest first (imports only ever point down):
 
-- ``widgetlib.core`` — sizes, learner-facing errors, checkpoint folders (build offline, inspect), the four
-  loading strategies and their predicted peaks;
+- ``widgetlib.core`` — sizes, learner-facing errors, checkpoint folders (build offline, inspect), the strategy
+  registry (``core/registry.py``: each strategy's loader, predicted peak, options, colour, advice);
 - ``widgetlib.measure`` — the memory probe (sampler, kernel peak, Timeline) and the runner that loads in a fresh
   child process and returns a :class:`Report`;
 - ``widgetlib.widgets`` — MemoryPlot, StrategyPanel, CompareBoard for JupyterLab (the only place that imports
@@ -24,29 +24,43 @@ from .core.sizes import format_bytes, parse_size
 
 __version__ = "0.1.0"
 
-STRATEGIES = ("normal", "low_cpu_mem_usage", "offload_folder", "manual_shards")
-
-# Names re-exported lazily: (module, attribute). Lazy so that importing the core never pulls in torch,
-# transformers, ipywidgets or plotly before they are needed (and so the import-direction test can hold).
+# The public API, cut for learners and lessons: what a notebook imports. Internals (Sampler, MemorySample,
+# Event, RunHandle, ShardInfo, PeakEstimate, ...) stay importable from their modules, not from here.
+# Lazy, (module, attribute), so that importing the core never pulls in torch, transformers, ipywidgets or
+# plotly before they are needed (and so the import-direction test can hold).
 _LAZY = {
+    # checkpoints: build, find, read
     "CheckpointInfo": ("widgetlib.core.checkpoints", "CheckpointInfo"),
-    "ShardInfo": ("widgetlib.core.checkpoints", "ShardInfo"),
     "make_checkpoint": ("widgetlib.core.checkpoints", "make_checkpoint"),
     "demo_checkpoint": ("widgetlib.core.checkpoints", "demo_checkpoint"),
     "inspect_checkpoint": ("widgetlib.core.checkpoints", "inspect_checkpoint"),
+    "read_shard": ("widgetlib.core.checkpoints", "read_shard"),
+    "shard_files": ("widgetlib.core.checkpoints", "shard_files"),
+    # the strategies: the registry, the bare loads, their predicted peaks
+    "Strategy": ("widgetlib.core.registry", "Strategy"),
+    "get_strategy": ("widgetlib.core.registry", "get_strategy"),
+    "strategies": ("widgetlib.core.registry", "strategies"),
+    "register": ("widgetlib.core.registry", "register"),
+    "registered": ("widgetlib.core.registry", "registered"),
+    "choose_when": ("widgetlib.core.registry", "choose_when"),
+    "LoadOptions": ("widgetlib.core.strategies", "LoadOptions"),
+    "load_model": ("widgetlib.core.strategies", "load_model"),
+    "build_empty_model": ("widgetlib.core.strategies", "build_empty_model"),
+    "forward_checksum": ("widgetlib.core.strategies", "forward_checksum"),
+    "low_cpu_mem_usage_truth": ("widgetlib.core.strategies", "low_cpu_mem_usage_truth"),
     "estimate_peak": ("widgetlib.core.estimates", "estimate_peak"),
-    "PeakEstimate": ("widgetlib.core.estimates", "PeakEstimate"),
-    "Event": ("widgetlib.measure.memory", "Event"),
-    "MemorySample": ("widgetlib.measure.memory", "MemorySample"),
-    "Sampler": ("widgetlib.measure.memory", "Sampler"),
+    # measuring
+    "read_memory": ("widgetlib.measure.memory", "read_memory"),
     "Timeline": ("widgetlib.measure.memory", "Timeline"),
     "Report": ("widgetlib.measure.report", "Report"),
     "run": ("widgetlib.measure.runner", "run"),
     "start": ("widgetlib.measure.runner", "start"),
-    "RunHandle": ("widgetlib.measure.runner", "RunHandle"),
+    "default_max_memory_bytes": ("widgetlib.measure.runner", "default_max_memory_bytes"),
+    # widgets
     "MemoryPlot": ("widgetlib.widgets", "MemoryPlot"),
     "StrategyPanel": ("widgetlib.widgets", "StrategyPanel"),
     "CompareBoard": ("widgetlib.widgets", "CompareBoard"),
+    "default_sweep_values": ("widgetlib.widgets", "default_sweep_values"),
 }
 
 __all__ = [
@@ -62,6 +76,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "STRATEGIES":
+        # Read from the registry at each lookup (never cached), so a strategy registered later is listed too.
+        from .core.registry import strategy_names
+
+        return strategy_names()
     try:
         module_name, attribute = _LAZY[name]
     except KeyError:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .core.errors import OffloadLabError, OptionError
+from .core.registry import STRATEGY_OPTIONS, get_strategy, strategy_names
 from .core.sizes import format_bytes
 
 __all__ = ["build_parser", "main"]
@@ -262,18 +263,29 @@ def _add_load(subparsers: Subparsers) -> None:
         "load",
         help="load a checkpoint one way in a fresh process and report its memory and time",
         description=(
-            "Load DIR with one strategy (normal, low_cpu_mem_usage, offload_folder, manual_shards) in a fresh "
+            f"Load DIR with one strategy ({', '.join(strategy_names())}) in a fresh "
             "child process, sampled from outside, then run the forward passes (--forwards). Prints a summary, or "
             "the whole report with --json."
         ),
     )
     _add_run_options(sub)
-    sub.add_argument("--strategy", required=True, help="normal, low_cpu_mem_usage, offload_folder or manual_shards")
+    # The choices are read from the registry when the parser is built, so a registered strategy is offered.
+    sub.add_argument("--strategy", required=True, choices=strategy_names(), help="how to load DIR")
     sub.add_argument("--offload-folder", help="offload_folder: where offloaded weights go (default: a temp folder)")
     sub.add_argument(
         "--offload-via", default="from_pretrained", help="offload_folder: from_pretrained (default) or accelerate"
     )
     sub.set_defaults(handler=_run_load)
+
+
+def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop the options ``strategy`` does not use (``--max-memory`` given to ``compare`` is for offload_folder).
+
+    >>> sorted(_strategy_options("normal", {"max_memory": "1GB", "dtype": "keep"}))
+    ['dtype']
+    """
+    accepts = get_strategy(strategy).accepts
+    return {k: v for k, v in options.items() if k not in STRATEGY_OPTIONS or accepts(k)}
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -291,16 +303,9 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
 def _run_load(args: argparse.Namespace) -> int:
     from .measure.runner import run
 
-    options = _run_options(args)
-    if args.strategy != "offload_folder":
-        options.pop("max_memory")
-    report = run(
-        args.folder,
-        args.strategy,
-        offload_folder=args.offload_folder,
-        offload_via=args.offload_via,
-        **options,
-    )
+    # Passed whole: run() refuses an option this strategy does not use (--max-memory with normal) in one line.
+    options = {**_run_options(args), "offload_folder": args.offload_folder, "offload_via": args.offload_via}
+    report = run(args.folder, args.strategy, **options)
     print(report.to_json(indent=2) if args.json else report.summary())
     return 0 if report.ok else 1
 
@@ -310,7 +315,7 @@ def _add_compare(subparsers: Subparsers) -> None:
         "compare",
         help="load a checkpoint all four ways, each in its own process, and compare",
         description=(
-            "Run normal, low_cpu_mem_usage, offload_folder and manual_shards on DIR one after another, each in "
+            f"Run {', '.join(strategy_names())} on DIR one after another, each in "
             "a fresh child process; print a table, or JSON, and optionally write a self-contained HTML page "
             "with the four memory timelines overlaid (for a classroom screen)."
         ),
@@ -321,15 +326,12 @@ def _add_compare(subparsers: Subparsers) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from . import STRATEGIES
     from .measure.report import format_table
     from .measure.runner import run
 
     reports = []
-    for strategy in STRATEGIES:
-        options = _run_options(args)
-        if strategy != "offload_folder":
-            options.pop("max_memory")
+    for strategy in strategy_names():
+        options = _strategy_options(strategy, _run_options(args))
         if not args.json:
             print(f"running {strategy} ...", file=sys.stderr, flush=True)
         reports.append(run(args.folder, strategy, **options))

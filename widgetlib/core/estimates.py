@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoints import CheckpointInfo, inspect_checkpoint
-from .sizes import format_bytes
+from .registry import EstimateInputs, get_strategy
 
 __all__ = ["PeakEstimate", "estimate_peak"]
 
@@ -47,7 +47,8 @@ def estimate_peak(
 ) -> PeakEstimate:
     """Predict the peak RAM above baseline that loading ``checkpoint`` with ``strategy`` needs.
 
-    ``model`` below is the model's bytes in the dtype it is loaded in; ``checkpoint`` the bytes on disk.
+    The arithmetic is each strategy's own (see :class:`~widgetlib.core.registry.EstimateInputs`): ``model`` is
+    the model's bytes in the dtype it is loaded in, ``checkpoint`` the bytes on disk.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> info = inspect_checkpoint(make_checkpoint(size="5MB", shards=2))
@@ -56,39 +57,18 @@ def estimate_peak(
     >>> round(normal.peak_above_baseline_bytes / manual.peak_above_baseline_bytes, 1)
     2.0
     """
-    from .strategies import check_strategy
-
-    check_strategy(strategy)
+    strategy_entry = get_strategy(strategy)  # an unknown name fails here, before the folder is read
     info = checkpoint if isinstance(checkpoint, CheckpointInfo) else inspect_checkpoint(checkpoint)
     target = info.dtype if dtype == "keep" else dtype
-    model_bytes = info.parameters * _ITEMSIZE.get(target, 4)
-    on_disk = info.total_bytes
-    largest_tensor = info.largest_tensor_bytes
-    largest_shard = info.largest_shard.tensor_bytes
-    converts = target != info.dtype
-    m, c = format_bytes(model_bytes), format_bytes(on_disk)
-    if strategy == "normal":
-        peak = model_bytes + on_disk + (model_bytes if converts else 0)
-        why = f"random-weight model ({m}) + whole state dict read ({c}) at once"
-    elif strategy == "low_cpu_mem_usage":
-        extra = largest_shard if info.format == "bin" else largest_tensor
-        peak = model_bytes + extra
-        what = "largest shard unpickled" if info.format == "bin" else "largest tensor in flight"
-        why = f"model built on meta then filled: one copy ({m}) + {what} ({format_bytes(extra)})"
-    elif strategy == "offload_folder":
-        budget = model_bytes if max_memory_bytes is None else min(max_memory_bytes, model_bytes)
-        if info.format == "bin":
-            # A .bin has no in-place path: every shard is memory-mapped and read through to be written to the
-            # offload folder, so its pages (file-backed, reclaimable) can all show in RSS at once.
-            extra, what = on_disk, "the .bin files' pages read through"
-        else:
-            extra, what = largest_tensor, "largest tensor in flight"
-        peak = budget + extra
-        why = f"weights kept in RAM up to max_memory ({format_bytes(budget)}) + {what} ({format_bytes(extra)})"
-    else:  # manual_shards
-        extra = largest_shard if converts else 0
-        peak = model_bytes + extra
-        why = f"empty model filled shard by shard: one copy ({m})" + (
-            f" + one shard converted ({format_bytes(extra)})" if converts else ""
-        )
+    inputs = EstimateInputs(
+        model_bytes=info.parameters * _ITEMSIZE.get(target, 4),
+        on_disk_bytes=info.total_bytes,
+        largest_tensor_bytes=info.largest_tensor_bytes,
+        largest_shard_bytes=info.largest_shard.tensor_bytes,
+        converts=target != info.dtype,
+        format=info.format,
+        max_memory_bytes=max_memory_bytes,
+    )
+    # Each strategy's arithmetic lives with the strategy (core/registry.py), so a new one brings its own.
+    peak, why = strategy_entry.estimate(inputs)
     return PeakEstimate(strategy, int(peak), why)

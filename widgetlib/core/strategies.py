@@ -16,6 +16,7 @@ from outside.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import inspect
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .checkpoints import inspect_checkpoint, read_shard, shard_files
 from .errors import CheckpointError, OptionError
+from .registry import get_strategy
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
@@ -35,21 +37,18 @@ if TYPE_CHECKING:  # for annotations only; functions import torch where they use
 __all__ = [
     "DTYPE_CHOICES",
     "OFFLOAD_VIA",
-    "STRATEGIES",
     "Emit",
     "LoadOptions",
     "LoadResult",
     "build_empty_model",
     "check_architecture",
     "check_dtype_usable",
-    "check_strategy",
     "device_map_summary",
     "forward_checksum",
     "load_model",
     "low_cpu_mem_usage_truth",
 ]
 
-STRATEGIES = ("normal", "low_cpu_mem_usage", "offload_folder", "manual_shards")
 DTYPE_CHOICES = ("keep", "float32", "bfloat16", "float16")
 OFFLOAD_VIA = ("from_pretrained", "accelerate")
 
@@ -59,25 +58,6 @@ Emit = Callable[[str, str], None]
 
 def _no_emit(label: str, kind: str) -> None:
     pass
-
-
-def check_strategy(strategy: str) -> str:
-    """Return ``strategy`` if it is one of the four names, else raise a learner-facing error.
-
-    >>> check_strategy("manual_shards")
-    'manual_shards'
-    >>> check_strategy("fast")
-    Traceback (most recent call last):
-    ...
-    widgetlib.core.errors.OptionError: strategy='fast' is not a strategy; use one of normal, \
-low_cpu_mem_usage, offload_folder, manual_shards.
-    """
-    if strategy not in STRATEGIES:
-        raise OptionError(
-            f"strategy={strategy!r} is not a strategy; use one of {', '.join(STRATEGIES)}.",
-            kind="unknown_strategy",
-        )
-    return strategy
 
 
 @dataclass(frozen=True)
@@ -317,9 +297,7 @@ def _page_in(tensors: Mapping[str, Any]) -> None:
             tensor.reshape(-1).view(torch.uint8)[::4096].sum()
 
 
-def _convert(tensors: dict[str, Any], dtype_name: str | None) -> dict[str, Any]:
-    if dtype_name is None:
-        return tensors
+def _convert(tensors: dict[str, Any], dtype_name: str) -> dict[str, Any]:
     dtype = _torch_dtype(dtype_name)
     return {k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v) for k, v in tensors.items()}
 
@@ -357,13 +335,20 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
     """Say what ``low_cpu_mem_usage`` does in the installed transformers, read from its own source.
 
     transformers 5.x lists the flag among arguments "Not used anymore" and pops it from the keyword arguments
-    of ``from_pretrained`` without a word (meta-device loading is always on); 4.x honoured it. The answer
-    names the version, the file and the line, so a learner can open it and check.
+    of ``from_pretrained`` without a word (meta-device loading is always on). The answer names the version,
+    the file and the line, so a learner can open it and check; where that pattern is not found (another major
+    version) ``honoured`` is None and the learner is told to measure. The source is read once per process.
 
     >>> truth = low_cpu_mem_usage_truth()
     >>> sorted(truth)
     ['evidence', 'honoured', 'source_file', 'source_line', 'transformers']
     """
+    return dict(_low_cpu_mem_usage_truth())  # a copy: callers may add to it
+
+
+@functools.cache
+def _low_cpu_mem_usage_truth() -> dict[str, Any]:
+    # Cached: parsing from_pretrained's ~500 source lines on every low_cpu_mem_usage load costs time in the child.
     from transformers import PreTrainedModel
 
     function = inspect.unwrap(PreTrainedModel.from_pretrained)
@@ -385,16 +370,6 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
                     "evidence": f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword "
                     "arguments and never reads it: meta-device loading is always on.",
                 }
-    for offset, line in enumerate(lines):
-        if "low_cpu_mem_usage" in line and "kwargs.pop" in line and "None)" not in line.split("pop", 1)[1][:40]:
-            return {
-                "transformers": version,
-                "honoured": True,
-                "source_file": source_file,
-                "source_line": first_line + offset,
-                "evidence": f"transformers {version} from_pretrained reads low_cpu_mem_usage and changes how it "
-                "builds the model.",
-            }
     return {
         "transformers": version,
         "honoured": None,
@@ -516,10 +491,10 @@ def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadR
         for k, target in enumerate(written, 1):
             everything.update(load_file(target))
             emit(f"shard {k}/{n} loaded back", "shard_read")
-        result = model.load_state_dict(_match_keys(model, _convert(everything, convert_to)), strict=False, assign=True)
+        model.load_state_dict(_match_keys(model, _convert(everything, convert_to)), strict=False, assign=True)
         missing -= set(_match_keys(model, everything))
         emit("all shards assigned", "shard_assigned")
-        del everything, result
+        del everything
         gc.collect()
     else:
         for k, path in enumerate(files, 1):
@@ -546,14 +521,6 @@ def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadR
     return LoadResult(model.eval(), details)
 
 
-_LOADERS: dict[str, Callable[[Path, LoadOptions, Emit], LoadResult]] = {
-    "normal": _load_normal,
-    "low_cpu_mem_usage": _load_from_pretrained,
-    "offload_folder": _load_offload,
-    "manual_shards": _load_manual_shards,
-}
-
-
 def load_model(
     folder: str | Path, strategy: str, options: LoadOptions | None = None, emit: Emit | None = None
 ) -> LoadResult:
@@ -568,7 +535,7 @@ def load_model(
     >>> steps[1:3]
     ['shard 1/2 read', 'shard 1/2 assigned']
     """
-    check_strategy(strategy)
+    loader = get_strategy(strategy).loader  # before any file is read: an unknown name fails in one sentence
     options = options or LoadOptions()
     emit = emit or _no_emit
     folder = Path(folder)
@@ -577,7 +544,7 @@ def load_model(
         # Resolved once here, so no loader reads the headers again to learn the checkpoint's dtype.
         options = replace(options, dtype=_checkpoint_dtype_name(folder, info.dtype))
     check_dtype_usable(options.dtype)
-    return _LOADERS[strategy](folder, options, emit)
+    return loader(folder, options, emit)
 
 
 def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import OptionError
-from ..core.strategies import LoadOptions, check_strategy
+from ..core.registry import check_strategy
+from ..core.strategies import LoadOptions
 
 __all__ = [
     "MSG_ERROR",

@@ -37,13 +37,15 @@ from typing import Any
 from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
+from ..core.registry import check_options
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import LoadOptions, check_architecture, check_strategy
+from ..core.strategies import LoadOptions, check_architecture
 from . import limits
 from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
 from .folders import written_since as _written_since
 from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
+from .outcome import budget_details, decide_outcome
 from .peaks import best_peak
 from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
 from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
@@ -392,60 +394,21 @@ class RunHandle:
         )
 
     def _outcome(self, result: Any, error: Any, ready: Any, samples: list[MemorySample]) -> tuple[str, Any, Any]:
-        returncode = self._returncode
         oom_kills = (self._limit_events or {}).get("oom_kill") or 0
-        if self._budget_mode == "systemd" and returncode == -9 and not self._cancelled:
+        if self._budget_mode == "systemd" and self._returncode == -9 and not self._cancelled:
             oom_kills = 1  # the scope's cgroup is systemd's, not ours to read: a SIGKILL in it is its OOM kill
-        if result:
-            return "ok", None, None
-        if self._cancelled:
-            return "cancelled", "The run was cancelled before it finished.", "cancelled"
-        if self._budget_stop is None and oom_kills > 0:
+        if not result and not self._cancelled and self._budget_stop is None and oom_kills > 0:
             last = samples[-1] if samples else None
             self._budget_stop = {
                 "by": "kernel",
                 "t_s": self._rel(last.t_s) if last else None,
                 "rss_bytes": last.rss_bytes if last else None,
             }
-        if self._budget_stop is not None:
-            by = self._budget_stop["by"]
-            at = self._budget_stop.get("t_s")
-            rss = self._budget_stop.get("rss_bytes")
-            when = f"at {at:.2f} s" if at is not None else "early"
-            if by == "kernel":
-                crossed = (
-                    f"The kernel killed the load {when} (RSS {format_bytes(rss)}): the memory it could not "
-                    f"reclaim did not fit the budget of {format_bytes(self._budget_bytes)}"
-                )
-            else:
-                crossed = (
-                    f"Stopped {when}: the start-up RSS plus the memory the load added that cannot be reclaimed "
-                    f"reached {format_bytes(self._budget_stop.get('counted_bytes'))} (RSS {format_bytes(rss)}), over "
-                    f"the budget of {format_bytes(self._budget_bytes)}"
-                )
-            if ready is None or self._budget_stop.get("before_load"):
-                return "stopped_by_budget", crossed + " before the load began; the budget is below what Python " \
-                    "and torch alone need, so raise it.", "budget"
-            return "stopped_by_budget", crossed + "; this strategy needs more RAM than the simulated machine has.", \
-                "budget"
-        if error:
-            return "error", error["message"], error.get("kind", "error")
-        if returncode is not None and returncode < 0:
-            sig = -returncode
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            last_rss = format_bytes(samples[-1].rss_bytes) if samples else "an unknown size"
-            if sig == getattr(signal, "SIGKILL", 9):
-                return "killed", (
-                    f"The loading process was killed by the operating system ({name}) at {last_rss} RSS; usually "
-                    "the machine ran out of memory: try a strategy with a lower peak or a smaller checkpoint."
-                ), "killed"
-            return "crashed", f"The loading process crashed ({name}) at {last_rss} RSS; your kernel is fine, run " \
-                "it again.", "crashed"
-        tail = self._stderr_tail()
-        code = "an unknown code" if returncode is None else f"code {returncode}"
-        return "crashed", f"The loading process exited with {code} before reporting" + (
-            f" ({tail})." if tail else "."
-        ), "crashed"
+        return decide_outcome(
+            result=result, error=error, ready=ready, cancelled=self._cancelled, budget_stop=self._budget_stop,
+            budget_bytes=self._budget_bytes, returncode=self._returncode,
+            last_rss_bytes=samples[-1].rss_bytes if samples else None, stderr_tail=self._stderr_tail,
+        )
 
     def _build_report(self) -> Report:
         ready = self._messages.get(MSG_READY)
@@ -489,22 +452,7 @@ class RunHandle:
             details["forward_times_s"] = result["forward_times_s"]
         if self._cold_cache is not None:
             details["cold_cache"] = self._cold_cache
-        if self._budget_mode == "watchdog":
-            details["budget_counts"] = (
-                "the RSS at start-up plus the growth of RssAnon + RssShmem (memory the kernel cannot reclaim)"
-                if any(s.rss_anon_bytes is not None for s in samples)
-                else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
-            )
-        if self._budget_mode == "systemd":
-            details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)"
-        elif self._limit is not None:
-            details["budget_mechanism"] = f"cgroup v{self._limit.version} at {self._limit.path}"
-        if self._budget_mode in ("cgroup", "systemd"):
-            details["budget_counts"] = (
-                "the RSS at start-up, plus what the kernel charged the child's memory cgroup (limit = budget minus "
-                "that RSS): memory it allocated and page cache it brought in after it started, file pages reclaimed "
-                "under pressure; pages already cached by another process are not charged (use cold_cache)"
-            )
+        details.update(budget_details(self._budget_mode, self._limit, samples))
         report = self._base_report(
             outcome=outcome,
             error=message,
@@ -572,7 +520,12 @@ def start(
     'ok'
     """
     global _active
-    check_strategy(strategy)
+    # The one place a strategy name and its options are checked: an option it does not use is refused.
+    accepts = check_options(strategy, {
+        "max_memory": max_memory, "offload_folder": offload_folder, "offload_via": offload_via,
+        "gpu_max_memory": gpu_max_memory, "low_cpu_mem_usage": low_cpu_mem_usage,
+        "offload_and_reload": offload_and_reload,
+    }).accepts
     info = inspect_checkpoint(Path(checkpoint).expanduser())
     max_memory_bytes = parse_size(max_memory, name="max_memory") if max_memory is not None else None
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
@@ -591,7 +544,7 @@ def start(
             kind="budget_too_small",
         )
     budget_mode = limits.choose_mode(budget_bytes)
-    if strategy == "offload_folder" and max_memory_bytes is None:
+    if accepts("max_memory") and max_memory_bytes is None:
         max_memory_bytes = default_max_memory_bytes(info)
     learner_folder = _check_offload_folder(offload_folder) if offload_folder is not None else None
 
@@ -605,17 +558,17 @@ def start(
         run_dir = Path(tempfile.mkdtemp(prefix="offload-lab-run-"))
         (run_dir / "tmp").mkdir()
         folder = learner_folder
-        if strategy == "offload_folder" and folder is None:
+        if accepts("offload_folder") and folder is None:
             folder = run_dir / "offload"
             folder.mkdir()
         scratch = None
-        if strategy == "manual_shards" and offload_and_reload:
+        if offload_and_reload:
             scratch = run_dir / "scratch"
             scratch.mkdir()
         load_options = LoadOptions(
             dtype=dtype,
-            max_memory_bytes=max_memory_bytes if strategy == "offload_folder" else None,
-            offload_folder=folder if strategy == "offload_folder" else None,
+            max_memory_bytes=max_memory_bytes,
+            offload_folder=folder,
             offload_via=offload_via,
             low_cpu_mem_usage=low_cpu_mem_usage,
             offload_and_reload=offload_and_reload,
@@ -661,7 +614,7 @@ def start(
             load_options=load_options,
             options=options,
             run_dir=run_dir,
-            offload_folder=folder if strategy == "offload_folder" else None,
+            offload_folder=folder,
             budget_bytes=budget_bytes,
             budget_mode=budget_mode,
             interval_s=interval_s,
@@ -720,9 +673,10 @@ def run(
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 
-    Learner mistakes (a missing folder, a bad size) raise :class:`~widgetlib.core.errors.OffloadLabError` before
-    anything starts; whatever happens after (an error in the load, a budget stop, a crash) comes back as the
-    Report's ``outcome`` and ``error``.
+    Learner mistakes (a missing folder, a bad size, an option that means nothing to ``strategy``, such as
+    ``max_memory`` for ``normal``: each strategy's ``options`` in ``widgetlib.core.registry``) raise
+    :class:`~widgetlib.core.errors.OffloadLabError` before anything starts; whatever happens after (an error
+    in the load, a budget stop, a crash) comes back as the Report's ``outcome`` and ``error``.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> report = run(make_checkpoint(size="8MB"), "normal", forwards=2)

@@ -15,11 +15,10 @@ from __future__ import annotations
 from ._format import report_card_html, report_figures, report_table_html
 from .board import CompareBoard, default_sweep_values
 from .panel import StrategyPanel
-from .plot import BYTES_PER_MB, STRATEGY_COLORS, MemoryPlot, to_mb
+from .plot import BYTES_PER_MB, MemoryPlot, to_mb
 
 __all__ = [
     "BYTES_PER_MB",
-    "STRATEGY_COLORS",
     "CompareBoard",
     "MemoryPlot",
     "StrategyPanel",

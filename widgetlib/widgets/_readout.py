@@ -37,16 +37,6 @@ class PlotReadout:
         with self._lock:
             return list(self._runs)
 
-    def strategy_of(self, run_id: str) -> str:
-        """The strategy a run id belongs to.
-
-        >>> from widgetlib.widgets import MemoryPlot
-        >>> plot = MemoryPlot(); plot.strategy_of(plot.begin_run("offload_folder"))
-        'offload_folder'
-        """
-        with self._lock:
-            return self._runs[run_id].strategy
-
     @property
     def latest_run_id(self) -> str | None:
         """The run that :meth:`add_sample` feeds by default.
@@ -71,15 +61,6 @@ class PlotReadout:
         """
         trace = self._trace(run_id, series)
         return 0 if trace is None or trace.x is None else len(trace.x)
-
-    def point_counts(self) -> dict[str, int]:
-        """Points per trace as drawn, keyed ``"<run id>:<series>"`` (series: rss, anon, file, gpu, events).
-
-        >>> from widgetlib.widgets import MemoryPlot
-        >>> plot = MemoryPlot(); _ = plot.begin_run("normal"); plot.flush(); plot.point_counts()
-        {'run-1:rss': 0, 'run-1:events': 0}
-        """
-        return {t.meta: 0 if t.x is None else len(t.x) for t in self.figure.data}
 
     def event_count(self, run_id: str | None = None) -> int:
         """How many event markers the figure shows for ``run_id`` (default: the latest run).

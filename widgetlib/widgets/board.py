@@ -14,13 +14,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core.errors import OptionError
+from ..core.registry import check_strategy, get_strategy, strategy_color, strategy_names
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import STRATEGIES, check_strategy
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 from ._format import report_table_html
 from ._static import StaticCopy
-from .plot import BYTES_PER_MB, STRATEGY_COLORS
+from .plot import BYTES_PER_MB
 
 __all__ = ["CompareBoard", "default_sweep_values", "write_html"]
 
@@ -41,7 +41,7 @@ def default_sweep_values(largest_tensor_bytes: int, total_bytes: int, points: in
 
 
 class CompareBoard(_LabWidget):
-    """Run several strategies (default: all four) on one checkpoint, one after another, each in a fresh
+    """Run several strategies (default: every registered strategy) on one checkpoint, one after another, each in a fresh
     process; overlay their RAM timelines on ``.plot`` and show their figures in one table.
 
     :meth:`run` blocks and returns the Reports (also in ``.reports``); the Run button does the same in the
@@ -66,10 +66,11 @@ class CompareBoard(_LabWidget):
         size: str | int | None = None,
         max_memory: str | int | None = None,
         budget: str | int | None = None,
-        strategies: Sequence[str] = STRATEGIES,
+        strategies: Sequence[str] | None = None,
         projector: bool = False,
     ) -> None:
-        self.strategies = tuple(check_strategy(s) for s in strategies)
+        # None: every registered strategy, in registry order.
+        self.strategies = tuple(check_strategy(s) for s in (strategy_names() if strategies is None else strategies))
         super().__init__(checkpoint, size, projector=projector)
         self._sweep_static = StaticCopy()
         self.reports: list[Report] = []
@@ -199,7 +200,7 @@ class CompareBoard(_LabWidget):
         for k, strategy in enumerate(self.strategies, 1):
             self._set_status(f"{k}/{len(self.strategies)}: starting {strategy}…")
             options = dict(base)
-            if strategy == "offload_folder":
+            if get_strategy(strategy).accepts("max_memory"):
                 options["max_memory"] = max_memory
             report = self._run_one(folder, strategy, options, checkpoint_bytes=info.total_bytes,
                                    budget_bytes=budget_bytes)
@@ -255,7 +256,7 @@ class CompareBoard(_LabWidget):
     @staticmethod
     def _new_sweep_figure(projector: bool = False) -> go.FigureWidget:
         fig = make_subplots(specs=[[{"secondary_y": True}]])
-        color = STRATEGY_COLORS["offload_folder"]
+        color = strategy_color("offload_folder")
         fig.add_trace(go.Scatter(x=[], y=[], name="peak RSS", mode="lines+markers",
                                  line={"color": color}, hovertemplate="max_memory %{x:.1f} MB: peak %{y:.1f} MB"
                                  "<extra></extra>"), secondary_y=False)

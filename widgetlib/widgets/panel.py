@@ -8,8 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..core.registry import check_strategy, get_strategy, strategy_names
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import DTYPE_CHOICES, STRATEGIES, check_strategy
+from ..core.strategies import DTYPE_CHOICES
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 from ._format import report_card_html
@@ -58,7 +59,8 @@ class StrategyPanel(_LabWidget):
         super().__init__(checkpoint, size, projector=projector)
         self.report: Report | None = None
         self._run_done = threading.Event()
-        self.strategy_dropdown = w.Dropdown(options=STRATEGIES, value=strategy, description="strategy")
+        # The registry's strategies at construction time: a registered fifth strategy is offered here too.
+        self.strategy_dropdown = w.Dropdown(options=strategy_names(), value=strategy, description="strategy")
         self.dtype_dropdown = w.Dropdown(options=DTYPE_CHOICES, value=dtype, description="dtype",
                                          layout=w.Layout(width="200px"))
         self.shards_text = w.BoundedIntText(value=shards or 0, min=0, max=1000, description="shards",
@@ -134,17 +136,19 @@ class StrategyPanel(_LabWidget):
     # ------------------------------------------------------------------------------------ internals
 
     def _sync_enabled(self) -> None:
-        # max_memory and offload_folder mean something only to the offload_folder strategy.
-        offload = self.strategy_dropdown.value == "offload_folder"
-        self.max_memory_text.disabled = not offload
-        self.offload_folder_text.disabled = not offload
+        # A box is live only for a strategy that uses its option (the registry says which).
+        accepts = get_strategy(self.strategy_dropdown.value).accepts
+        self.max_memory_text.disabled = not accepts("max_memory")
+        self.offload_folder_text.disabled = not accepts("offload_folder")
 
     def _options(self, strategy: str) -> tuple[dict[str, Any], int | None]:
         budget = _text_or_none(self.budget_text.value)
         budget_bytes = parse_size(budget, name="budget") if budget is not None else None
         options: dict[str, Any] = {"dtype": self.dtype_dropdown.value, "budget": budget}
-        if strategy == "offload_folder":
+        accepts = get_strategy(strategy).accepts
+        if accepts("max_memory"):
             options["max_memory"] = _text_or_none(self.max_memory_text.value)
+        if accepts("offload_folder"):
             options["offload_folder"] = _text_or_none(self.offload_folder_text.value)
         return options, budget_bytes
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from ..core.registry import strategy_color, strategy_names
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample
 from ._marks import EVENT_SYMBOLS, hline, name_markers, shared_lines
@@ -33,18 +34,10 @@ from ._static import StaticCopy
 if TYPE_CHECKING:
     from ..measure.report import Report
 
-__all__ = ["BYTES_PER_MB", "STRATEGY_COLORS", "MemoryPlot", "to_mb"]
+__all__ = ["BYTES_PER_MB", "MemoryPlot", "to_mb"]
 
 BYTES_PER_MB = 1_000_000
 
-# One fixed colour per strategy, so the same strategy looks the same in every plot of every lesson.
-STRATEGY_COLORS = {
-    "normal": "#d62728",
-    "low_cpu_mem_usage": "#ff7f0e",
-    "offload_folder": "#2ca02c",
-    "manual_shards": "#1f77b4",
-}
-_OTHER_COLOR = "#7f7f7f"
 
 # Secondary traces of a run: which Report/MemorySample field, and how it is drawn relative to the RSS line.
 _SERIES = {
@@ -69,7 +62,8 @@ def to_mb(n_bytes: int | float | None) -> float | None:
 
 
 def _color(strategy: str) -> str:
-    return STRATEGY_COLORS.get(strategy, _OTHER_COLOR)
+    # One fixed colour per strategy (the registry's), so it looks the same in every plot of every lesson.
+    return strategy_color(strategy)
 
 
 @dataclass
@@ -218,7 +212,7 @@ class MemoryPlot(PlotReadout):
 
         ``note`` is appended to the legend entry (e.g. ``"max_memory 12 MB"``); ``replace=True`` first removes
         earlier runs of the same strategy (a panel shows the latest run of each strategy). ``zero_at_ready``
-        (default: True for the four strategies, which the runner measures) holds the run's samples back until
+        (default: True for a registered strategy, which the runner measures) holds the run's samples back until
         its ``"ready"`` event, which becomes time zero; False draws samples at their own ``t_s`` at once.
 
         >>> plot = MemoryPlot()
@@ -226,7 +220,7 @@ class MemoryPlot(PlotReadout):
         'run-1'
         """
         if zero_at_ready is None:
-            zero_at_ready = strategy in STRATEGY_COLORS
+            zero_at_ready = strategy in strategy_names()
         with self._lock:
             if replace:
                 for old in [r for r in self._runs.values() if r.strategy == strategy]:
