@@ -24,13 +24,20 @@
 import importlib.util
 
 if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+    # Offload Lab is not on PyPI: it installs from the repository this notebook sits in (notebooks/ is one level down).
+    import sys
+    from pathlib import Path
+
+    repo = Path.cwd().parent
+    if not (repo / "pyproject.toml").is_file():
+        raise SystemExit("widgetlib is not installed: clone the Offload Lab repository, open this notebook from its "
+                         "notebooks/ folder, and run this cell again.")
+    get_ipython().run_line_magic("pip", f"install --quiet -e {repo}")  # noqa: F821 (IPython's own name)
+    sys.path.insert(0, str(repo))  # this kernel started before the install: let it import widgetlib now
 
 from IPython.display import display
 
-from widgetlib import MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.strategies import LoadOptions
-from widgetlib.measure.memory import read_memory
+from widgetlib import LoadOptions, MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, read_memory, teach
 
 versions = teach.print_versions()
 

@@ -22,16 +22,32 @@
 import importlib.util
 
 if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+    # Offload Lab is not on PyPI: it installs from the repository this notebook sits in (notebooks/ is one level down).
+    import sys
+    from pathlib import Path
+
+    repo = Path.cwd().parent
+    if not (repo / "pyproject.toml").is_file():
+        raise SystemExit("widgetlib is not installed: clone the Offload Lab repository, open this notebook from its "
+                         "notebooks/ folder, and run this cell again.")
+    get_ipython().run_line_magic("pip", f"install --quiet -e {repo}")  # noqa: F821 (IPython's own name)
+    sys.path.insert(0, str(repo))  # this kernel started before the install: let it import widgetlib now
 
 import torch
 from accelerate import init_empty_weights  # noqa: F401 (yours to use in Exercise 2)
 from IPython.display import display
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from widgetlib import MemoryPlot, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.strategies import build_empty_model, forward_checksum, low_cpu_mem_usage_truth
-from widgetlib.measure.memory import read_memory
+from widgetlib import (
+    MemoryPlot,
+    build_empty_model,
+    demo_checkpoint,
+    forward_checksum,
+    inspect_checkpoint,
+    low_cpu_mem_usage_truth,
+    read_memory,
+    teach,
+)
 
 versions = teach.print_versions()
 

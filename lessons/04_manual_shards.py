@@ -20,16 +20,31 @@
 import importlib.util
 
 if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+    # Offload Lab is not on PyPI: it installs from the repository this notebook sits in (notebooks/ is one level down).
+    import sys
+    from pathlib import Path
+
+    repo = Path.cwd().parent
+    if not (repo / "pyproject.toml").is_file():
+        raise SystemExit("widgetlib is not installed: clone the Offload Lab repository, open this notebook from its "
+                         "notebooks/ folder, and run this cell again.")
+    get_ipython().run_line_magic("pip", f"install --quiet -e {repo}")  # noqa: F821 (IPython's own name)
+    sys.path.insert(0, str(repo))  # this kernel started before the install: let it import widgetlib now
 
 import json
 from collections import Counter
 
 from IPython.display import display
 
-from widgetlib import StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.checkpoints import read_shard, shard_files  # noqa: F401 (yours to use in Exercise 2)
-from widgetlib.core.strategies import build_empty_model  # noqa: F401 (yours to use in Exercise 2)
+from widgetlib import (  # noqa: F401 (yours to use in Exercise 2)
+    StrategyPanel,
+    build_empty_model,
+    demo_checkpoint,
+    inspect_checkpoint,
+    read_shard,
+    shard_files,
+    teach,
+)
 
 versions = teach.print_versions()
 

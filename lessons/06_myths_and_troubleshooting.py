@@ -27,7 +27,16 @@
 import importlib.util
 
 if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+    # Offload Lab is not on PyPI: it installs from the repository this notebook sits in (notebooks/ is one level down).
+    import sys
+    from pathlib import Path
+
+    repo = Path.cwd().parent
+    if not (repo / "pyproject.toml").is_file():
+        raise SystemExit("widgetlib is not installed: clone the Offload Lab repository, open this notebook from its "
+                         "notebooks/ folder, and run this cell again.")
+    get_ipython().run_line_magic("pip", f"install --quiet -e {repo}")  # noqa: F821 (IPython's own name)
+    sys.path.insert(0, str(repo))  # this kernel started before the install: let it import widgetlib now
 
 import shutil
 import tempfile
@@ -36,9 +45,16 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-from widgetlib import CheckpointError, MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.core.checkpoints import read_shard
-from widgetlib.core.strategies import low_cpu_mem_usage_truth
+from widgetlib import (
+    CheckpointError,
+    MemoryPlot,
+    StrategyPanel,
+    demo_checkpoint,
+    inspect_checkpoint,
+    low_cpu_mem_usage_truth,
+    read_shard,
+    teach,
+)
 
 versions = teach.print_versions()
 folder = demo_checkpoint()
