@@ -19,17 +19,9 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    # Offload Lab is not on PyPI: it installs from the repository this notebook sits in (notebooks/ is one level down).
-    import sys
-    from pathlib import Path
-
-    repo = Path.cwd().parent
-    if not (repo / "pyproject.toml").is_file():
-        raise SystemExit("widgetlib is not installed: clone the Offload Lab repository, open this notebook from its "
-                         "notebooks/ folder, and run this cell again.")
-    get_ipython().run_line_magic("pip", f"install --quiet -e {repo}")  # noqa: F821 (IPython's own name)
-    sys.path.insert(0, str(repo))  # this kernel started before the install: let it import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
+    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
+    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
 
 import json
 from collections import Counter
