@@ -680,7 +680,7 @@ def run(
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> report = run(make_checkpoint(size="8MB"), "normal", forwards=2)
-    >>> report.outcome, report.peak_rss_bytes >= report.sampled_peak_rss_bytes, report.steady_forward_s > 0
+    >>> report.outcome, report.peak_ratio > 1.5, report.steady_forward_s > 0  # normal: two copies meet
     ('ok', True, True)
     """
     handle = start(
