@@ -115,7 +115,8 @@ _ERROR_LINE = re.compile(r"^\s*\w*(Error|Exception|Interrupt)\b", re.MULTILINE)
 
 def _assert_no_traceback(root: Any) -> None:
     """No traceback and no error output under ``root`` (a LabPage: the open notebook; or a locator)."""
-    if hasattr(root, "page"):
+    # A Playwright Locator has a .page too: only a LabPage (no inner_text of its own) means the whole notebook.
+    if not hasattr(root, "inner_text"):
         root = root.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     text = root.inner_text()
     assert "Traceback" not in text, f"a traceback is on the page:\n{text[-3000:]}"
