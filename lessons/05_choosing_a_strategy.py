@@ -177,13 +177,13 @@ if mode == "cgroup":
 else:
     split = "RssAnon" in str(stopped.details.get("budget_counts", ""))
     teach.say(
-        f"No memory cgroup could be made here, so the watchdog enforced the budget: it counts "
+        f"No memory cgroup was used here, so the watchdog enforced the budget: it counts "
         f"{stopped.details.get('budget_counts', 'the RSS')}, and stops the run when that crosses the budget. "
         + ("That is what a kernel limit cannot reclaim, so the outcomes are the ones a real limit gives, but "
            "nothing is dropped and read again: the watchdog only watches."
            if split else
-           "This platform gives no anonymous/file split, so file-backed pages count too: the watchdog is stricter "
-           "than a real kernel limit, which would drop those pages and read them again.")
+           "Counting file-backed pages too makes it stricter than a real kernel limit, which would drop those "
+           "pages and read them again.")
     )
 if not exact:
     teach.say("This OS's peaks may include each process's start-up, so a budget set from them need not separate "
