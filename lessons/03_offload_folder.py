@@ -14,8 +14,9 @@
 # - what `device_map="auto"`, `max_memory` and `offload_folder` do in `from_pretrained`;
 # - what actually lands in the offload folder: with a safetensors checkpoint, with a pickle (`.bin`)
 #   checkpoint, and with accelerate's `load_checkpoint_and_dispatch`, all three measured;
-# - the price: every forward pass reads the offloaded weights back from disk;
-# - how peak RAM and forward time move as `max_memory` grows (a sweep).
+# - the price: every forward pass reads the offloaded weights back, and from a cold cache that means the
+#   disk (first forward against steady forwards, cold cache against warm, major page faults);
+# - how peak RAM moves as `max_memory` grows (a sweep).
 
 # %%
 import importlib.util
@@ -145,26 +146,30 @@ assert len(sweep) == len(sweep_values) and all(r.ok for r in sweep), [r.error fo
 
 # %% [markdown]
 # ### What you just saw
+#
+# Each run made several forward passes after loading: **first forward** is the first one, which also pays
+# one-time costs (touching pages for the first time, the allocator's warm-up); **steady forward** is the median
+# of the ones after it, the price of where the weights live on *every* forward. These runs found the
+# checkpoint in the page cache (the runs above read it), so an offloaded weight came back from RAM, not disk.
 
 # %%
 least, most = sweep[0], sweep[-1]
-rows = ["| max_memory | on disk | peak above baseline | first forward s |", "|---:|---:|---:|---:|"]
+rows = ["| max_memory | on disk | peak above baseline | first forward s | steady forward s |",
+        "|---:|---:|---:|---:|---:|"]
 rows += [
     f"| {teach.fmt(r.max_memory_bytes)} | {teach.fmt(r.device_map.get('disk', {}).get('bytes', 0))} | "
-    f"{teach.fmt(r.peak_above_baseline_bytes)} | {r.forward_s:.3f} |"
+    f"{teach.fmt(r.peak_above_baseline_bytes)} | {r.forward_s:.3f} | "
+    + ("–" if r.steady_forward_s is None else f"{r.steady_forward_s:.3f}") + " |"
     for r in sweep
 ]
 teach.say("\n".join(rows))
-slower = least.forward_s / most.forward_s
 most_on_disk = most.device_map.get("disk", {}).get("bytes", 0)
 teach.say(
     f"With the least RAM the peak was {teach.fmt(least.peak_above_baseline_bytes)} above baseline against "
-    f"{teach.fmt(most.peak_above_baseline_bytes)} with the most, and the forward pass took "
-    f"{least.forward_s:.3f} s against {most.forward_s:.3f} s. "
-    # TODO(issue 10.2): interpret forward times once the runner measures steady-state forwards and offers a
-    # cold cache; one first forward, with the offloaded files in the page cache, is too noisy to rank.
-    "One first forward per run, with the offloaded files still in the page cache, is too noisy to rank the "
-    "runs by time: the disk reads offloading costs show when the files are not cached."
+    f"{teach.fmt(most.peak_above_baseline_bytes)} with the most. The times are shown, not ranked: with the "
+    "offloaded files in the page cache, bringing a weight back is a copy in RAM, and the difference between "
+    "these runs can be smaller than the noise between two runs of the same one. The cold-cache runs below "
+    "show what the disk costs."
     + (f" Even with `max_memory` equal to all the weights' bytes, {teach.fmt(most_on_disk)} went to disk: the "
        "planner counts the model's buffers too (the non-persistent rotary `inv_freq` among them), so the weights "
        "alone no longer fit, and the last module placed goes to disk." if most_on_disk else "")
@@ -174,11 +179,60 @@ if teach.peak_is_exact(least) and teach.peak_is_exact(most):
     assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
 
 # %% [markdown]
+# ## The price of offloading: a cold cache against a warm one
+#
+# One variable at a time: the same `max_memory` (the sweep's smallest, the most on disk), once with a **cold
+# cache** (the checkpoint's pages dropped from the page cache first, so every offloaded weight is read from
+# disk) and once right after it, **warm** (the pages the cold run read are still cached). A *major page fault*
+# is the kernel reading a page from disk for the process; `major_faults` counts them from the load start to the
+# last forward.
+
+# %%
+price_max_memory = least.max_memory_bytes
+cold = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_cache=True,
+                      note="cold cache")
+warm = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_cache=False,
+                      note="warm cache")
+assert cold.ok and warm.ok, (cold.error, warm.error)
+price_rows = ["| cache | load s | first forward s | steady forward s | major faults |", "|---|---:|---:|---:|---:|"]
+for name, r in (("cold", cold), ("warm", warm)):
+    price_rows.append(f"| {name} | {r.load_s:.2f} | {r.forward_s:.3f} | "
+                      f"{'–' if r.steady_forward_s is None else f'{r.steady_forward_s:.3f}'} | "
+                      f"{'–' if r.major_faults is None else r.major_faults} |")
+teach.say("\n".join(price_rows))
+dropped = cold.details.get("cold_cache", {})
+assert cold.device_map == warm.device_map, "one variable at a time: the same plan, only the cache differs"
+assert "cold_cache" in cold.details and "cold_cache" not in warm.details
+slower = cold.forward_s > 1.5 * warm.forward_s
+note = f" ({dropped['note']})" if "note" in dropped else ""
+teach.say(
+    f"Before the cold run, the runner asked the kernel to drop {dropped.get('files', 0)} file(s), "
+    f"{teach.fmt(dropped.get('bytes', 0))}, from the page cache{note}. "
+    + (f"The cold first forward took {cold.forward_s / warm.forward_s:.1f}× the warm first forward: the same plan, "
+       "the same forward, so the difference is reading the offloaded weights from this disk. " if slower else
+       "Here the cold first forward was not clearly slower than the warm one (less than 1.5× it), so the times "
+       "are shown, not ranked: at this size, on this disk, the reads did not stand out of the noise "
+       "between runs; a bigger checkpoint, or a slower disk, makes them show. ")
+    + ("Major faults: " + (f"{cold.major_faults} cold against {warm.major_faults} warm. "
+                           if cold.major_faults is not None and warm.major_faults is not None else "not reported by "
+                           "this OS. ")
+       + "A major fault counts a page the process faulted in from disk through a memory mapping; a plain file "
+       "read is not a fault, so the count is a lower bound of what came from disk. And the drop is advice: pages "
+       "another process still maps, or reads again meanwhile (a second notebook on the same checkpoint), stay in "
+       "the cache.")
+)
+
+# %% [markdown]
 # ## Experiment
 #
-# Change **`max_memory`**: run `panel.run()` again after setting the panel's max_memory box to a value between
-# two of the sweep's, or give `board.sweep(...)` your own list of byte values. Look at the "on disk" bytes of
-# the plan and at the peak: each follows `max_memory` in steps of one layer.
+# Two knobs, one at a time:
+#
+# - **`max_memory`**: run `panel.run()` again after setting the panel's max_memory box to a value between two
+#   of the sweep's, or give `board.sweep(...)` your own list of byte values. Look at the "on disk" bytes of the
+#   plan and at the peak: each follows `max_memory` in steps of one layer.
+# - **`cold_cache`**: in the cell above, set `price_max_memory` to `most.max_memory_bytes` (the least on disk)
+#   and run it again. Compare the cold run's first forward with the warm run's steady forward: with fewer
+#   weights offloaded, there is less to read from disk. A bigger `OFFLOAD_LAB_SIZE` makes the reads show.
 #
 # ## Exercise 1
 #
@@ -217,5 +271,6 @@ shutil.rmtree(workdir, ignore_errors=True)  # the offload folders are scratch: g
 # - `offload_folder` is a valid `from_pretrained` argument; what lands in it depends on the checkpoint format
 #   and on who loads: nothing for safetensors in `from_pretrained`, files for `.bin` and for accelerate's
 #   `load_checkpoint_and_dispatch`.
-# - Less `max_memory` means a lower peak and more disk reads on every forward: the sweep shows both.
+# - Less `max_memory` means a lower peak and more weights brought back on every forward; from a cold cache
+#   they come from disk (major faults, a slower first forward), from a warm one out of the page cache.
 # - Lesson 04 loads the shards by hand, one at a time.

@@ -13,7 +13,8 @@
 #
 # - the four strategies side by side on one checkpoint: predicted peak against measured peak, load time,
 #   forward time, disk written;
-# - how to **simulate a smaller machine**: a RAM budget that stops a run the moment it crosses it;
+# - how to **simulate a smaller machine** with a real memory limit, and what it does: anonymous memory gets a
+#   load killed, file-backed pages are dropped and read again (time, not the process);
 # - a decision table built from your own measurements, not from advice.
 
 # %%
@@ -26,6 +27,7 @@ from IPython.display import display
 
 from widgetlib import STRATEGIES, CompareBoard, demo_checkpoint, estimate_peak, inspect_checkpoint, teach  # noqa: F401
 from widgetlib.measure.runner import default_max_memory_bytes
+from widgetlib.widgets import MemoryPlot
 
 versions = teach.print_versions()
 
@@ -77,43 +79,67 @@ assert by_name["offload_folder"].peak_ratio < by_name["low_cpu_mem_usage"].peak_
     "offloading keeps less"
 
 # %% [markdown]
-# ## Simulate a smaller machine
+# ## A smaller machine, made real
 #
 # A learner's laptop has a fixed amount of RAM, and part of it is taken before the model loads (the OS, the
-# browser, Python and torch themselves). Here the same situation is scaled to this checkpoint: a machine with
-# room for **one copy of the model but not two**. The budget is the measured baseline of a loading process plus
-# halfway between what the one-copy strategies needed above and what `normal` needed. The runner stops a run
-# the moment its RSS crosses the budget. That is a watchdog, not the kernel: it counts file-backed pages too,
-# which a real memory limit would drop and read again from disk instead of killing the process.
+# browser, Python and torch themselves). What happens when a load needs more depends on the *kind* of memory:
+#
+# - **anonymous memory** (what a process allocates itself: a random-weight model, a state dict read into RAM)
+#   could only be moved out to swap, and the simulated machine has none (a real one with swap would swap it out
+#   first, and slow down): when it does not fit, the kernel kills the process (an OOM kill);
+# - **clean file-backed pages** (a memory-mapped safetensors file, the page cache) are a copy of a file: under
+#   pressure the kernel drops them and reads them again from disk when they are touched (a *major page fault*).
+#   That costs time, not the process.
+#
+# The runner makes the budget a real limit where the machine allows it: the loading process goes into a memory
+# cgroup of its own (`budget_mode` `"cgroup"`). Where none can be made (macOS, Windows, a locked-down container)
+# a watchdog stops the run instead (`budget_mode` `"watchdog"`); the cell below says what it counts here.
+# The budget is computed from the runs above, never typed in (the cell says from what). Each run starts with
+# a **cold cache** (the checkpoint's pages dropped from the page cache first), so what it reads of the
+# checkpoint, it reads from disk.
 
 # %%
-# TODO(issue 10.1): rewrite this section and its exercise once the runner enforces the budget with a real
-# kernel limit (Report.budget_mode, major_faults, limit_events): under a cgroup, file-backed pages are re-read,
-# not fatal, so which strategies "fit" changes.
 one_copy = [by_name[s] for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")]
-budget = teach.budget_between(one_copy, too_big=by_name["normal"])
-room = budget - by_name["normal"].baseline_rss_bytes
-teach.say(
-    f"Budget: **{teach.fmt(budget)}** = baseline {teach.fmt(by_name['normal'].baseline_rss_bytes)} + "
-    f"{teach.fmt(room)}, which is {room / info.total_bytes:.2f}× the checkpoint's {teach.fmt(info.total_bytes)}."
-)
+budget, budget_basis = teach.limit_budget(one_copy, too_big=by_name["normal"])
+baseline = by_name["normal"].baseline_rss_bytes
+room = budget - baseline
+held = {r.strategy: teach.non_reclaimable_growth(r) for r in reports}
+if budget_basis == "non-reclaimable":
+    heaviest = max(one_copy, key=lambda r: r.peak_above_baseline_bytes)
+    teach.say(
+        f"Budget: **{teach.fmt(budget)}** = baseline {teach.fmt(baseline)} + room {teach.fmt(room)}. Above, the "
+        "memory each load could not give back (anonymous + shared) grew by "
+        + ", ".join(f"{name} {teach.fmt(grown)}" for name, grown in held.items())
+        + f". The room holds what the three lighter loads could not give back, and not what `normal` could not; "
+        f"but in all, {heaviest.strategy}'s RSS grew by {teach.fmt(heaviest.peak_above_baseline_bytes)}, more "
+        "than the room."
+    )
+    assert max(held[r.strategy] for r in one_copy) < room < held["normal"], (held, room)
+    assert room < heaviest.peak_above_baseline_bytes, "the room must squeeze the file-backed pages of one load"
+else:
+    teach.say(
+        f"Budget: **{teach.fmt(budget)}** = baseline {teach.fmt(baseline)} + room {teach.fmt(room)}, halfway "
+        "between the one-copy strategies' peaks and `normal`'s. This probe does not split RSS into anonymous and "
+        "file-backed memory, so the budget is set from total peaks."
+    )
 
 # %% [markdown]
-# ## Exercise 1: predict which strategies fit
+# ## Exercise 1: predict which strategies finish
 #
-# Using only `estimate_peak` (which reads the checkpoint's headers, nothing else) and the baseline, write the
-# set of strategies you expect to finish under the budget. The check compares it with the runs below.
+# Using the figures above (how much each load grew, and how much of it was memory that cannot be given back),
+# write the set of strategies you expect to **finish** under the budget. The check compares it with the runs
+# below, and explains each strategy you got wrong from its run.
 
 # %%
-baseline = by_name["normal"].baseline_rss_bytes
 my_prediction = ...
 
 # %%
-budget_board = CompareBoard(folder, budget=budget)
-display(budget_board)
+budget_plot = MemoryPlot()
+display(budget_plot.figure)
 
 # %%
-budget_reports = budget_board.run()
+# Cold cache, so each run reads what it needs from disk; the four, one after another, each under the budget.
+budget_reports = [teach.run_live(budget_plot, folder, s, budget=budget, cold_cache=True) for s in STRATEGIES]
 budget_by_name = {r.strategy: r for r in budget_reports}
 teach.check_fits_prediction(my_prediction, budget_reports)
 
@@ -121,17 +147,64 @@ teach.check_fits_prediction(my_prediction, budget_reports)
 # ### What you just saw
 
 # %%
+rows = ["| strategy | outcome | budget_mode | major faults | OOM kills | peak RSS |", "|---|---|---|---:|---:|---:|"]
+for r in budget_reports:
+    kills = (r.limit_events or {}).get("oom_kill")
+    rows.append(f"| {r.strategy} | {r.outcome} | {r.budget_mode} | "
+                f"{r.major_faults if r.major_faults is not None else '–'} | {'–' if kills is None else kills} | "
+                f"{teach.fmt(r.peak_rss_bytes)} |")
+teach.say("\n".join(rows))
 stopped = budget_by_name["normal"]
-lines = [f"- **{r.strategy}**: {r.outcome}, peak {teach.fmt(r.peak_rss_bytes)}" for r in budget_reports]
-if stopped.stopped_by_budget:
-    lines.append(f"- `normal` was stopped: {stopped.error}")
-teach.say("\n".join(lines))
+finished = [r for r in budget_reports if r.ok]
+mode = stopped.budget_mode
+squeezed = [r.strategy for r in finished if by_name[r.strategy].peak_above_baseline_bytes > room]
+over = [r.strategy for r in finished if r.peak_rss_bytes is not None and r.peak_rss_bytes > budget]
+if mode == "cgroup":
+    teach.say(
+        "The kernel enforced the budget. "
+        + (f"It killed `normal` (OOM kills: {stopped.limit_events.get('oom_kill')}): a random-weight model and a "
+           "state dict read into RAM are anonymous memory, and there was nothing to drop for them. "
+           if stopped.outcome == "stopped_by_budget" else "")
+        + (f"{', '.join(squeezed)} touched more than the room when unbudgeted, and finished anyway: what they map "
+           "from the checkpoint is file-backed, and the kernel may drop such pages under the limit and read them "
+           "again when they are touched. " if squeezed else "")
+        + "The major faults in the table count pages read from disk through a mapping (a plain file read is not "
+        "a fault): the cold cache's first reads and any re-reads, paid in time."
+        + (f" {', '.join(over)} peaked above the budget: pages another process had already brought into the page "
+           "cache (another notebook reading the same checkpoint, say) are charged to that process, not to this "
+           "limit." if over else "")
+    )
+else:
+    split = "RssAnon" in str(stopped.details.get("budget_counts", ""))
+    teach.say(
+        f"No memory cgroup was used here, so the watchdog enforced the budget: it counts "
+        f"{stopped.details.get('budget_counts', 'the RSS')}, and stops the run when that crosses the budget. "
+        + ("That is what a kernel limit cannot reclaim, so the outcomes are the ones a real limit gives, but "
+           "nothing is dropped and read again: the watchdog only watches."
+           if split else
+           "Counting file-backed pages too makes it stricter than a real kernel limit, which would drop those "
+           "pages and read them again.")
+    )
 if not exact:
-    teach.say("This OS's peaks may include each process's start-up, so a budget set between them need not "
-              "separate one copy from two here.")
-assert stopped.outcome == "stopped_by_budget" or not exact, "two copies cannot fit a budget made for one"
+    teach.say("This OS's peaks may include each process's start-up, so a budget set from them need not separate "
+              "the strategies here.")
+assert stopped.outcome == "stopped_by_budget" or not exact, "two copies of anonymous memory cannot fit the room"
 assert not exact or all(budget_by_name[s].ok for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")), \
     [(r.strategy, r.error) for r in budget_reports]
+if mode == "cgroup" and exact:
+    assert stopped.limit_events["oom_kill"] >= 1, stopped.limit_events
+    assert all(r.limit_events["oom_kill"] == 0 for r in finished), [r.limit_events for r in finished]
+
+# %% [markdown]
+# ## Exercise 2: what does a limit count?
+#
+# One strategy was stopped and the others finished, though some of them touched more memory than the room.
+# Which kind of memory decided it: `"anonymous"` or `"file-backed"`? The check judges your answer from how much
+# of each kind every run above added.
+
+# %%
+my_kind = ...
+teach.check_what_a_limit_counts(my_kind, reports, budget_reports)
 
 # %% [markdown]
 # ## A decision table from your measurements
@@ -142,30 +215,21 @@ teach.say(teach.decision_table(budget_reports, budget))
 # %% [markdown]
 # ## Experiment
 #
-# Change the **budget**: `CompareBoard(folder, budget=...)` with a value between the one above and the small
-# one below, and run it. Look at which strategies are stopped, and at the peak of each one that finishes: the
-# watchdog stops a run when its total RSS, file-backed pages included, crosses the line.
-#
-# ## Exercise 2: an even smaller machine
-#
-# Now the machine has room for only *part* of the model on top of the baseline: halfway between what
-# `offload_folder` needed and what the lighter of the two one-copy strategies needed. Which strategy can still
-# load it? The check judges your answer from the peaks measured at the top of this lesson.
-
-# %%
-lightest_copy = min(by_name["low_cpu_mem_usage"], by_name["manual_shards"], key=lambda r: r.peak_rss_bytes)
-small_budget = teach.budget_between([by_name["offload_folder"]], too_big=lightest_copy)
-teach.say(f"Small budget: **{teach.fmt(small_budget)}**, baseline plus "
-          f"{(small_budget - baseline) / info.total_bytes:.2f}× the checkpoint.")
-my_choice = ...
-teach.check_strategy_choice(my_choice, reports, small_budget)
+# Change the **budget** and the **cache**: run
+# `teach.run_live(budget_plot, folder, "manual_shards", budget=..., cold_cache=...)` with a smaller budget (try
+# the baseline plus a quarter of the room above), then with `cold_cache=False`. Look at `major_faults` and at
+# `steady_forward_s`: the tighter the room, the more of the checkpoint the kernel must read again on every
+# forward. Under the watchdog nothing is re-read; there the budget only decides who is stopped.
 
 # %% [markdown]
 # ## Summary
 #
-# - Peaks can be predicted from the checkpoint's headers alone; the table shows how close the predictions came.
-# - Under this lab's watchdog, with room for one copy and not two, `normal` loading is stopped and everything
-#   else fits. (A real kernel limit charges what cannot be dropped: anonymous memory.)
+# - Peaks can be predicted from the checkpoint's headers alone; the table at the top shows how close the
+#   predictions came.
+# - A real memory limit kills a load for the memory it cannot reclaim: anonymous memory, such as `normal`'s two
+#   copies. File-backed pages (a mapped safetensors checkpoint) are dropped and read again: a tight budget costs
+#   major faults and time, not the process. A watchdog that counts only anonymous memory gives the same
+#   outcomes without the re-reads; one that counts all of RSS is stricter than the kernel.
 # - Plain `from_pretrained` (meta-device loading, always on in transformers 5) is the first choice when one copy
 #   fits; offloading is for when it does not, and its forward passes read weights from disk; manual shards are
 #   for when you need control over each tensor.

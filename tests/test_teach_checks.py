@@ -74,7 +74,7 @@ def test_blank_answers_are_not_answered_yet_even_under_strict_checks(monkeypatch
         teach.check_shard_of(..., small_checkpoint, "lm_head.weight"),
         teach.check_manual_loader(..., small_checkpoint, report),
         teach.check_fits_prediction(..., [report]),
-        teach.check_strategy_choice(..., [report], 1000),
+        teach.check_what_a_limit_counts(..., [report], [report]),
         teach.check_myths({"claim": ...}, {"claim": True}),
         teach.check_safe_loader(...),
     ]
@@ -235,21 +235,65 @@ def test_manual_loader_rejects_a_partial_load(small_checkpoint: Path) -> None:
 
 
 def test_fits_prediction() -> None:
-    runs = [_report("normal", outcome="stopped_by_budget"), _report("manual_shards")]
+    killed = _report("normal", outcome="stopped_by_budget", budget_mode="cgroup", budget_bytes=200,
+                     budget_stop={"by": "kernel", "t_s": 0.5, "rss_bytes": 210}, limit_events={"oom_kill": 1})
+    reread = _report("manual_shards", budget_mode="cgroup", budget_bytes=200, major_faults=42,
+                     limit_events={"oom_kill": 0})
+    runs = [killed, reread]
     assert teach.check_fits_prediction({"manual_shards"}, runs).ok
     extra = teach.check_fits_prediction({"manual_shards", "normal"}, runs)
-    assert not extra.ok and "normal was stopped" in extra.message
+    assert not extra.ok and "normal was stopped" in extra.message and "OOM-killed" in extra.message
+    assert "anonymous memory" in extra.message
     missing = teach.check_fits_prediction(set(), runs)
     assert not missing.ok and "manual_shards finished too" in missing.message
+    assert "42 major faults" in missing.message and "file-backed" in missing.message
+    watched = _report("manual_shards", budget_mode="watchdog", budget_bytes=200,
+                      details={"budget_counts": "RssAnon + RssShmem"})
+    missing = teach.check_fits_prediction(set(), [watched])
+    assert not missing.ok and "watchdog, which counts RssAnon + RssShmem" in missing.message
     assert not teach.check_fits_prediction({"lazy"}, runs).ok
 
 
-def test_strategy_choice() -> None:
-    runs = [_report("normal", peak=300), _report("offload_folder", peak=150)]
-    assert teach.check_strategy_choice("offload_folder", runs, 200).ok
-    over = teach.check_strategy_choice("normal", runs, 200)
-    assert not over.ok and "peaked above the budget" in over.message
-    assert not teach.check_strategy_choice("magic", runs, 200).ok
+def _split_report(strategy: str, *, anon_growth: int, file_growth: int, **fields: Any) -> Report:
+    """A run whose samples split RSS: from the load start, anon grows by ``anon_growth`` and file pages by
+    ``file_growth`` (baseline 100, of which 60 anonymous)."""
+    start = _sample(0.0, 100, anon=60, file=40)
+    top = _sample(1.0, 100 + anon_growth + file_growth, anon=60 + anon_growth, file=40 + file_growth)
+    report = _report(strategy, baseline=100, peak=top.rss_bytes, **fields)
+    report.timeline = Timeline(t0_s=0.0, samples=[start, top], events=[])
+    report.non_reclaimable_peak_bytes = 60 + anon_growth
+    return report
+
+
+def test_what_a_limit_counts() -> None:
+    reports = [_split_report("normal", anon_growth=200, file_growth=5),
+               _split_report("manual_shards", anon_growth=5, file_growth=100)]
+    budget_reports = [_report("normal", outcome="stopped_by_budget", budget_bytes=160),
+                      _report("manual_shards", budget_bytes=160)]
+    assert teach.non_reclaimable_growth(reports[0]) == 200
+    right = teach.check_what_a_limit_counts("anonymous", reports, budget_reports)
+    assert right.ok and "exactly the runs" in right.message
+    wrong = teach.check_what_a_limit_counts("file-backed", reports, budget_reports)
+    assert not wrong.ok and "read them again" in wrong.message and "manual_shards: anonymous +5 B" in wrong.message
+    assert not teach.check_what_a_limit_counts("swap", reports, budget_reports).ok
+    # A run that contradicts the physics (the finished run grew more anonymous memory than the room) is flagged.
+    odd = [reports[0], _split_report("manual_shards", anon_growth=90, file_growth=5)]
+    assert not teach.check_what_a_limit_counts("anonymous", odd, budget_reports).ok
+    # No split (portable probe): judged by how a limit works, and says so.
+    plain = [_report("normal"), _report("manual_shards")]
+    verdict = teach.check_what_a_limit_counts("file", plain, budget_reports)
+    assert not verdict.ok and "does not split" in verdict.message
+    assert teach.check_what_a_limit_counts("anon", plain, budget_reports).ok
+
+
+def test_limit_budget_squeezes_file_pages_and_not_anonymous_memory() -> None:
+    normal = _split_report("normal", anon_growth=200, file_growth=5)
+    manual = _split_report("manual_shards", anon_growth=5, file_growth=100)
+    budget, basis = teach.limit_budget([manual], normal)
+    room = budget - normal.baseline_rss_bytes
+    assert basis == "non-reclaimable" and 5 < room < manual.peak_above_baseline_bytes < 200
+    budget, basis = teach.limit_budget([_report("manual_shards", peak=210)], _report("normal", peak=300))
+    assert basis == "total" and budget == 100 + (110 + 200) // 2
 
 
 def test_myths() -> None:

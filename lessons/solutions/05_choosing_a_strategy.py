@@ -9,13 +9,14 @@ SOLUTIONS: dict[str, str] = {
     (
         'my_prediction = ...\n'
     ): (
-        'my_prediction = {s for s in STRATEGIES\n'
-        '                 if baseline + estimate_peak(info, s).peak_above_baseline_bytes <= budget}\n'
+        '# A limit stops what cannot be given back: a strategy finishes when the memory it could not give back\n'
+        '# (anonymous + shared, measured above) fits the room; its file-backed pages are dropped and re-read.\n'
+        'my_prediction = {name for name, grown in held.items() if grown is not None and grown < room}\n'
         'print(sorted(my_prediction))\n'
     ),
     (
-        'my_choice = ...\n'
+        'my_kind = ...\n'
     ): (
-        'my_choice = "offload_folder"\n'
+        'my_kind = "anonymous"\n'
     ),
 }

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.sizes import format_bytes
-from ..measure.memory import Event, MemorySample
+from ..measure.memory import Event, MemorySample, non_reclaimable_bytes
 
 if TYPE_CHECKING:
     from ..measure.report import Report
@@ -55,7 +55,7 @@ __all__ = [
     "check_offload_writes",
     "check_safe_loader",
     "check_shard_of",
-    "check_strategy_choice",
+    "check_what_a_limit_counts",
     "commit_figures",
     "decision_table",
     "disk_share",
@@ -67,7 +67,9 @@ __all__ = [
     "folder_listing",
     "growth",
     "hostile_pickle",
+    "limit_budget",
     "mmap_probe",
+    "non_reclaimable_growth",
     "one_copy_limit",
     "page_cache_probe",
     "peak_moment",
@@ -422,24 +424,74 @@ def budget_between(fits: Iterable[Report], too_big: Report) -> int:
     return int(too_big.baseline_rss_bytes + (max(fitting) + too_big.peak_above_baseline_bytes) / 2)
 
 
+def non_reclaimable_growth(report: Report) -> int | None:
+    """What a run added, from its load start to its peak, of the memory a kernel cannot drop under pressure
+    (RssAnon + RssShmem: the Report's ``non_reclaimable_peak_bytes`` minus that figure at the first sample of the
+    load). None where the probe gives no anonymous/file split (macOS, Windows, ``OFFLOAD_LAB_PROBE=portable``).
+
+    >>> from widgetlib.measure.report import Report
+    >>> non_reclaimable_growth(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)) is None
+    True
+    """
+    after = [s for s in report.timeline.samples if s.t_s >= 0]
+    if report.non_reclaimable_peak_bytes is None or not after or after[0].rss_anon_bytes is None:
+        return None
+    return max(report.non_reclaimable_peak_bytes - non_reclaimable_bytes(after[0]), 0)
+
+
+def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
+    """A simulated machine's RAM for a *real* limit, from unbudgeted runs: ``too_big``'s baseline plus a room
+    halfway between the largest non-reclaimable growth among ``fits`` and the smaller of (the largest total
+    growth among ``fits``, ``too_big``'s non-reclaimable growth). So the room holds what ``fits`` cannot give
+    back, is smaller than the heaviest of them grew in all (its file-backed pages must be dropped and re-read),
+    and cannot hold what ``too_big`` cannot give back. Returns ``(budget_bytes, "non-reclaimable")``.
+
+    Where the probe gives no anonymous/file split (:func:`non_reclaimable_growth` is None) it falls back to
+    :func:`budget_between` on total peaks and returns ``(budget_bytes, "total")``.
+
+    >>> from widgetlib.measure.report import Report
+    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=100, baseline_rss_bytes=50,
+    ...            peak_rss_bytes=260)
+    >>> limit_budget([Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=100,
+    ...                      baseline_rss_bytes=50, peak_rss_bytes=160)], r)
+    (210, 'total')
+    """
+    fits = list(fits)
+    growths = [non_reclaimable_growth(r) for r in fits]
+    too_big_growth = non_reclaimable_growth(too_big)
+    totals = [r.peak_above_baseline_bytes for r in fits if r.peak_above_baseline_bytes is not None]
+    if too_big.baseline_rss_bytes is None or too_big_growth is None or None in growths or not totals:
+        return budget_between(fits, too_big), "total"
+    held = max(g for g in growths if g is not None)
+    room = (held + min(max(totals), too_big_growth)) // 2
+    return int(too_big.baseline_rss_bytes + room), "non-reclaimable"
+
+
 def decision_table(reports: Iterable[Report], budget_bytes: int) -> str:
-    """A Markdown decision table from measured runs: fits the budget?, peak, time to a first answer, disk use."""
+    """A Markdown decision table from runs made *under* ``budget_bytes``: finished?, how the budget was
+    enforced, peak RSS, major faults (pages read from disk), time to a first answer, disk written.
+
+    >>> from widgetlib.measure.report import Report
+    >>> "| normal | no |" in decision_table([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1,
+    ...                                              outcome="stopped_by_budget")], 10)
+    True
+    """
     rows = [
-        f"| strategy | fits {fmt(budget_bytes)}? | peak RSS | time to first answer (load + forward) | "
-        "extra disk written | choose it when |",
-        "|---|---|---:|---:|---:|---|",
+        f"| strategy | finished under {fmt(budget_bytes)}? | enforced by | peak RSS | major faults | "
+        "time to first answer (load + forward) | extra disk written | choose it when |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     when = {
-        "normal": "never for a big model: it holds two copies at the peak",
+        "normal": "never for a big model: its two copies are anonymous memory, which no limit can reclaim",
         "low_cpu_mem_usage": "one copy of the model fits in RAM (plain from_pretrained)",
         "offload_folder": "not even one copy fits: some weights stay on disk, every forward pays for it",
         "manual_shards": "you write your own loader (conversion, custom formats) and need one copy at most",
     }
     for r in reports:
-        fits = "yes" if r.ok and (r.peak_rss_bytes or 0) <= budget_bytes else "no"
         first = f"{r.time_to_first_forward_s:.2f} s" if r.time_to_first_forward_s is not None else "–"
         rows.append(
-            f"| {r.strategy} | {fits} | {fmt(r.peak_rss_bytes)} | {first} | {fmt(r.offload_folder_bytes)} | "
+            f"| {r.strategy} | {'yes' if r.ok else 'no'} | {r.budget_mode or '–'} | {fmt(r.peak_rss_bytes)} | "
+            f"{r.major_faults if r.major_faults is not None else '–'} | {first} | {fmt(r.offload_folder_bytes)} | "
             f"{when.get(r.strategy, '')} |"
         )
     return "\n".join(rows)
@@ -647,7 +699,7 @@ from .checks import (  # noqa: E402
     check_offload_writes,
     check_safe_loader,
     check_shard_of,
-    check_strategy_choice,
+    check_what_a_limit_counts,
     disk_share,
 )
 from .probes import (  # noqa: E402

@@ -304,42 +304,109 @@ def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike
                     + peak_text)
 
 
+def _limit_words(report: Report) -> str:
+    """How this run's budget was enforced, as the clause a verdict quotes."""
+    if report.budget_mode == "cgroup":
+        return "a real kernel limit (a memory cgroup)"
+    counts = report.details.get("budget_counts")
+    return "the watchdog" + (f", which counts {counts}" if counts else "")
+
+
 def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report]) -> Verdict:
-    """Lesson 05: which strategies did you predict would fit the budget? Compared with the budgeted runs."""
+    """Lesson 05: which strategies did you predict would finish under the budget? Compared with the budgeted
+    runs, and each wrong name explained from its run: what was counted, what the kernel killed or re-read.
+
+    >>> from widgetlib.measure.report import Report
+    >>> run = Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=1, budget_mode="cgroup",
+    ...              peak_rss_bytes=90, budget_bytes=80, major_faults=7, limit_events={"oom_kill": 0})
+    >>> print(check_fits_prediction(set(), [run]))  # doctest: +ELLIPSIS
+    ✘ Under the budget these finished: manual_shards; manual_shards finished too: ... (7 major faults: ...
+    """
     if unanswered(answer):
         return not_answered('write a set of strategy names, e.g. `{"manual_shards"}`.')
     if isinstance(answer, str):
         answer = {answer}
     predicted = set(answer)
     budget_reports = list(budget_reports)
+    by_name = {r.strategy: r for r in budget_reports}
     fitted = {r.strategy for r in budget_reports if r.ok}
-    unknown = predicted - {r.strategy for r in budget_reports}
+    unknown = predicted - set(by_name)
     if unknown:
         return _verdict(False, f"{', '.join(sorted(unknown))} did not run under the budget; the strategies are "
-                               f"{', '.join(sorted(r.strategy for r in budget_reports))}.")
+                               f"{', '.join(sorted(by_name))}.")
     text = f"Under the budget these finished: {', '.join(sorted(fitted)) or 'none'}"
     if predicted == fitted:
-        return _verdict(True, text + ".")
-    extra, missing = predicted - fitted, fitted - predicted
-    parts = [f"{', '.join(sorted(extra))} was stopped" if extra else "",
-             f"{', '.join(sorted(missing))} finished too" if missing else ""]
-    return _verdict(False, text + "; " + " and ".join(p for p in parts if p) + ".")
+        return _verdict(True, text + ": a limit stops what cannot be given back (anonymous memory), and makes "
+                                     "file-backed pages be read again.")
+    reasons = []
+    for name in sorted(predicted - fitted):
+        r = by_name[name]
+        killed = (r.limit_events or {}).get("oom_kill")
+        how = (f"the kernel OOM-killed it (oom_kill {killed})" if r.budget_stop and r.budget_stop.get("by") == "kernel"
+               else f"it was stopped ({r.outcome})")
+        reasons.append(f"{name} was stopped: under {_limit_words(r)}, {how}; what it allocates itself (a "
+                       "random-weight model, a state dict read into RAM) is anonymous memory, which nothing can "
+                       "reclaim")
+    for name in sorted(fitted - predicted):
+        r = by_name[name]
+        over = r.peak_rss_bytes is not None and r.budget_bytes is not None and r.peak_rss_bytes > r.budget_bytes
+        if r.budget_mode == "cgroup":
+            reasons.append(f"{name} finished too: under {_limit_words(r)} what counts is the memory it cannot give "
+                           "back; its file-backed pages (the mapped checkpoint) can be dropped and read again"
+                           + (f" ({r.major_faults} major faults: reads from disk, time, not the process)"
+                              if r.major_faults else ""))
+        else:
+            reasons.append(f"{name} finished too: under {_limit_words(r)}, what it holds stayed inside the budget"
+                           + (f" although its RSS peaked at {fmt(r.peak_rss_bytes)}" if over else ""))
+    return _verdict(False, text + "; " + "; ".join(reasons) + ".")
 
 
-def check_strategy_choice(answer: str, reports: Iterable[Report], budget_bytes: int) -> Verdict:
-    """Lesson 05: which strategy still loads on a machine with ``budget_bytes`` of RAM? Judged from the
-    measured (unbudgeted) peaks: a strategy fits when its kernel peak stayed within the budget."""
+def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_reports: Iterable[Report]) -> Verdict:
+    """Lesson 05: which kind of memory decides who is stopped under a limit, ``"anonymous"`` or
+    ``"file-backed"``? Judged from the unbudgeted runs' growth (``reports``) against the room each budgeted run
+    had (its ``budget_bytes`` minus the baseline) and who was stopped (``budget_reports``).
+
+    Where the probe gives no anonymous/file split, the answer is judged by how a kernel limit works, and the
+    verdict says that this machine could not show it.
+    """
     if unanswered(answer):
-        return not_answered('write one strategy name as a string, e.g. `"normal"`.')
-    reports = [r for r in reports if r.ok]
-    fits = [r.strategy for r in reports if (r.peak_rss_bytes or 0) <= budget_bytes]
-    peaks = ", ".join(f"{r.strategy} {fmt(r.peak_rss_bytes)}" for r in reports)
-    text = f"With {fmt(budget_bytes)} of RAM, {', '.join(fits) or 'nothing'} fits (measured peaks: {peaks})."
-    if answer in fits:
-        return _verdict(True, text)
-    if answer not in {r.strategy for r in reports}:
-        return _verdict(False, f"{answer!r} is not one of the strategies measured here. " + text)
-    return _verdict(False, f"{answer} peaked above the budget. " + text)
+        return not_answered('set `my_kind = "anonymous"` or `my_kind = "file-backed"`, then run the cell.')
+    from . import non_reclaimable_growth
+
+    normalized = str(answer).strip().lower().replace(" ", "-").replace("_", "-")
+    kinds = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
+    if normalized not in kinds:
+        return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
+    chosen = kinds[normalized]
+    budgeted = {r.strategy: r for r in budget_reports}
+    rows = []
+    for r in reports:
+        b = budgeted.get(r.strategy)
+        if b is None or b.budget_bytes is None or r.baseline_rss_bytes is None or r.peak_above_baseline_bytes is None:
+            continue
+        anon = non_reclaimable_growth(r)
+        rows.append((r.strategy, anon, None if anon is None else r.peak_above_baseline_bytes - anon,
+                     b.budget_bytes - r.baseline_rss_bytes, not b.ok))
+    if not rows or any(anon is None for _, anon, _, _, _ in rows):
+        ok = chosen == "anonymous"
+        return _verdict(ok, "This probe does not split RSS into anonymous and file-backed, so these runs cannot "
+                            "show it; a kernel limit reclaims clean file-backed pages (and re-reads them later) "
+                            "and kills only when anonymous memory does not fit"
+                            + ("." if ok else ": file-backed pages cost time, not the process."))
+    facts = "; ".join(f"{name}: anonymous +{fmt(anon)}, file-backed +{fmt(file)}, "
+                      f"{'stopped' if stopped else 'finished'}" for name, anon, file, _, stopped in rows)
+    room = max(room for *_, room, _ in rows)
+    separates = all((anon > room) == stopped for _, anon, _, room, stopped in rows)
+    text = f"Room above baseline {fmt(room)}. Unbudgeted growth — {facts}."
+    if chosen == "anonymous" and separates:
+        return _verdict(True, "Anonymous: exactly the runs whose anonymous memory outgrew the room were stopped. "
+                              + text)
+    if chosen == "anonymous":
+        return _verdict(False, "Anonymous is how a limit works, but these runs do not show it: the room does not "
+                               "separate them by their anonymous growth. Run the lesson again. " + text)
+    return _verdict(False, "Not file-backed: runs whose file-backed pages outgrew the room finished anyway, "
+                           "because the kernel can drop those pages and read them again from the file; what it "
+                           "cannot drop is anonymous memory. " + text)
 
 
 def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Verdict:
