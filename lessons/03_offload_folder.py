@@ -21,8 +21,9 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
+    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
+    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
 
 import shutil
 import tempfile
@@ -31,9 +32,15 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-from widgetlib import CompareBoard, StrategyPanel, demo_checkpoint, inspect_checkpoint, teach
-from widgetlib.measure.runner import default_max_memory_bytes
-from widgetlib.widgets import default_sweep_values
+from widgetlib import (
+    CompareBoard,
+    StrategyPanel,
+    default_max_memory_bytes,
+    default_sweep_values,
+    demo_checkpoint,
+    inspect_checkpoint,
+    teach,
+)
 
 versions = teach.print_versions()
 

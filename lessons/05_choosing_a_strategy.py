@@ -20,14 +20,22 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (e.g. Colab) starts without Offload Lab
-    get_ipython().run_line_magic("pip", "install --quiet offload-lab")  # noqa: F821 (IPython's own name)
+if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
+    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
+    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
 
 from IPython.display import display
 
-from widgetlib import STRATEGIES, CompareBoard, demo_checkpoint, estimate_peak, inspect_checkpoint, teach  # noqa: F401
-from widgetlib.measure.runner import default_max_memory_bytes
-from widgetlib.widgets import MemoryPlot
+from widgetlib import (  # noqa: F401
+    STRATEGIES,
+    CompareBoard,
+    MemoryPlot,
+    default_max_memory_bytes,
+    demo_checkpoint,
+    estimate_peak,
+    inspect_checkpoint,
+    teach,
+)
 
 versions = teach.print_versions()
 

@@ -14,6 +14,7 @@ committed without outputs. Every exercise ships blank (``...``); its answer live
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -141,6 +142,16 @@ def test_lesson_shape(lesson: Path) -> None:
     assert "teach.print_versions()" in code[0], "the first code cell prints the versions in use"
     assert "What you will learn" in markdown and "## Summary" in markdown
     assert any("teach.check_" in c for c in code), "each lesson has an exercise with a check function"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_lesson_imports_only_the_public_api(lesson: Path) -> None:
+    """Lessons import from ``widgetlib`` and ``widgetlib.teach`` only, so the internals can move under them."""
+    tree = ast.parse(lesson.read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    internals = {name for name in imported if name.startswith("widgetlib")} - {"widgetlib", "widgetlib.teach"}
+    assert not internals, f"{lesson.name} imports {sorted(internals)}; export what it needs from widgetlib instead"
 
 
 # --------------------------------------------------------------------------------------- blank exercises

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from widgetlib import STRATEGIES
+
 # Hard stops against a hang only, far above the usual durations (15-130 s here under load): the waits inside
 # fail on their own once the page stops changing (conftest.py, LabPage.wait_with_progress).
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -29,7 +31,6 @@ SCREENSHOTS = Path(
 MISSING_CHECKPOINT = "/tmp/offload-lab-no-such-checkpoint/llama-7b"
 LESSON_01 = "01_normal_loading.ipynb"
 LESSON_05 = "05_choosing_a_strategy.ipynb"
-STRATEGIES = ("normal", "low_cpu_mem_usage", "offload_folder", "manual_shards")
 # A figure as format_bytes prints it: "1.16 GB", "513 MB", "2.0 kB", "12 B".
 SIZE = re.compile(r"^\d+(\.\d+)? (B|kB|MB|GB)$")
 _UNIT = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}

@@ -284,7 +284,7 @@ def _estimate_manual_shards(x: EstimateInputs) -> tuple[int, str]:
 
 register(Strategy(
     "normal", _lazy_loader("_load_normal"), _estimate_normal, (), "#d62728",
-    "never for a big model: it holds two copies at the peak",
+    "never for a big model: its two copies are anonymous memory, which no limit can reclaim",
 ))
 register(Strategy(
     "low_cpu_mem_usage", _lazy_loader("_load_from_pretrained"), _estimate_from_pretrained,

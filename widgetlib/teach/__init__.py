@@ -29,6 +29,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.registry import choose_when, strategy_names
+from ..core.registry import get_strategy as _get_strategy
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample, non_reclaimable_bytes
 
@@ -383,7 +385,7 @@ def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None
         if predicted:
             cells.append(fmt(r.predicted_peak_rss_bytes - r.baseline_rss_bytes)
                          if r.predicted_peak_rss_bytes is not None and r.baseline_rss_bytes is not None else "–")
-        offloads = r.offload_folder or r.offload_folder_files or r.strategy == "offload_folder"
+        offloads = r.offload_folder or r.offload_folder_files or _accepts(r.strategy, "offload_folder")
         cells += [f"{r.load_s:.2f}" if r.load_s is not None else "–",
                   f"{r.forward_s:.3f}" if r.forward_s is not None else "–",
                   f"{r.offload_folder_files} files, {fmt(r.offload_folder_bytes)}" if offloads else "–"]
@@ -467,6 +469,10 @@ def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
     return int(too_big.baseline_rss_bytes + room), "non-reclaimable"
 
 
+def _accepts(strategy: str, option: str) -> bool:
+    return strategy in strategy_names() and _get_strategy(strategy).accepts(option)
+
+
 def decision_table(reports: Iterable[Report], budget_bytes: int) -> str:
     """A Markdown decision table from runs made *under* ``budget_bytes``: finished?, how the budget was
     enforced, peak RSS, major faults (pages read from disk), time to a first answer, disk written.
@@ -481,12 +487,7 @@ def decision_table(reports: Iterable[Report], budget_bytes: int) -> str:
         "time to first answer (load + forward) | extra disk written | choose it when |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
-    when = {
-        "normal": "never for a big model: its two copies are anonymous memory, which no limit can reclaim",
-        "low_cpu_mem_usage": "one copy of the model fits in RAM (plain from_pretrained)",
-        "offload_folder": "not even one copy fits: some weights stay on disk, every forward pays for it",
-        "manual_shards": "you write your own loader (conversion, custom formats) and need one copy at most",
-    }
+    when = choose_when()  # each strategy's one line of advice, from the registry
     for r in reports:
         first = f"{r.time_to_first_forward_s:.2f} s" if r.time_to_first_forward_s is not None else "–"
         rows.append(
