@@ -51,7 +51,7 @@ lint: install
 	$(BIN)/ruff check .
 
 sync-lessons: install
-	$(BIN)/jupytext --sync lessons/*.py
+	$(BIN)/jupytext --sync lessons/[0-9][0-9]_*.py
 
 # Refresh the README's pictures (taken by the browser tests mid-load).
 screenshots: install

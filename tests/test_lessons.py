@@ -2,7 +2,7 @@
 
 ``lessons/NN_topic.py`` (jupytext percent format) is the reviewed source; ``notebooks/NN_topic.ipynb`` its pair,
 committed without outputs. Every exercise ships blank (``...``); its answer lives in
-``lessons/solutions/NN_topic.py``. Each notebook is executed twice, with a small checkpoint
+``lessons/solutions.py``. Each notebook is executed twice, with a small checkpoint
 (``$OFFLOAD_LAB_LESSON_SIZE``, default 60MB) and ``OFFLOAD_LAB_STRICT_CHECKS=1``:
 
 - **as shipped**, under ``OFFLOAD_LAB_PROBE=portable`` (the psutil-only probe macOS and Windows get): it must run
@@ -33,7 +33,7 @@ from widgetlib.teach import STRICT_ENV
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SOLUTIONS = REPO / "lessons" / "solutions"
+SOLUTIONS = REPO / "lessons" / "solutions.py"
 LESSON_SIZE = os.environ.get("OFFLOAD_LAB_LESSON_SIZE", "60MB")
 MODES = ("shipped", "solved")
 NOT_ANSWERED = "not answered yet"
@@ -160,9 +160,9 @@ def test_lesson_imports_only_the_public_api(lesson: Path) -> None:
 def _solutions(stem: str) -> dict[str, str]:
     import runpy
 
-    path = SOLUTIONS / f"{stem}.py"
-    assert path.is_file(), f"{stem} has no solutions file at {path}"
-    return runpy.run_path(str(path))["SOLUTIONS"]
+    solutions = runpy.run_path(str(SOLUTIONS))["SOLUTIONS"]
+    assert stem in solutions, f"{stem} has no answers in {SOLUTIONS}"
+    return solutions[stem]
 
 
 def _solved(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
