@@ -89,9 +89,9 @@ teach.say(
 # %% [markdown]
 # The notes' own call passed `offload_folder=` **without** `device_map`. The installed `from_pretrained` pops
 # the argument and hands it only to the disk-offload step, which runs when a device map sends weights to
-# `"disk"`; without a device map there is no such step, so the folder is never made, nothing warns, and
-# `model.hf_device_map` does not exist. The notes were right that their code offloaded nothing, and wrong
-# about why. From the source:
+# `"disk"`; without a device map there is no such step, so the folder is never made and
+# `model.hf_device_map` does not exist (the run below also counts what was warned). The notes were right that
+# their code offloaded nothing, and wrong about why. From the source:
 
 # %%
 offload_steps = teach.source_quote("transformers", "modeling_utils.py",
@@ -100,6 +100,17 @@ offload_steps = teach.source_quote("transformers", "modeling_utils.py",
 for quote in offload_steps:
     display(quote)
 assert offload_steps, "the installed from_pretrained offloads only under a device_map"
+
+# %% [markdown]
+# And the notes' call itself, run on a tiny checkpoint in this kernel (the question is what the call does, not
+# what it costs): `from_pretrained(checkpoint, offload_folder=...)` with no `device_map`.
+
+# %%
+seen = teach.offload_folder_without_device_map(workdir)
+teach.say(f"Folder made: **{seen['folder_made']}**; warnings: **{len(seen['warnings'])}**"
+          + (f" ({'; '.join(seen['warnings'])})" if seen["warnings"] else "")
+          + f"; `model.hf_device_map`: **{seen['hf_device_map']}**.")
+assert not seen["folder_made"] and seen["hf_device_map"] is None, "without a device_map nothing is offloaded"
 
 # %% [markdown]
 # ## Claim 2: "Rely on `low_cpu_mem_usage=True`"

@@ -50,8 +50,8 @@ SOLUTIONS: dict[str, dict[str, str]] = {
             '# The planner keeps room for the largest layer next to what it places in RAM, so half of the bytes is\n'
             '# not half on disk: try tenths of the weights with the same planner and keep the closest to half.\n'
             'tenths = [info.total_bytes * k // 10 for k in range(1, 11)]\n'
-            'my_max_memory = min(tenths, key=lambda m: abs(teach.disk_share(folder, m).get("disk", 0) / info.total_bytes\n'
-            '                                              - 0.5))\n'
+            'my_max_memory = min(tenths, key=lambda m: abs(\n'
+            '    teach.disk_share(folder, m).get("disk", 0) / info.total_bytes - 0.5))\n'
         ),
         (
             'my_answer = {\n'
