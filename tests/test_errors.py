@@ -289,8 +289,8 @@ def test_budget_stop_and_cancel_leave_no_temp(checkpoint: Path, fresh_tmpdir: Pa
     learner_folder = tmp_path / "keep"
     learner_folder.mkdir()
     (learner_folder / "mine.txt").write_text("mine")
-    handle = _start_and_wait_for_sample(checkpoint, "offload_folder", offload_folder=learner_folder)
-    handle.cancel()
+    handle = _start_and_wait_for_sample(checkpoint, "offload_folder", offload_folder=learner_folder, forwards=1000)
+    handle.cancel()  # during the run: 1000 forwards take seconds
     assert handle.wait(30).outcome == "cancelled"
     assert os.listdir(fresh_tmpdir) == []
     assert (learner_folder / "mine.txt").read_text() == "mine"

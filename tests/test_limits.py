@@ -105,7 +105,8 @@ def test_cancel_under_a_limit_removes_the_cgroup(checkpoint: Path, budget: int) 
     if limits.choose_mode(budget) != "cgroup":
         pytest.skip("no memory cgroup can be made on this machine")
     sampled = threading.Event()
-    handle = start(checkpoint, "low_cpu_mem_usage", budget=budget, on_sample=lambda s: sampled.set())
+    # forwards=1000: seconds of forwards, so the cancel lands during the run however fast the load is
+    handle = start(checkpoint, "low_cpu_mem_usage", budget=budget, forwards=1000, on_sample=lambda s: sampled.set())
     assert sampled.wait(60)
     assert len(_leftover_cgroups()) == 1
     handle.cancel()

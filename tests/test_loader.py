@@ -193,6 +193,7 @@ def test_cancel_leaves_no_temp_files(safetensors_checkpoint: Path, tmp_path: Pat
         safetensors_checkpoint,
         "offload_folder",
         offload_folder=learner_folder,
+        forwards=1000,  # seconds of forwards: the cancel lands during the run, however fast the load
         on_sample=lambda s: first_sample.set(),
     )
     assert first_sample.wait(30)

@@ -18,6 +18,7 @@ from widgetlib import STRATEGIES, CompareBoard, MemoryPlot, StrategyPanel
 from widgetlib.core.checkpoints import cache_dir, inspect_checkpoint
 from widgetlib.core.registry import strategy_color
 from widgetlib.core.sizes import format_bytes
+from widgetlib.measure import runner
 from widgetlib.measure.memory import Event, MemorySample, Timeline
 from widgetlib.measure.report import Report
 from widgetlib.widgets import default_sweep_values, report_figures, to_mb
@@ -431,6 +432,9 @@ def test_panel_stop_cancels_and_a_second_panel_is_refused(checkpoint, tmp_path, 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     first = StrategyPanel(checkpoint, "normal")
     second = StrategyPanel(checkpoint, "low_cpu_mem_usage")
+    # Seconds of forwards after the load, so that Stop lands during the run however fast the load is.
+    long_start = runner.start
+    monkeypatch.setattr(runner, "start", lambda *args, **options: long_start(*args, **{**options, "forwards": 1000}))
 
     first.run_button.click()
     _wait_until(lambda: first.plot.point_count() > 0)  # the child is running and sampled
@@ -455,14 +459,15 @@ def test_panel_builds_a_checkpoint_with_a_progress_bar_then_runs():
     progress = []
     panel.build_progress.observe(lambda change: progress.append(change["new"]), names="value")
     panel.run_button.click()
-    _wait_until(lambda: panel.plot.point_count() > 0)  # built, and the run has started
-    panel.stop()
+    # The run of an 8 MB checkpoint forked from the zygote takes well under a second: wait for it to end rather
+    # than race a Stop against it (Stop during a run is tested on its own, here and in the browser).
     assert panel.wait(60)
     folder = panel.checkpoint_text.value
     assert folder.startswith(str(cache_dir())) and inspect_checkpoint(folder).total_bytes > 0
     assert progress and progress[-1] == 1.0
     assert panel.build_progress.layout.display == "none"  # the bar is shown only while building
-    assert panel.report.outcome == "cancelled" and panel.report.checkpoint == folder
+    assert panel.report.outcome == "ok" and panel.report.checkpoint == folder
+    assert panel.plot.point_count() > 0
 
 
 def test_panel_stop_while_building_abandons_the_build():
