@@ -273,7 +273,7 @@ def _start_and_wait_for_sample(checkpoint: Path, strategy: str, **options):
 def test_child_killed_or_crashing_gives_a_report(checkpoint: Path, fresh_tmpdir: Path, sig, outcome) -> None:
     if sys.platform == "win32":
         pytest.skip("POSIX signals")
-    handle = _start_and_wait_for_sample(checkpoint, "normal")
+    handle = _start_and_wait_for_sample(checkpoint, "normal", forwards=1000)  # seconds: the signal lands mid-run
     os.kill(handle.pid, sig)
     report = handle.wait(30)
     assert report.outcome == outcome
