@@ -29,7 +29,15 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
-from .memory import kernel_peak_bytes, non_reclaimable_bytes, now_s, peak_source, read_memory, reset_kernel_peak
+from .memory import (
+    kernel_peak_bytes,
+    non_reclaimable_bytes,
+    now_s,
+    peak_source,
+    portable_probe,
+    read_memory,
+    reset_kernel_peak,
+)
 from .protocol import (
     MSG_ERROR,
     MSG_EVENT,
@@ -235,7 +243,16 @@ def serve(
             threading.Thread(target=_gpu_reporter, args=(channel, stop_gpu), daemon=True).start()
 
         def emit(label: str, kind: str) -> None:
-            channel.send(MSG_EVENT, label=label, kind=kind)
+            # The child's own reading at this step, exact whatever the sampler's timing: a step that lasts less
+            # than the sampling interval (a forward of a small model) still has its memory on the timeline.
+            reading = read_memory()
+            channel.send(MSG_EVENT, label=label, kind=kind, memory={
+                "rss_bytes": reading.rss_bytes, "rss_anon_bytes": reading.rss_anon_bytes,
+                "rss_file_bytes": reading.rss_file_bytes,
+                # ru_maxrss, all the portable probe has for itself, is no peak of the load in a forked child
+                "hwm_bytes": None if portable_probe() else reading.hwm_bytes,
+                "rss_shmem_bytes": reading.rss_shmem_bytes,
+            })
 
         start = time.perf_counter()
         result = load_model(checkpoint, strategy, options, emit)

@@ -137,6 +137,7 @@ class RunHandle:
         self._on_done = on_done
         self._events: list[Event] = []
         self._gpu_samples: list[tuple[float, int]] = []
+        self._event_samples: list[MemorySample] = []  # the child's own reading at each of its events
         self._messages: dict[str, dict[str, Any]] = {}
         self._cancelled = False
         self._budget_stop: dict[str, Any] | None = None
@@ -360,6 +361,8 @@ class RunHandle:
                 baseline = format_bytes(message["rss_bytes"])
                 self._add_event(message["t_s"], f"load starts: baseline {baseline}", "ready")
             elif kind == MSG_EVENT:
+                if message.get("memory"):
+                    self._event_samples.append(MemorySample(t_s=message["t_s"], **message["memory"]))
                 self._add_event(message["t_s"], message["label"], message.get("kind", "info"))
             elif kind == MSG_GPU:
                 self._gpu_samples.append((message["t_s"], int(message["bytes"])))
@@ -417,7 +420,8 @@ class RunHandle:
         assert self._sampler is not None
         # The run ends with the child's last message; what follows is the process exiting, not the load.
         end_t = (result or error or {}).get("t_s")
-        samples = [s for s in self._sampler.samples if end_t is None or s.t_s <= end_t]
+        samples = sorted((s for s in [*self._sampler.samples, *self._event_samples] if end_t is None or s.t_s <= end_t),
+                         key=lambda s: s.t_s)
         baseline = ready["rss_bytes"] if ready else None
         ready_t = ready["t_s"] if ready else None
         after_ready = [s for s in samples if ready_t is None or s.t_s >= ready_t]
