@@ -22,6 +22,9 @@ NOTEBOOK = "stop_blocking_run.ipynb"
 CELLS = [
     # The demo checkpoint at the Lab's OFFLOAD_LAB_SIZE, built (cached) by the lab fixture.
     "from widgetlib import StrategyPanel, demo_checkpoint\n"
+    "from widgetlib.measure import runner\n"
+    "_start = runner.start  # forwards until stopped: the run cannot end before the click, however fast it loads\n"
+    "runner.start = lambda *args, **options: _start(*args, **{**options, 'forwards': 100_000})\n"
     "panel = StrategyPanel(demo_checkpoint(), 'normal')\n"
     "panel",
     "report = panel.run()  # blocks: the Stop button must still work\n"
@@ -67,9 +70,9 @@ def test_stop_button_cancels_a_blocking_run(lab: Any, lab_page: Any) -> None:
     lab_page.run_all()
     panel = lab_page.panel()
     panel.wait_for(state="attached", timeout=120_000)
-    # The load has begun (the status line names the loader's first shard read) while cell 2 still blocks in
-    # .run(). Read from the status line, not the plot: a live figure can render late on a loaded machine.
-    _wait(lambda: "running normal: shard" in _status(panel), 180, "the load's first shard read")
+    # The load is done and the forwards go on (the status line names them; they go on until Stop) while cell 2
+    # still blocks in .run(). Read from the status line, not the plot: a live figure can render late.
+    _wait(lambda: "running normal: forward" in _status(panel), 180, "the run's forward passes")
     assert _cell_running(lab_page), "the blocking cell ended before Stop could be pressed"
     assert "run returned" not in "\n".join(_outputs_text(lab_page))
     lab_page.mark("load running")
