@@ -53,6 +53,14 @@ def _is_number(answer: Any) -> bool:
     return isinstance(answer, (int, float)) and not isinstance(answer, bool)
 
 
+_MEMORY_KINDS = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
+
+
+def _memory_kind(answer: str) -> str | None:
+    """``"anonymous"`` or ``"file-backed"`` for the spellings a learner may use, else None."""
+    return _MEMORY_KINDS.get(str(answer).strip().lower().replace(" ", "-").replace("_", "-"))
+
+
 def check_mmap_answer(answer: str, stages: Mapping[str, MemorySample]) -> Verdict:
     """Lesson 00: which kind of RSS grew when every page of the mapped file was read, ``"anonymous"`` or
     ``"file-backed"``?
@@ -62,11 +70,9 @@ def check_mmap_answer(answer: str, stages: Mapping[str, MemorySample]) -> Verdic
     """
     if unanswered(answer):
         return not_answered('set `answer = "anonymous"` or `answer = "file-backed"`, then run the cell.')
-    normalized = str(answer).strip().lower().replace(" ", "-").replace("_", "-")
-    kinds = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
-    if normalized not in kinds:
+    chosen = _memory_kind(answer)
+    if chosen is None:
         return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
-    chosen = kinds[normalized]
     before, after = stages["mapped"], stages["touched"]
     if before.rss_file_bytes is None or before.rss_anon_bytes is None:
         # Nothing measured to judge by: judge by how mmap works (a mapped file's pages are the page cache's).
@@ -373,11 +379,9 @@ def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_rep
         return not_answered('set `my_kind = "anonymous"` or `my_kind = "file-backed"`, then run the cell.')
     from . import non_reclaimable_growth
 
-    normalized = str(answer).strip().lower().replace(" ", "-").replace("_", "-")
-    kinds = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
-    if normalized not in kinds:
+    chosen = _memory_kind(answer)
+    if chosen is None:
         return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
-    chosen = kinds[normalized]
     budgeted = {r.strategy: r for r in budget_reports}
     rows = []
     for r in reports:
