@@ -23,13 +23,13 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 from IPython.display import display
 
-from widgetlib import LoadOptions, MemoryPlot, StrategyPanel, demo_checkpoint, inspect_checkpoint, read_memory, teach
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -43,8 +43,8 @@ versions = teach.print_versions()
 # file headers, so it costs no RAM.
 
 # %%
-folder = demo_checkpoint()
-info = inspect_checkpoint(folder)
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
 teach.say(
     f"`{folder}`: **{info.parameters:,} parameters** in {info.dtype}, **{teach.fmt(info.total_bytes)}** of "
     f"tensors in {len(info.shards)} {info.format} file(s); the largest tensor is `{info.largest_tensor}` "
@@ -69,7 +69,7 @@ teach.say("\n".join(["| file | on disk | tensors |", "|---|---:|---:|"]
 # This kernel is a process too. Here it is now:
 
 # %%
-now = read_memory()
+now = lab.read_memory()
 teach.say(
     f"This kernel: RSS **{teach.fmt(now.rss_bytes)}** = anonymous {teach.fmt(now.rss_anon_bytes)} + "
     f"file-backed {teach.fmt(now.rss_file_bytes)} (mostly the code of Python, torch and their libraries)."
@@ -84,7 +84,7 @@ teach.say(
 
 # %%
 shard_path = folder / info.largest_shard.file
-plot = MemoryPlot(title="This kernel's RAM while it maps, reads and copies one shard")
+plot = lab.MemoryPlot(title="This kernel's RAM while it maps, reads and copies one shard")
 display(plot.figure)
 
 # %%
@@ -222,7 +222,7 @@ if "malloc_trimmed" in alloc:  # glibc: the heap keeps small freed blocks until 
 # file-backed line: safetensors files are *mapped*, not read.
 
 # %%
-panel = StrategyPanel(folder, strategy="low_cpu_mem_usage")
+panel = lab.StrategyPanel(folder, strategy="low_cpu_mem_usage")
 display(panel)
 
 # %%
@@ -231,7 +231,7 @@ assert report is not None and report.ok, panel.message or (report and report.err
 loaded = teach.sample_at(report, teach.first_event(report, "loaded").t_s)
 ready = teach.sample_at(report, teach.first_event(report, "ready").t_s)
 embed_name, embed_bytes = teach.embedding_table(folder)
-forward_tokens = LoadOptions().forward_tokens  # what the runner feeds its first forward
+forward_tokens = lab.LoadOptions().forward_tokens  # what the runner feeds its first forward
 
 # %% [markdown]
 # ### What you just saw

@@ -18,13 +18,13 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 from IPython.display import display
 
-from widgetlib import StrategyPanel, demo_checkpoint, estimate_peak, inspect_checkpoint, teach
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -49,9 +49,9 @@ versions = teach.print_versions()
 # file-backed pages and become anonymous only as `load_state_dict` copies it. Either way it is a second copy.
 
 # %%
-folder = demo_checkpoint()
-info = inspect_checkpoint(folder)
-predicted = estimate_peak(info, "normal")
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
+predicted = lab.estimate_peak(info, "normal")
 teach.say(
     f"Checkpoint: **{teach.fmt(info.total_bytes)}** in {len(info.shards)} shards. Predicted peak above the "
     f"process's baseline: **{teach.fmt(predicted.peak_above_baseline_bytes)}** ({predicted.explanation})."
@@ -73,7 +73,7 @@ my_prediction = ...
 # process's RAM from outside many times a second. The markers are the loader's own events; hover over them.
 
 # %%
-panel = StrategyPanel(folder, strategy="normal")
+panel = lab.StrategyPanel(folder, strategy="normal")
 display(panel)
 
 # %%

@@ -21,25 +21,16 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 import torch
 from accelerate import init_empty_weights  # noqa: F401 (yours to use in Exercise 2)
 from IPython.display import display
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from widgetlib import (
-    MemoryPlot,
-    build_empty_model,
-    demo_checkpoint,
-    forward_checksum,
-    inspect_checkpoint,
-    low_cpu_mem_usage_truth,
-    read_memory,
-    teach,
-)
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -58,7 +49,7 @@ versions = teach.print_versions()
 # library itself.
 
 # %%
-truth = low_cpu_mem_usage_truth()
+truth = lab.low_cpu_mem_usage_truth()
 teach.say(truth["evidence"])
 if truth["source_line"] is not None:
     display(teach.quote_lines(truth["source_file"], truth["source_line"], before=1, after=2))
@@ -69,9 +60,9 @@ if truth["source_line"] is not None:
 # Two runs of `from_pretrained`, identical except for the flag, drawn on one plot.
 
 # %%
-folder = demo_checkpoint()
-info = inspect_checkpoint(folder)
-plot = MemoryPlot(title="from_pretrained with low_cpu_mem_usage=True and False")
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
+plot = lab.MemoryPlot(title="from_pretrained with low_cpu_mem_usage=True and False")
 display(plot.figure)
 
 # %%
@@ -137,10 +128,10 @@ assert built_on_meta and buffers_again, "the installed transformers builds on me
 
 # %%
 config = AutoConfig.from_pretrained(folder)
-before = read_memory().rss_bytes
+before = lab.read_memory().rss_bytes
 with torch.device("meta"):
     empty = AutoModelForCausalLM.from_config(config)
-after = read_memory().rss_bytes
+after = lab.read_memory().rss_bytes
 weights = sum(p.numel() * p.element_size() for p in empty.parameters())
 devices = sorted({p.device.type for p in empty.parameters()})
 teach.say(
@@ -163,10 +154,10 @@ assert devices == ["meta"] and after - before < 0.5 * weights + 20_000_000
 # %%
 results = {}
 for how in ("meta_device", "init_empty_weights"):
-    model = teach.fill_weights(build_empty_model(folder, how=how), folder)
+    model = teach.fill_weights(lab.build_empty_model(folder, how=how), folder)
     meta_buffers = [name for name, buf in model.named_buffers() if buf.device.type == "meta"]
     try:
-        checksum, _ = forward_checksum(model)
+        checksum, _ = lab.forward_checksum(model)
         results[how] = (meta_buffers, "forward ran", checksum)
     except (NotImplementedError, RuntimeError) as exc:  # the error a learner meets, caught to show it
         results[how] = (meta_buffers, f"{type(exc).__name__}: {exc}", None)

@@ -21,9 +21,8 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 import shutil
 import tempfile
@@ -32,15 +31,8 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-from widgetlib import (
-    CompareBoard,
-    StrategyPanel,
-    default_max_memory_bytes,
-    default_sweep_values,
-    demo_checkpoint,
-    inspect_checkpoint,
-    teach,
-)
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -60,10 +52,10 @@ versions = teach.print_versions()
 # weight as a `.dat` file. Three runs, one plot, and then a look inside each folder.
 
 # %%
-folder = demo_checkpoint()
-bin_folder = demo_checkpoint(format="bin")
-info = inspect_checkpoint(folder)
-max_memory = default_max_memory_bytes(info)
+folder = lab.demo_checkpoint()
+bin_folder = lab.demo_checkpoint(format="bin")
+info = lab.inspect_checkpoint(folder)
+max_memory = lab.default_max_memory_bytes(info)
 workdir = Path(tempfile.mkdtemp(prefix="offload-lab-03-"))
 teach.say(
     f"Checkpoint {teach.fmt(info.total_bytes)}; `max_memory` for the weights in RAM: **{teach.fmt(max_memory)}**. "
@@ -71,7 +63,7 @@ teach.say(
 )
 
 # %%
-panel = StrategyPanel(folder, strategy="offload_folder", max_memory=max_memory,
+panel = lab.StrategyPanel(folder, strategy="offload_folder", max_memory=max_memory,
                       offload_folder=workdir / "safetensors")
 display(panel)
 
@@ -143,11 +135,11 @@ if torch.cuda.is_available():
 # (Even less works too: with too little room for any layer, every layer goes to disk.)
 
 # %%
-board = CompareBoard(folder)
+board = lab.CompareBoard(folder)
 display(board)
 
 # %%
-sweep_values = default_sweep_values(info.largest_tensor_bytes, info.total_bytes, points=3)
+sweep_values = lab.default_sweep_values(info.largest_tensor_bytes, info.total_bytes, points=3)
 sweep = board.sweep(sweep_values)
 assert len(sweep) == len(sweep_values) and all(r.ok for r in sweep), [r.error for r in sweep]
 

@@ -19,24 +19,16 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 import json
 from collections import Counter
 
 from IPython.display import display
 
-from widgetlib import (  # noqa: F401 (yours to use in Exercise 2)
-    StrategyPanel,
-    build_empty_model,
-    demo_checkpoint,
-    inspect_checkpoint,
-    read_shard,
-    shard_files,
-    teach,
-)
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -47,9 +39,8 @@ versions = teach.print_versions()
 # maps each tensor name to its shard. A loader that needs one tensor opens one file.
 
 # %%
-folder = demo_checkpoint()
-bin_folder = demo_checkpoint(format="bin")
-info = inspect_checkpoint(folder)
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
 index = json.loads((folder / info.index_file).read_text())
 per_file = Counter(index["weight_map"].values())
 teach.say(
@@ -73,9 +64,9 @@ teach.check_shard_of(my_file, folder, "lm_head.weight")
 # ## The idea: one shard at a time
 #
 # ```python
-# model = build_empty_model(folder)                 # lesson 02: weights on meta, buffers real
-# for path in shard_files(folder):                  # in index order
-#     tensors = read_shard(path)                    # one shard in RAM
+# model = lab.build_empty_model(folder)             # lesson 02: weights on meta, buffers real
+# for path in lab.shard_files(folder):              # in index order
+#     tensors = lab.read_shard(path)                # one shard in RAM
 #     model.load_state_dict(tensors, strict=False, assign=True)   # they *become* the parameters: no copy
 #     del tensors                                   # the dict goes; the tensors live on in the model
 # ```
@@ -88,11 +79,12 @@ teach.check_shard_of(my_file, folder, "lm_head.weight")
 # saved as `.bin`.
 
 # %%
-panel = StrategyPanel(folder, strategy="manual_shards")
+panel = lab.StrategyPanel(folder, strategy="manual_shards")
 display(panel)
 
 # %%
 st = panel.run()
+bin_folder = lab.demo_checkpoint(format="bin")  # the same weights, saved as .bin
 pickled = teach.run_live(panel.plot, bin_folder, "manual_shards", note=".bin shards")
 assert st is not None and st.ok and pickled.ok, (st and st.error, pickled.error)
 

@@ -20,22 +20,13 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 from IPython.display import display
 
-from widgetlib import (  # noqa: F401
-    STRATEGIES,
-    CompareBoard,
-    MemoryPlot,
-    default_max_memory_bytes,
-    demo_checkpoint,
-    estimate_peak,
-    inspect_checkpoint,
-    teach,
-)
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
 
@@ -47,16 +38,16 @@ versions = teach.print_versions()
 # the weights fill a default `max_memory` of RAM (printed below) and sends the rest to disk.
 
 # %%
-folder = demo_checkpoint()
-info = inspect_checkpoint(folder)
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
 teach.say(f"Checkpoint {teach.fmt(info.total_bytes)}; default `max_memory` for `offload_folder`: "
-          f"{teach.fmt(default_max_memory_bytes(info))}.")
-board = CompareBoard(folder)
+          f"{teach.fmt(lab.default_max_memory_bytes(info))}.")
+board = lab.CompareBoard(folder)
 display(board)
 
 # %%
 reports = board.run()
-assert [r.strategy for r in reports] == list(STRATEGIES) and all(r.ok for r in reports), \
+assert [r.strategy for r in reports] == list(lab.STRATEGIES) and all(r.ok for r in reports), \
     [(r.strategy, r.error) for r in reports]
 by_name = {r.strategy: r for r in reports}
 
@@ -142,12 +133,12 @@ else:
 my_prediction = ...
 
 # %%
-budget_plot = MemoryPlot()
+budget_plot = lab.MemoryPlot()
 display(budget_plot.figure)
 
 # %%
 # Cold cache, so each run reads what it needs from disk; the four, one after another, each under the budget.
-budget_reports = [teach.run_live(budget_plot, folder, s, budget=budget, cold_cache=True) for s in STRATEGIES]
+budget_reports = [teach.run_live(budget_plot, folder, s, budget=budget, cold_cache=True) for s in lab.STRATEGIES]
 budget_by_name = {r.strategy: r for r in budget_reports}
 teach.check_fits_prediction(my_prediction, budget_reports)
 

@@ -26,9 +26,8 @@
 # %%
 import importlib.util
 
-if importlib.util.find_spec("widgetlib") is None:  # a hosted notebook (Colab): install this clone, one folder up
-    get_ipython().run_line_magic("pip", "install --quiet -e ..")  # noqa: F821 (Offload Lab is not on PyPI)
-    __import__("sys").path.insert(0, "..")  # this kernel started before the install: import widgetlib now
+if importlib.util.find_spec("widgetlib") is None:  # a Jupyter without Offload Lab: install the clone it is in
+    get_ipython().run_line_magic("pip", "install --quiet ..")  # noqa: F821 (Offload Lab is not on PyPI)
 
 import shutil
 import tempfile
@@ -37,20 +36,12 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-from widgetlib import (
-    CheckpointError,
-    MemoryPlot,
-    StrategyPanel,
-    demo_checkpoint,
-    inspect_checkpoint,
-    low_cpu_mem_usage_truth,
-    read_shard,
-    teach,
-)
+import widgetlib as lab
+from widgetlib import teach
 
 versions = teach.print_versions()
-folder = demo_checkpoint()
-info = inspect_checkpoint(folder)
+folder = lab.demo_checkpoint()
+info = lab.inspect_checkpoint(folder)
 workdir = Path(tempfile.mkdtemp(prefix="offload-lab-06-"))
 evidence = {}  # claim -> what this notebook's runs say about it (True = the claim holds)
 
@@ -69,7 +60,7 @@ for quote in teach.source_quote("transformers", "modeling_utils.py", r'kwargs\.p
 # Then a run that passes it: `from_pretrained(folder, device_map="auto", max_memory=..., offload_folder=...)`.
 
 # %%
-panel = StrategyPanel(folder, strategy="offload_folder", offload_folder=workdir / "offload")
+panel = lab.StrategyPanel(folder, strategy="offload_folder", offload_folder=workdir / "offload")
 display(panel)
 
 # %%
@@ -118,9 +109,9 @@ assert not seen["folder_made"] and seen["hf_device_map"] is None, "without a dev
 # Lesson 02 in one cell: what the installed source says, and the same load with the flag on and off.
 
 # %%
-truth = low_cpu_mem_usage_truth()
+truth = lab.low_cpu_mem_usage_truth()
 teach.say(f"{truth['evidence']} (`{truth['source_file']}`, line {truth['source_line']})")
-plot = MemoryPlot(title="from_pretrained with and without low_cpu_mem_usage")
+plot = lab.MemoryPlot(title="from_pretrained with and without low_cpu_mem_usage")
 display(plot.figure)
 on = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=True, note="flag on")
 off = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=False, note="flag off")
@@ -233,9 +224,9 @@ teach.say(
 # %%
 hostile, marker = teach.hostile_pickle(workdir / "hostile")
 try:
-    read_shard(hostile)
+    lab.read_shard(hostile)
     refused = None
-except CheckpointError as exc:
+except lab.CheckpointError as exc:
     refused = exc
 teach.say(f"`read_shard` refused it (kind `{refused.kind}`): {refused.message} Marker created: {marker.exists()}."
           if refused else "read_shard loaded it!")

@@ -77,9 +77,9 @@ SOLUTIONS: dict[str, dict[str, str]] = {
             'my_loader = ...  # replace with: def my_loader(folder): ... return model\n'
         ): (
             'def my_loader(folder):\n'
-            '    model = build_empty_model(folder)\n'
-            '    for path in shard_files(folder):\n'
-            '        model.load_state_dict(read_shard(path), strict=False, assign=True)\n'
+            '    model = lab.build_empty_model(folder)\n'
+            '    for path in lab.shard_files(folder):\n'
+            '        model.load_state_dict(lab.read_shard(path), strict=False, assign=True)\n'
             '    return model\n'
         ),
     },
