@@ -90,6 +90,18 @@ class Child:
         self.proc.stdin.write("\n")
         self.proc.stdin.flush()
 
+    def growth(self, first: str, then: str) -> tuple[int, int, int]:
+        """Read the child's memory at its step ``first``, let it run to step ``then``, read it again: the growth
+        of (RSS, anonymous RSS, file-backed RSS) in bytes. Linux only: the split must be there."""
+        self.expect(first)
+        before = read_memory(self.pid)
+        self.send()
+        self.expect(then)
+        after = read_memory(self.pid)
+        assert None not in (before.rss_anon_bytes, before.rss_file_bytes, after.rss_anon_bytes, after.rss_file_bytes)
+        return (after.rss_bytes - before.rss_bytes, after.rss_anon_bytes - before.rss_anon_bytes,
+                after.rss_file_bytes - before.rss_file_bytes)
+
     def close(self) -> None:
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
@@ -190,17 +202,10 @@ def test_mmapped_file_counts_as_file_backed_not_anonymous(spawn, tmp_path):
         ),
         str(path),
     )
-    child.expect("ready")
-    before = read_memory(child.pid)
-    child.send()
-    child.expect("mapped")
-    after = read_memory(child.pid)
-
-    assert before.rss_file_bytes is not None and after.rss_file_bytes is not None
-    assert before.rss_anon_bytes is not None and after.rss_anon_bytes is not None
-    assert after.rss_file_bytes - before.rss_file_bytes >= 190 * MB
-    assert abs(after.rss_anon_bytes - before.rss_anon_bytes) < 20 * MB
-    assert after.rss_bytes - before.rss_bytes >= 190 * MB
+    rss, anon, file = child.growth("ready", "mapped")
+    assert file >= 190 * MB
+    assert abs(anon) < 20 * MB
+    assert rss >= 190 * MB
 
 
 @linux_only
@@ -219,15 +224,9 @@ def test_shared_memory_counts_as_file_backed(spawn):
             """
         )
     )
-    child.expect("ready")
-    before = read_memory(child.pid)
-    child.send()
-    child.expect("written")
-    after = read_memory(child.pid)
-    assert after.rss_file_bytes is not None and before.rss_file_bytes is not None
-    assert after.rss_anon_bytes is not None and before.rss_anon_bytes is not None
-    assert after.rss_file_bytes - before.rss_file_bytes >= 95 * MB
-    assert abs(after.rss_anon_bytes - before.rss_anon_bytes) < 10 * MB
+    _, anon, file = child.growth("ready", "written")
+    assert file >= 95 * MB
+    assert abs(anon) < 10 * MB
 
 
 @linux_only

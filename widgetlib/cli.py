@@ -15,12 +15,14 @@ Subcommands::
 
 A learner's mistake (an :class:`~widgetlib.core.errors.OffloadLabError`) is printed as one ``error: ...`` line
 on stderr with exit status 2, never as a traceback. Each subcommand is one ``_add_<name>`` function that
-registers its parser and its handler; a new subcommand is one more such function listed in ``_SUBCOMMANDS``.
+registers its parser and its handler (whose docstring is the command's help text); a new subcommand is one more
+such function listed in ``_SUBCOMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -90,21 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand(
+    subparsers: Subparsers, name: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Register subcommand ``name`` with the ``handler`` that :func:`main` calls with the parsed arguments.
+
+    The handler's docstring is the command's text, written once: its first line the one-line help in
+    ``offload-lab --help``, the rest the description in ``offload-lab NAME --help``, where ``{strategies}`` is
+    the registry's strategies as the parser is built (so a registered strategy is named too).
+    """
+    summary, _, rest = inspect.cleandoc(handler.__doc__ or name).partition("\n")  # no docstrings under -OO
+    description = rest.strip().format(strategies=", ".join(strategy_names())) or None
+    sub = subparsers.add_parser(name, help=summary, description=description)
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def _add_checkpoint_argument(sub: argparse.ArgumentParser) -> None:
+    # What every command that reads a checkpoint accepts: a folder, or a model already in the local HF cache.
+    sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
+
+
 # ------------------------------------------------------------------------------------------------------------
 # make-checkpoint
 
 
 def _add_make_checkpoint(subparsers: Subparsers) -> None:
-    sub = subparsers.add_parser(
-        "make-checkpoint",
-        help="build (or reuse) a LLaMA-style checkpoint with random weights, offline",
-        description=(
-            "Build a real LLaMA-style Hugging Face checkpoint folder (config.json, generation_config.json, "
-            "weights) with deterministic random weights. Without DIR it goes to the cache and is reused next "
-            "time. The folder path is printed on stdout (so scripts can capture it); the progress bar and a "
-            "one-line summary go to stderr."
-        ),
-    )
+    sub = _subcommand(subparsers, "make-checkpoint", _run_make_checkpoint)
     sub.add_argument("folder", nargs="?", metavar="DIR", help="folder to create (default: the cache)")
     target = sub.add_mutually_exclusive_group()
     target.add_argument("--size", help="total tensor bytes, like 250MB, 1GB or 13GB (default 250MB)")
@@ -120,10 +134,15 @@ def _add_make_checkpoint(subparsers: Subparsers) -> None:
         action="store_true",
         help="build or reuse the lessons' demo checkpoint ($OFFLOAD_LAB_SIZE or 1GB, 6 shards, cached)",
     )
-    sub.set_defaults(handler=_run_make_checkpoint)
 
 
 def _run_make_checkpoint(args: argparse.Namespace) -> int:
+    """build (or reuse) a LLaMA-style checkpoint with random weights, offline
+
+    Build a real LLaMA-style Hugging Face checkpoint folder (config.json, generation_config.json, weights) with
+    deterministic random weights. Without DIR it goes to the cache and is reused next time. The folder path is
+    printed on stdout (so scripts can capture it); the progress bar and a one-line summary go to stderr.
+    """
     from .core.checkpoints import demo_checkpoint, inspect_checkpoint, make_checkpoint
 
     # Only what was given on the command line, so the library's (and the demo's) defaults apply otherwise.
@@ -179,20 +198,17 @@ def _format_count(count: int) -> str:
 
 
 def _add_inspect(subparsers: Subparsers) -> None:
-    sub = subparsers.add_parser(
-        "inspect",
-        help="describe any Hugging Face checkpoint folder without loading it",
-        description=(
-            "Describe a Hugging Face causal-LM checkpoint folder (format, dtype, parameters, shards, largest "
-            "tensor) from its config and safetensors headers, without loading the weights."
-        ),
-    )
-    sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
+    sub = _subcommand(subparsers, "inspect", _run_inspect)
+    _add_checkpoint_argument(sub)
     sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
-    sub.set_defaults(handler=_run_inspect)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    """describe any Hugging Face checkpoint folder without loading it
+
+    Describe a Hugging Face causal-LM checkpoint folder (format, dtype, parameters, shards, largest tensor) from its
+    config and safetensors headers, without loading the weights.
+    """
     from .core.checkpoints import inspect_checkpoint
 
     info = inspect_checkpoint(args.folder)
@@ -237,7 +253,7 @@ def _table(info: Any) -> str:
 
 
 def _add_run_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
+    _add_checkpoint_argument(sub)
     sub.add_argument("--max-memory", help="offload_folder: RAM weights may fill before the rest goes to disk (300MB)")
     sub.add_argument(
         "--budget",
@@ -259,15 +275,7 @@ def _add_run_options(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_load(subparsers: Subparsers) -> None:
-    sub = subparsers.add_parser(
-        "load",
-        help="load a checkpoint one way in a fresh process and report its memory and time",
-        description=(
-            f"Load DIR with one strategy ({', '.join(strategy_names())}) in a fresh "
-            "child process, sampled from outside, then run the forward passes (--forwards). Prints a summary, or "
-            "the whole report with --json."
-        ),
-    )
+    sub = _subcommand(subparsers, "load", _run_load)
     _add_run_options(sub)
     # The choices are read from the registry when the parser is built, so a registered strategy is offered.
     sub.add_argument("--strategy", required=True, choices=strategy_names(), help="how to load DIR")
@@ -275,7 +283,6 @@ def _add_load(subparsers: Subparsers) -> None:
     sub.add_argument(
         "--offload-via", default="from_pretrained", help="offload_folder: from_pretrained (default) or accelerate"
     )
-    sub.set_defaults(handler=_run_load)
 
 
 def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +308,11 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_load(args: argparse.Namespace) -> int:
+    """load a checkpoint one way in a fresh process and report its memory and time
+
+    Load DIR with one strategy ({strategies}) in a fresh child process, sampled from outside, then run the forward
+    passes (--forwards). Prints a summary, or the whole report with --json.
+    """
     from .measure.runner import run
 
     # Passed whole: run() refuses an option this strategy does not use (--max-memory with normal) in one line.
@@ -311,21 +323,17 @@ def _run_load(args: argparse.Namespace) -> int:
 
 
 def _add_compare(subparsers: Subparsers) -> None:
-    sub = subparsers.add_parser(
-        "compare",
-        help="load a checkpoint all four ways, each in its own process, and compare",
-        description=(
-            f"Run {', '.join(strategy_names())} on DIR one after another, each in "
-            "a fresh child process; print a table, or JSON, and optionally write a self-contained HTML page "
-            "with the four memory timelines overlaid (for a classroom screen)."
-        ),
-    )
+    sub = _subcommand(subparsers, "compare", _run_compare)
     _add_run_options(sub)
     sub.add_argument("--html", metavar="FILE", help="also write the timelines as a self-contained HTML page")
-    sub.set_defaults(handler=_run_compare)
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    """load a checkpoint all four ways, each in its own process, and compare
+
+    Run {strategies} on DIR one after another, each in a fresh child process; print a table, or JSON, and optionally
+    write a self-contained HTML page with the four memory timelines overlaid (for a classroom screen).
+    """
     from .measure.report import format_table
     from .measure.runner import run
 

@@ -16,19 +16,20 @@ from outside.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
 import inspect
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .checkpoints import inspect_checkpoint, read_shard, shard_files
-from .errors import CheckpointError, OptionError
+from .errors import CheckpointError, OffloadLabError, OptionError
 from .registry import get_strategy
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
@@ -144,47 +145,45 @@ def check_dtype_usable(dtype_name: str) -> None:
     import torch
 
     dtype = _torch_dtype(dtype_name)
-    try:
+    with _said_as((RuntimeError, TypeError), lambda reason: OptionError(
+        f"dtype={dtype_name!r} cannot be used for matrix products on this machine's CPU ({reason}); "
+        "use dtype='float32'.", kind="dtype_unsupported",
+    )):
         a = torch.ones(2, 2, dtype=dtype)
         (a @ a).sum().item()
-    except (RuntimeError, TypeError) as exc:
-        raise OptionError(
-            f"dtype={dtype_name!r} cannot be used for matrix products on this machine's CPU ({exc}); "
-            "use dtype='float32'.",
-            kind="dtype_unsupported",
-        ) from None
+
+
+@contextlib.contextmanager
+def _said_as(catch: tuple[type[BaseException], ...], error: Callable[[str], OffloadLabError]) -> Iterator[None]:
+    """Raise ``error(reason)``, the learner-facing sentence, for a library's exception of a ``catch`` type, where
+    ``reason`` is the first line of what the library said (its traceback tells a learner nothing they can act on)."""
+    try:
+        yield
+    except catch as exc:
+        text = str(exc).strip().splitlines()
+        raise error(text[0] if text else type(exc).__name__) from None
 
 
 def _load_config(folder: Path) -> Any:
     from transformers import AutoConfig
 
-    try:
+    with _said_as((ValueError, KeyError, OSError), lambda reason: CheckpointError(
+        f"transformers cannot read {folder / 'config.json'} ({reason}); check the file or upgrade transformers.",
+        kind="unknown_architecture",
+    )):
         return AutoConfig.from_pretrained(folder, local_files_only=True)
-    except (ValueError, KeyError, OSError) as exc:
-        raise CheckpointError(
-            f"transformers cannot read {folder / 'config.json'} ({_first_line(exc)}); check the file or "
-            "upgrade transformers.",
-            kind="unknown_architecture",
-        ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _model_class(config: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
-    try:
-        # Resolving the class up front turns "architecture unknown" into one sentence before any load.
+    # Resolving the class up front turns "architecture unknown" into one sentence before any load.
+    with _said_as((KeyError,), lambda _: CheckpointError(
+        f"transformers {_version('transformers')} cannot build a causal LM for model_type="
+        f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
+        kind="unknown_architecture",
+    )):
         return AutoModelForCausalLM._model_mapping[type(config)]
-    except KeyError:
-        raise CheckpointError(
-            f"transformers {_version('transformers')} cannot build a causal LM for model_type="
-            f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
-            kind="unknown_architecture",
-        ) from None
 
 
 def check_architecture(folder: str | Path) -> str:

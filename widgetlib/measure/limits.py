@@ -242,22 +242,18 @@ class MemoryLimit:
         """What the kernel did: ``oom_kill`` (processes it killed), ``max_usage_bytes`` (highest charge),
         ``failcnt`` / ``max_hits`` (times the limit was hit and reclaim ran), ``pgmajfault`` (major faults in the
         cgroup), ``limit_bytes``."""
-        stat = self._read_keyed("memory.stat")
+        # The same facts under each version's file names; v1 counts the hits as failcnt, v2 as "max" events.
         if self.version == 1:
-            oom = self._read_keyed("memory.oom_control")
-            return {
-                "oom_kill": oom.get("oom_kill"),
-                "max_usage_bytes": self._read_int("memory.max_usage_in_bytes"),
-                "failcnt": self._read_int("memory.failcnt"),
-                "pgmajfault": stat.get("pgmajfault"),
-                "limit_bytes": self.limit_bytes,
-            }
-        ev = self._read_keyed("memory.events")
+            kills, peak_file = self._read_keyed("memory.oom_control"), "memory.max_usage_in_bytes"
+            hits = ("failcnt", self._read_int("memory.failcnt"))
+        else:
+            kills, peak_file = self._read_keyed("memory.events"), "memory.peak"
+            hits = ("max_hits", kills.get("max"))
         return {
-            "oom_kill": ev.get("oom_kill"),
-            "max_usage_bytes": self._read_int("memory.peak"),
-            "max_hits": ev.get("max"),
-            "pgmajfault": stat.get("pgmajfault"),
+            "oom_kill": kills.get("oom_kill"),
+            "max_usage_bytes": self._read_int(peak_file),
+            hits[0]: hits[1],
+            "pgmajfault": self._read_keyed("memory.stat").get("pgmajfault"),
             "limit_bytes": self.limit_bytes,
         }
 

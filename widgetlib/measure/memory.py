@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 from ..core.errors import OptionError
+from .thinning import ThinnedSamples
 
 __all__ = [
     "Event",
@@ -426,15 +427,11 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._uss_thread: threading.Thread | None = None
         self._uss_fresh: int | None = None  # the newest USS reading, not yet attached to a sample
-        self._samples: list[MemorySample] = []
+        self._samples = ThinnedSamples(max_samples)  # see max_samples above
         self._events: list[Event] = []
         self._last: MemorySample | None = None
         self._peak_rss: int | None = None
         self._count = 0
-        # Decimation: once max_samples was reached, keep one sample (the largest RSS) per _stride readings.
-        self._stride = 1
-        self._pending: MemorySample | None = None
-        self._pending_n = 0
         self._error: BaseException | None = None
         self._error_raised = False
         self._process_gone = False
@@ -576,18 +573,7 @@ class Sampler:
             self._last = sample
             if self._peak_rss is None or sample.rss_bytes > self._peak_rss:
                 self._peak_rss = sample.rss_bytes
-            if self.max_samples is None:
-                self._samples.append(sample)
-                return
-            self._pending = sample if self._pending is None else _larger(self._pending, sample)
-            self._pending_n += 1
-            if self._pending_n < self._stride:
-                return
-            self._samples.append(self._pending)
-            self._pending, self._pending_n = None, 0
-            if len(self._samples) >= self.max_samples:
-                self._samples = _halve(self._samples)
-                self._stride *= 2
+            self._samples.add(sample)
 
     # -- results --------------------------------------------------------------------------------------------
 
@@ -599,10 +585,7 @@ class Sampler:
         []
         """
         with self._lock:
-            kept = list(self._samples)
-            if self._pending is not None:
-                kept.append(self._pending)  # the newest readings, not yet folded into a decimated slot
-            return kept
+            return self._samples.samples()  # with the newest readings, not yet folded into a thinned slot
 
     @property
     def last_sample(self) -> MemorySample | None:
@@ -683,22 +666,6 @@ class Sampler:
         """
         with self._lock:
             return list(self._events)
-
-
-def _larger(a: MemorySample, b: MemorySample) -> MemorySample:
-    """The larger-RSS of two samples (the earlier on a tie), keeping a USS reading either of them carries."""
-    kept, dropped = (a, b) if a.rss_bytes >= b.rss_bytes else (b, a)
-    if kept.uss_bytes is None and dropped.uss_bytes is not None:
-        kept = replace(kept, uss_bytes=dropped.uss_bytes)
-    return kept
-
-
-def _halve(samples: list[MemorySample]) -> list[MemorySample]:
-    """Fold each neighbouring pair into its larger-RSS sample (an unpaired last sample stays)."""
-    kept = [_larger(a, b) for a, b in zip(samples[0::2], samples[1::2], strict=False)]
-    if len(samples) % 2:
-        kept.append(samples[-1])
-    return kept
 
 
 from .timeline import Timeline  # noqa: E402  (re-exported: it needs the classes above)

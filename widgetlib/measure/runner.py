@@ -23,6 +23,7 @@ see :mod:`widgetlib.measure.zygote`. A budget is enforced by the kernel where a 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -490,6 +491,9 @@ class RunHandle:
         return report
 
 
+_NOT_RECORDED = frozenset({"checkpoint", "strategy", "on_sample", "on_event", "on_done", "queue"})
+
+
 def start(
     checkpoint: str | os.PathLike[str],
     strategy: str,
@@ -524,12 +528,11 @@ def start(
     'ok'
     """
     global _active
+    # The options as given, by parameter name (first statement: nothing but the parameters is bound yet), so
+    # that the list is spelled once, in the signature above.
+    given = dict(locals())
     # The one place a strategy name and its options are checked: an option it does not use is refused.
-    accepts = check_options(strategy, {
-        "max_memory": max_memory, "offload_folder": offload_folder, "offload_via": offload_via,
-        "gpu_max_memory": gpu_max_memory, "low_cpu_mem_usage": low_cpu_mem_usage,
-        "offload_and_reload": offload_and_reload,
-    }).accepts
+    accepts = check_options(strategy, given).accepts
     info = inspect_checkpoint(Path(checkpoint).expanduser())
     max_memory_bytes = parse_size(max_memory, name="max_memory") if max_memory is not None else None
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
@@ -538,8 +541,13 @@ def start(
         raise OptionError(f"forwards={forwards!r} must be a whole number of at least 1.", kind="bad_option")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise OptionError(f"threads={threads!r} must be a whole number of at least 1, or None.", kind="bad_option")
-    # Validates dtype, offload_via and forward_tokens before anything starts; the complete one is built below.
-    LoadOptions(dtype=dtype, offload_via=offload_via, forward_tokens=forward_tokens)
+    # The options the loader takes as given (the same name here and in LoadOptions) go through by name, so a new
+    # one cannot be validated yet never sent; built now so that a bad dtype, offload_via or forward_tokens fails
+    # before anything starts. The folders (and max_memory's default) are filled in below.
+    load_options = LoadOptions(
+        **{f.name: given[f.name] for f in fields(LoadOptions) if f.name in given and f.name != "offload_folder"},
+        max_memory_bytes=max_memory_bytes, gpu_max_memory_bytes=gpu_bytes,
+    )
     check_architecture(info.folder)
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
@@ -569,17 +577,8 @@ def start(
         if offload_and_reload:
             scratch = run_dir / "scratch"
             scratch.mkdir()
-        load_options = LoadOptions(
-            dtype=dtype,
-            max_memory_bytes=max_memory_bytes,
-            offload_folder=folder,
-            offload_via=offload_via,
-            low_cpu_mem_usage=low_cpu_mem_usage,
-            offload_and_reload=offload_and_reload,
-            scratch_folder=scratch,
-            gpu_max_memory_bytes=gpu_bytes,
-            forward_tokens=forward_tokens,
-        )
+        load_options = replace(load_options, max_memory_bytes=max_memory_bytes, offload_folder=folder,
+                               scratch_folder=scratch)
         job = encode_job(
             str(info.folder),
             strategy,
@@ -591,23 +590,14 @@ def start(
             stderr_path=str(run_dir / "stderr.txt"),
             tmp_dir=str(run_dir / "tmp"),
         )
-        options = {
-            "dtype": dtype,
-            "max_memory": max_memory,
-            "offload_folder": str(learner_folder) if learner_folder else None,
-            "offload_via": offload_via,
-            "budget": budget,
-            "cold_cache": cold_cache,
-            "forwards": forwards,
-            "forward_tokens": forward_tokens,
-            "low_cpu_mem_usage": low_cpu_mem_usage,
-            "offload_and_reload": offload_and_reload,
-            "gpu_max_memory": gpu_max_memory,
-            "threads": threads,
-            "interval_s": interval_s,
-            "start_method": "spawn" if budget_mode == "systemd" else _start_method(load_options),
-            "probe": "portable" if portable_probe() else "native",
-        }
+        # What the Report records as the run's options: every one given but the checkpoint, the strategy and
+        # the callbacks (which no JSON can hold), and how the child was started.
+        options = {name: value for name, value in given.items() if name not in _NOT_RECORDED}
+        options.update(
+            offload_folder=str(learner_folder) if learner_folder else None,
+            start_method="spawn" if budget_mode == "systemd" else _start_method(load_options),
+            probe="portable" if portable_probe() else "native",
+        )
         # Before the child exists, so that it reads the checkpoint (and a learner's offload folder) from disk.
         dropped = limits.cold_cache([info.folder, *([learner_folder] if learner_folder else [])]) if cold_cache \
             else None
@@ -637,28 +627,7 @@ def start(
     return handle
 
 
-def run(
-    checkpoint: str | os.PathLike[str],
-    strategy: str,
-    *,
-    dtype: str = "keep",
-    max_memory: str | int | None = None,
-    offload_folder: str | os.PathLike[str] | None = None,
-    offload_via: str = "from_pretrained",
-    budget: str | int | None = None,
-    cold_cache: bool = False,
-    forwards: int = 3,
-    forward_tokens: int = 16,
-    low_cpu_mem_usage: bool = True,
-    offload_and_reload: bool = False,
-    gpu_max_memory: str | int | None = None,
-    threads: int | None = None,
-    interval_s: float = 0.01,
-    on_sample: Callable[[MemorySample], None] | None = None,
-    on_event: Callable[[Event], None] | None = None,
-    on_done: Callable[[Report], None] | None = None,
-    queue: bool = True,
-) -> Report:
+def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Report:
     """Load ``checkpoint`` with ``strategy`` in a fresh child process, measured; block until done.
 
     - ``dtype``: ``"keep"`` (the checkpoint's own), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
@@ -687,16 +656,20 @@ def run(
     >>> report.outcome, report.peak_ratio > 1.5, report.steady_forward_s > 0  # normal: two copies meet
     ('ok', True, True)
     """
-    handle = start(
-        checkpoint, strategy, dtype=dtype, max_memory=max_memory, offload_folder=offload_folder,
-        offload_via=offload_via, budget=budget, cold_cache=cold_cache, forwards=forwards,
-        forward_tokens=forward_tokens, low_cpu_mem_usage=low_cpu_mem_usage, offload_and_reload=offload_and_reload,
-        gpu_max_memory=gpu_max_memory, threads=threads, interval_s=interval_s, on_sample=on_sample,
-        on_event=on_event, on_done=on_done, queue=queue,
-    )
+    try:  # an unknown keyword is refused in run's own name, as a def spelling every option would
+        _RUN_SIGNATURE.bind(checkpoint, strategy, **options)
+    except TypeError as exc:
+        raise TypeError(f"run() {exc}") from None
+    handle = start(checkpoint, strategy, **options)
     try:
         return handle.wait()
     except KeyboardInterrupt:  # an interrupted kernel must not leave a load running in another process
         handle.cancel()
         handle.wait(30)
         raise
+
+
+# run takes exactly start's options (spelled once, in start): this signature is what help(run), Jupyter's
+# Shift-Tab and the check above show and use, every option with its default.
+_RUN_SIGNATURE = inspect.signature(start).replace(return_annotation="Report")
+run.__signature__ = _RUN_SIGNATURE  # type: ignore[attr-defined]

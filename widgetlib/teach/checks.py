@@ -56,9 +56,15 @@ def _is_number(answer: Any) -> bool:
 _MEMORY_KINDS = {"file-backed": "file-backed", "file": "file-backed", "anonymous": "anonymous", "anon": "anonymous"}
 
 
-def _memory_kind(answer: str) -> str | None:
-    """``"anonymous"`` or ``"file-backed"`` for the spellings a learner may use, else None."""
-    return _MEMORY_KINDS.get(str(answer).strip().lower().replace(" ", "-").replace("_", "-"))
+def _memory_kind(answer: str, variable: str) -> str | Verdict:
+    """``"anonymous"`` or ``"file-backed"`` for the spellings a learner may use; else the Verdict that says so
+    (not answered yet, or neither kind), naming the notebook's ``variable`` to set."""
+    if unanswered(answer):
+        return not_answered(f'set `{variable} = "anonymous"` or `{variable} = "file-backed"`, then run the cell.')
+    chosen = _MEMORY_KINDS.get(str(answer).strip().lower().replace(" ", "-").replace("_", "-"))
+    if chosen is None:
+        return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
+    return chosen
 
 
 def check_mmap_answer(answer: str, stages: Mapping[str, MemorySample]) -> Verdict:
@@ -68,11 +74,9 @@ def check_mmap_answer(answer: str, stages: Mapping[str, MemorySample]) -> Verdic
     Where the OS does not split RSS (macOS, Windows) the answer is judged against what Linux shows, and the
     verdict says that this machine could not measure it.
     """
-    if unanswered(answer):
-        return not_answered('set `answer = "anonymous"` or `answer = "file-backed"`, then run the cell.')
-    chosen = _memory_kind(answer)
-    if chosen is None:
-        return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
+    chosen = _memory_kind(answer, "answer")
+    if isinstance(chosen, Verdict):
+        return chosen
     before, after = stages["mapped"], stages["touched"]
     if before.rss_file_bytes is None or before.rss_anon_bytes is None:
         # Nothing measured to judge by: judge by how mmap works (a mapped file's pages are the page cache's).
@@ -375,13 +379,11 @@ def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_rep
     Where the probe gives no anonymous/file split, the answer is judged by how a kernel limit works, and the
     verdict says that this machine could not show it.
     """
-    if unanswered(answer):
-        return not_answered('set `my_kind = "anonymous"` or `my_kind = "file-backed"`, then run the cell.')
+    chosen = _memory_kind(answer, "my_kind")
+    if isinstance(chosen, Verdict):
+        return chosen
     from . import non_reclaimable_growth
 
-    chosen = _memory_kind(answer)
-    if chosen is None:
-        return _verdict(False, f"{answer!r} is neither kind: answer \"anonymous\" or \"file-backed\".")
     budgeted = {r.strategy: r for r in budget_reports}
     rows = []
     for r in reports:

@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from ..core.registry import strategy_color, strategy_names
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample
+from ..measure.thinning import ThinnedSamples
 from ._marks import EVENT_SYMBOLS, hline, name_markers, shared_lines
 from ._readout import PlotReadout
 from ._static import StaticCopy
@@ -77,39 +78,23 @@ class _Run:
     budget_bytes: int | None
     max_points: int
     zero_at_ready: bool
-    samples: list[MemorySample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     gpu: list[tuple[float, int]] = field(default_factory=list)
     baseline_rss_bytes: int | None = None
     peak_rss_bytes: int | None = None
     startup_s: float | None = None
     live: bool = True
-    received: int = 0
-    # Decimation state (see the module docstring).
-    stride: int = 1
-    pending: MemorySample | None = None
-    pending_n: int = 0
     ready_t_s: float | None = None
 
+    def __post_init__(self) -> None:
+        # Bounded as the module docstring says, by the Sampler's own rule.
+        self.thinned = ThinnedSamples(self.max_points)
+
     def keep(self, sample: MemorySample) -> None:
-        self.received += 1
-        if self.pending is None or sample.rss_bytes > self.pending.rss_bytes:
-            self.pending = sample
-        self.pending_n += 1
-        if self.pending_n < self.stride:
-            return
-        self.samples.append(self.pending)
-        self.pending, self.pending_n = None, 0
-        if len(self.samples) >= self.max_points:
-            pairs = zip(self.samples[0::2], self.samples[1::2], strict=False)
-            halved = [a if a.rss_bytes >= b.rss_bytes else b for a, b in pairs]
-            if len(self.samples) % 2:
-                halved.append(self.samples[-1])
-            self.samples = halved
-            self.stride *= 2
+        self.thinned.add(sample)
 
     def all_samples(self) -> list[MemorySample]:
-        return self.samples + ([self.pending] if self.pending is not None else [])
+        return self.thinned.samples()
 
     def t_zero(self) -> float | None:
         """The x origin on the run's own clock: the "ready" event (the load starts), 0 for a run that has no
@@ -339,7 +324,7 @@ class MemoryPlot(PlotReadout):
 
     def _finish(self, run: _Run, report: Report) -> None:
         timeline = report.timeline
-        if not run.samples and run.pending is None:
+        if not run.thinned:
             for sample in timeline.samples:
                 run.keep(sample)
         if not run.events:
