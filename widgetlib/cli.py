@@ -329,10 +329,10 @@ def _add_compare(subparsers: Subparsers) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    """load a checkpoint all four ways, each in its own process, and compare
+    """load a checkpoint with every strategy, each in its own process, and compare
 
     Run {strategies} on DIR one after another, each in a fresh child process; print a table, or JSON, and optionally
-    write a self-contained HTML page with the four memory timelines overlaid (for a classroom screen).
+    write a self-contained HTML page with their memory timelines overlaid (for a classroom screen).
     """
     from .measure.report import format_table
     from .measure.runner import run
