@@ -66,28 +66,37 @@ def short_label(label: str, kind: str, *, phases: bool = False) -> str | None:
 
 def place_labels(
     points: Sequence[tuple[float, float, str | None]], *, x_span: float, y_span: float, width_px: float,
-    height_px: float, font_px: float,
+    height_px: float, font_px: float, line_labels: Sequence[tuple[float, str, str]] = (),
 ) -> list[tuple[str, str]]:
     """For each ``(x, y, text)`` point, ``(text, position)`` to draw: above the marker if that overlaps no label
     kept so far, else below it, else ``("", ...)`` (left to the hover text). Earlier points win.
 
-    Sizes are estimated from the font (a character is ~0.6 em wide): exact enough that labels never print on
-    top of each other on a figure of about ``width_px`` x ``height_px``.
+    ``line_labels`` are the horizontal lines' own labels, ``(y, text, position)`` with position "start",
+    "middle" or "end" of the line (see :func:`hline`): they are drawn whatever happens, so a marker's name
+    yields to them. Sizes are estimated from the font (a character is ~0.6 em wide): exact enough that labels
+    never print on top of each other on a plot area of about ``width_px`` x ``height_px``.
 
     >>> place_labels([(0.0, 1.0, "shard 1/6"), (0.01, 1.0, "shard 2/6"), (0.02, 1.0, "shard 3/6")],
     ...              x_span=10, y_span=10, width_px=600, height_px=300, font_px=10)
     [('shard 1/6', 'top center'), ('shard 2/6', 'bottom center'), ('', 'top center')]
+    >>> place_labels([(0.1, 5.0, "forward")], x_span=10, y_span=10, width_px=600, height_px=300, font_px=10,
+    ...              line_labels=[(5.0, "checkpoint 150 MB", "start")])
+    [('forward', 'bottom center')]
     """
     x_per_px = (x_span or 1.0) / max(width_px, 1.0)
     y_per_px = (y_span or 1.0) / max(height_px, 1.0)
+    h = (font_px + 4) * y_per_px
     kept: list[tuple[float, float, float, float]] = []
+    for y, text, position in line_labels:  # drawn just above its line, at the start, the middle or the end
+        w = (len(text) * 0.6 * font_px + 4) * x_per_px
+        x0 = {"start": 0.0, "middle": (x_span - w) / 2, "end": x_span - w}[position]
+        kept.append((x0, x0 + w, y, y + h))
     out: list[tuple[str, str]] = []
     for x, y, text in points:
         if not text:
             out.append(("", "top center"))
             continue
         half_w = (len(text) * 0.6 * font_px / 2 + 2) * x_per_px
-        h = (font_px + 4) * y_per_px
         placed = None
         for position, (y0, y1) in (("top center", (y + 0.3 * h, y + 1.3 * h)),
                                    ("bottom center", (y - 1.3 * h, y - 0.3 * h))):
@@ -142,10 +151,12 @@ def shared_lines(items: list[dict[str, Any]], *, above_baseline: bool, font_px: 
     return shapes
 
 
-def name_markers(traces: dict[str, Any], runs: list[dict[str, Any]], *, plot_height_px: float, font_px: float) -> None:
-    """Name the event markers of all runs at once (``markers.text``), so that no two names overlap: earlier
-    events win, the rest keep their hover text. ``traces`` maps "<run id>:<series>" to the figure's traces,
-    ``runs`` are MemoryPlot's snapshot items with their arrays (``xs``, ``columns``, ``marker_x``/``_y``)."""
+def name_markers(traces: dict[str, Any], runs: list[dict[str, Any]], *, plot_width_px: float, plot_height_px: float,
+                 font_px: float, shapes: Sequence[dict[str, Any]] = ()) -> None:
+    """Name the event markers of all runs at once (``markers.text``), so that no two names overlap, nor the
+    labels of ``shapes`` (the :func:`hline` lines): earlier events win, the rest keep their hover text.
+    ``traces`` maps "<run id>:<series>" to the figure's traces, ``runs`` are MemoryPlot's snapshot items with
+    their arrays (``xs``, ``columns``, ``marker_x``/``_y``)."""
     points: list[tuple[float, float, str | None, str, int]] = []
     x_max, y_min, y_max = 0.0, 0.0, 1.0
     for item in runs:
@@ -157,8 +168,11 @@ def name_markers(traces: dict[str, Any], runs: list[dict[str, Any]], *, plot_hei
             x_max = max(x_max, item["xs"][-1])
             y_min, y_max = min([y_min, *item["columns"]["rss"]]), max([y_max, *item["columns"]["rss"]])
     points.sort(key=lambda p: p[0])
+    line_labels = [(shape["y0"], shape["label"]["text"], shape["label"]["textposition"])
+                   for shape in shapes if shape.get("label", {}).get("text")]
     placed = place_labels([(x, y, text) for x, y, text, _, _ in points], x_span=x_max or 1.0,
-                          y_span=y_max - y_min, width_px=700.0, height_px=plot_height_px, font_px=font_px)
+                          y_span=y_max - y_min, width_px=plot_width_px, height_px=plot_height_px, font_px=font_px,
+                          line_labels=line_labels)
     texts = {item["run"].run_id: [""] * len(item["events"]) for item in runs}
     positions = {run_id: ["top center"] * len(labels) for run_id, labels in texts.items()}
     for (_, _, _, run_id, i), (text, position) in zip(points, placed, strict=True):

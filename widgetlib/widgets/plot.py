@@ -469,8 +469,10 @@ class MemoryPlot(PlotReadout):
             for item in runs:
                 if item["dirty"] or structure_changed:
                     self._update_run(traces, item)
-            name_markers(traces, runs, plot_height_px=self.height_px - 170 * self._scale, font_px=10 * self._scale)
-            fig.layout.shapes = self._shapes(runs)
+            shapes = self._shapes(runs)
+            name_markers(traces, runs, plot_width_px=self._plot_width_px(fig), plot_height_px=self.height_px - 170 *
+                         self._scale, font_px=10 * self._scale, shapes=shapes)
+            fig.layout.shapes = shapes
             self._update_titles(runs)
         # A view that renders late (the first FigureWidget takes seconds on a busy machine, or the learner
         # scrolls to it) draws plotly's _widget_data/_widget_layout, which plotly refreshes only when the figure
@@ -626,6 +628,17 @@ class MemoryPlot(PlotReadout):
             ratio = f" = {above / item['checkpoint']:.2f}x" if item["checkpoint"] else ""
             return f"{run.label()} · +{format_bytes(above)}{ratio}"
         return f"{run.label()} · {format_bytes(peak)}"
+
+    def _plot_width_px(self, fig: go.FigureWidget) -> float:
+        """About how wide the plotting area is: plotly's figure (700 px unless told otherwise) less the margins
+        and the legend at its right, whose entries carry the peaks and take a third of it or more."""
+        font_px = 12 * self._scale
+        names = [t.name or "" for t in fig.data if t.showlegend is not False]
+        legend_px = 0.0
+        if names:
+            title = str(fig.layout.legend.title.text or "")
+            legend_px = max(len(title) * 0.6 * font_px + 10, max(len(n) for n in names) * 0.6 * font_px + 50)
+        return max(700 - 80 - 20 - legend_px, 100.0)
 
     def _shapes(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         above = self.y_mode == "above_baseline"
