@@ -347,7 +347,8 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
 
 @functools.cache
 def _low_cpu_mem_usage_truth() -> dict[str, Any]:
-    # Cached: parsing from_pretrained's ~500 source lines on every low_cpu_mem_usage load costs time in the child.
+    # Cached: the measuring child reads it once before its baseline (measure/child.py, import_libraries), so a
+    # low_cpu_mem_usage load does not parse from_pretrained's ~500 source lines inside its measured window.
     from transformers import PreTrainedModel
 
     function = inspect.unwrap(PreTrainedModel.from_pretrained)

@@ -69,8 +69,11 @@ def import_libraries() -> None:
     import torch  # noqa: F401
     import transformers
 
-    from ..core import strategies  # noqa: F401
+    from ..core import strategies
 
+    # Read (and cached) here, before any baseline, so a low_cpu_mem_usage load does not parse from_pretrained's
+    # source inside its measured window: forked children inherit the zygote's cache.
+    strategies.low_cpu_mem_usage_truth()
     # Progress bars and advice go to stderr anyway; silencing them keeps the saved stderr tail readable.
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -151,16 +154,6 @@ def major_faults() -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_majflt)
 
 
-def _own_peak_bytes() -> int | None:
-    """ru_maxrss in bytes (KiB on Linux/BSD, bytes on macOS): the portable probe's kernel peak."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(max_rss) if sys.platform == "darwin" else int(max_rss) * 1024
-
-
 def _redirect_output(job: dict[str, Any]) -> None:
     """Send this process's stdout/stderr and temporary files to the run's own folder."""
     stderr_fd = os.open(job["stderr_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -177,13 +170,8 @@ def serve(
     channel: _Channel,
     read_line: Callable[[], str],
     import_error: BaseException | None = None,
-    *,
-    forked: bool = False,
 ) -> int:
-    """Say hello, take one job, load, run the forwards, report; return the exit status (0 ok, 1 error).
-
-    ``forked``: this process is a fork of the zygote (recorded in the ready message).
-    """
+    """Say hello, take one job, load, run the forwards, report; return the exit status (0 ok, 1 error)."""
     from ..core.errors import OffloadLabError
 
     now = read_memory()
@@ -192,7 +180,6 @@ def serve(
         pid=os.getpid(),
         protocol=PROTOCOL_VERSION,
         rss_bytes=now.rss_bytes,
-        non_reclaimable_bytes=non_reclaimable_bytes(now),
     )
     line = read_line()
     if not line:
@@ -230,8 +217,6 @@ def serve(
             versions=_versions(),
             cuda=use_gpu,
             peak_reset=peak_reset,
-            major_faults=faults_start,
-            forked=forked,
         )
 
         if extra.get("go_after_ready"):
@@ -284,7 +269,6 @@ def serve(
             device_map=device_map,
             details=result.details,
             kernel_peak_bytes=kernel_peak_bytes(),
-            own_peak_bytes=_own_peak_bytes(),
             peak_source=peak_source(),
             major_faults=(faults_end - faults_start) if faults_end is not None and faults_start is not None else None,
             gpu_peak_bytes=int(torch.cuda.max_memory_allocated()) if use_gpu else None,
@@ -331,7 +315,7 @@ def serve_forked(socket_path: str) -> int:
     sock.connect(socket_path)
     writer = sock.makefile("w", encoding="utf-8")
     reader = sock.makefile("r", encoding="utf-8")
-    return serve(_Channel(writer), reader.readline, forked=True)
+    return serve(_Channel(writer), reader.readline)
 
 
 def main() -> int:

@@ -26,14 +26,11 @@ def best_peak(final: dict[str, Any], samples: list[MemorySample]) -> tuple[int |
     """
     candidates: list[tuple[int, str]] = []
     kernel_peak = final.get("kernel_peak_bytes")
-    child_source = final.get("peak_source") or ("VmHWM" if not portable_probe() else None)
     if kernel_peak is not None:
-        candidates.append((int(kernel_peak), child_source or "VmHWM"))
+        candidates.append((int(kernel_peak), final.get("peak_source") or "VmHWM"))
     sampled_hwm = [s.hwm_bytes for s in samples if s.hwm_bytes is not None]
     if sampled_hwm:  # VmHWM read from outside (Linux), or peak_wset (Windows)
         candidates.append((max(sampled_hwm), "VmHWM" if not portable_probe() and os.name != "nt" else "peak_wset"))
-    if final.get("own_peak_bytes") is not None and (child_source == "ru_maxrss" or not candidates):
-        candidates.append((int(final["own_peak_bytes"]), "ru_maxrss"))
     sampled_peak = max((s.rss_bytes for s in samples), default=None)
     if sampled_peak is not None:
         candidates.append((sampled_peak, "sampled"))

@@ -76,6 +76,7 @@ class Child:
     """A measuring child process, however it was started."""
 
     pid: int
+    hello: dict[str, object]  # the child's hello message (its pid and RSS before the job)
 
     def send(self, line: str) -> None:
         raise NotImplementedError

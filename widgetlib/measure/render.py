@@ -178,9 +178,8 @@ def report_line(report: Report) -> str:
             ratio = f" = {report.peak_ratio:.2f}x the checkpoint" if report.peak_ratio is not None else ""
             peak += f" (+{format_bytes(report.peak_above_baseline_bytes)}{ratio})"
         parts.append(peak)
-    startup_s = getattr(report, "startup_s", None)  # recorded by runners that time the child's start-up
-    if startup_s is not None:
-        parts.append(f"started in {startup_s:.2f} s")
+    if report.startup_s is not None:
+        parts.append(f"started in {report.startup_s:.2f} s")
     if report.load_s is not None:
         parts.append(f"load {report.load_s:.2f} s")
     if report.forward_s is not None:

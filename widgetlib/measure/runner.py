@@ -214,9 +214,8 @@ class RunHandle:
         """
         if self._budget_mode != "cgroup" or self._budget_bytes is None:
             return
-        held = int(getattr(child, "hello", {}).get("rss_bytes") or 0)
         try:
-            self._limit = limits.MemoryLimit.create(max(self._budget_bytes - held, 16 * 2**20))
+            self._limit = limits.MemoryLimit.create(self._room(child.hello.get("rss_bytes")))
             self._limit.add(child.pid)
         except OSError as exc:  # the tree changed under us: fall back to the watchdog, and say so
             if self._limit is not None:
@@ -224,6 +223,11 @@ class RunHandle:
                 self._limit = None
             self._budget_mode = "watchdog"
             self._options["budget_note"] = f"no memory cgroup could be made ({exc}); the watchdog was used"
+
+    def _room(self, held_bytes: int | None) -> int:
+        """The cgroup limit for a child holding ``held_bytes``: the budget less them (16 MiB at the least)."""
+        assert self._budget_bytes is not None
+        return max(self._budget_bytes - int(held_bytes or 0), 16 * 2**20)
 
     def _set_room(self, child: Child, ready: dict[str, Any]) -> None:
         """At the load start, give the load the room a machine of ``budget`` has left, then say "go".
@@ -250,7 +254,7 @@ class RunHandle:
             return
         if self._limit is not None:
             try:
-                self._limit.set_limit(max(self._budget_bytes - held, 16 * 2**20))
+                self._limit.set_limit(self._room(held))
             except OSError:
                 pass  # already charged above the new room: the provisional limit stays, and is reported
         child.send("go")

@@ -117,11 +117,7 @@ def main() -> int:
         # the children's own thread pools sound; each child sets the default (or its job's threads) back.
         os.environ["OFFLOAD_LAB_TORCH_THREADS"] = str(torch.get_num_threads())
         torch.set_num_threads(1)
-        warm_up(None, "keep")
-        try:  # the architecture of the demo checkpoints; a hub model's modeling code is imported per child
-            import transformers.models.llama.modeling_llama  # noqa: F401
-        except ImportError:
-            pass
+        warm_up(None, "keep")  # imports the demo checkpoints' architecture too (a hub model's comes per child)
     except Exception as exc:  # a child reports it (spawned children do the same import and fail the same way)
         import_error = f"{type(exc).__name__}: {exc}"
     _send({"type": MSG_ZYGOTE_READY, "protocol": PROTOCOL_VERSION, "fingerprint": fingerprint,
@@ -140,8 +136,7 @@ def main() -> int:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             request = json.loads(line)
-            pid = _fork_child(request["socket"], stdin_fd, stdout_fd)
-            _send({"type": "forked", "pid": pid, "socket": request["socket"]})
+            _fork_child(request["socket"], stdin_fd, stdout_fd)
     return 0
 
 
