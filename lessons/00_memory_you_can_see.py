@@ -281,7 +281,7 @@ if loaded.rss_file_bytes is not None:
 # %%
 # transformers/modeling_utils.py: from_pretrained sets dtype = "auto" when none is given (~4186), and "auto"
 # takes config.dtype, else the weights' own dtype (~829-849).
-bytes_per_number = {"float32": 4, "bfloat16": 2, "float16": 2}
+bytes_per_number = lab.BYTES_PER_NUMBER  # float32 4, bfloat16 2, float16 2
 rows = ["| model | parameters | float32 | bfloat16 |", "|---|---:|---:|---:|"]
 for name, n_params in (("this checkpoint", info.parameters), ("a 7-billion-parameter model", 7_000_000_000)):
     rows.append(f"| {name} | {n_params:,} | {teach.fmt(n_params * bytes_per_number['float32'])} | "

@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import Any
 
 from .core.errors import CheckpointError, OffloadLabError, OptionError, RunnerBusyError
-from .core.sizes import format_bytes, parse_size
+from .core.sizes import BYTES_PER_NUMBER, format_bytes, parse_size
 
 __version__ = "0.1.0"
 
@@ -29,13 +29,13 @@ __version__ = "0.1.0"
 # Lazy, (module, attribute), so that importing the core never pulls in torch, transformers, ipywidgets or
 # plotly before they are needed (and so the import-direction test can hold).
 _LAZY = {
-    # checkpoints: build, find, read
-    "CheckpointInfo": ("widgetlib.core.checkpoints", "CheckpointInfo"),
+    # checkpoints: build and find (checkpoints, imports torch), read (hf_folder: headers only, no torch)
+    "CheckpointInfo": ("widgetlib.core.hf_folder", "CheckpointInfo"),
     "make_checkpoint": ("widgetlib.core.checkpoints", "make_checkpoint"),
     "demo_checkpoint": ("widgetlib.core.checkpoints", "demo_checkpoint"),
-    "inspect_checkpoint": ("widgetlib.core.checkpoints", "inspect_checkpoint"),
-    "read_shard": ("widgetlib.core.checkpoints", "read_shard"),
-    "shard_files": ("widgetlib.core.checkpoints", "shard_files"),
+    "inspect_checkpoint": ("widgetlib.core.hf_folder", "inspect_checkpoint"),
+    "read_shard": ("widgetlib.core.hf_folder", "read_shard"),
+    "shard_files": ("widgetlib.core.hf_folder", "shard_files"),
     # the strategies: the registry, the bare loads, their predicted peaks
     "Strategy": ("widgetlib.core.registry", "Strategy"),
     "get_strategy": ("widgetlib.core.registry", "get_strategy"),
@@ -64,6 +64,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BYTES_PER_NUMBER",
     "STRATEGIES",
     "CheckpointError",
     "OffloadLabError",

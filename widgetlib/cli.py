@@ -209,7 +209,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     Describe a Hugging Face causal-LM checkpoint folder (format, dtype, parameters, shards, largest tensor) from its
     config and safetensors headers, without loading the weights.
     """
-    from .core.checkpoints import inspect_checkpoint
+    from .core.hf_folder import inspect_checkpoint  # headers only: no torch to import
 
     info = inspect_checkpoint(args.folder)
     if args.json:

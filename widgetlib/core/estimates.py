@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import CheckpointInfo, inspect_checkpoint
+from .hf_folder import CheckpointInfo, inspect_checkpoint
 from .registry import EstimateInputs, get_strategy
 
 __all__ = ["PeakEstimate", "estimate_peak"]

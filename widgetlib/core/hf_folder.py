@@ -40,6 +40,7 @@ __all__ = [
     "inspect_checkpoint",
     "read_shard",
     "shard_files",
+    "tensor_bytes",
     "weight_map",
 ]
 
@@ -394,6 +395,22 @@ def weight_map(folder: str | Path) -> dict[str, str]:
         return dict(layout.weight_map)
     name = layout.files[0]
     return {tensor: name for tensor in _shard_tensors(layout.folder / name, layout.format)}
+
+
+def tensor_bytes(folder: str | Path) -> dict[str, int]:
+    """Every tensor's size in bytes, by name, from the shards' headers (``.bin`` shards are memory-mapped).
+
+    >>> import tempfile
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = make_checkpoint(tmp, size="6MB", shards=2)
+    ...     sizes, info = tensor_bytes(folder), inspect_checkpoint(folder)
+    >>> sum(sizes.values()) == info.total_bytes, max(sizes, key=sizes.get) == info.largest_tensor
+    (True, True)
+    """
+    layout = _locate(folder)
+    return {name: n_bytes for file in layout.files
+            for name, (_, _, n_bytes) in _shard_tensors(layout.folder / file, layout.format).items()}
 
 
 def _shard_tensors(path: Path, fmt: str) -> dict[str, tuple[str, int, int]]:

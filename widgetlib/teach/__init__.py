@@ -541,7 +541,6 @@ def commit_figures() -> dict[str, int | None]:
     }
     if _LINUX:
         figures["overcommit_mode"] = None
-    if _LINUX:
         try:
             text = Path("/proc/meminfo").read_text()
         except OSError:
@@ -580,7 +579,7 @@ def _windows_commit() -> dict[str, int]:
 
 
 def embedding_table(folder: str | os.PathLike[str]) -> tuple[str, int]:
-    """The input embedding's tensor name and bytes in ``folder``'s safetensors files, read from the headers.
+    """The input embedding's tensor name and bytes in ``folder``, read from the shards' headers.
 
     A forward pass of N tokens reads N rows of this table (an embedding is a row lookup), not all of it.
 
@@ -589,20 +588,11 @@ def embedding_table(folder: str | os.PathLike[str]) -> tuple[str, int]:
     >>> name.endswith("embed_tokens.weight"), n_bytes > 0
     (True, True)
     """
-    from safetensors import safe_open
+    from ..core.hf_folder import tensor_bytes
 
-    from ..core.checkpoints import shard_files
-
-    for path in shard_files(folder):
-        with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
-                if name.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
-                    part = f.get_slice(name)
-                    numel = 1
-                    for n in part.get_shape():
-                        numel *= n
-                    itemsize = {"F32": 4, "BF16": 2, "F16": 2, "F64": 8}.get(part.get_dtype(), 4)
-                    return name, numel * itemsize
+    for name, n_bytes in tensor_bytes(folder).items():
+        if name.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
+            return name, n_bytes
     raise ValueError(f"{folder} holds no input embedding table that Offload Lab recognises.")
 
 

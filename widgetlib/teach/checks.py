@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.sizes import BYTES_PER_NUMBER
 from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
 from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, sample_at, unanswered
 
@@ -102,8 +103,7 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
         return not_answered("write an expression of `info`, e.g. `info.parameters * <bytes per number>`.")
     if not _is_number(answer):
         return _verdict(False, f"The answer should be a number of bytes, not {type(answer).__name__}.")
-    sizes = {"float32": 4, "bfloat16": 2, "float16": 2}
-    itemsize = sizes.get(info.dtype, 4)
+    itemsize = BYTES_PER_NUMBER.get(info.dtype, 4)
     expected = info.parameters * itemsize
     why = (f"{info.parameters:,} parameters × {itemsize} bytes ({info.dtype}) = {fmt(expected)}; the checkpoint's "
            f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
@@ -112,7 +112,7 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
     if abs(int(answer) - info.parameters) <= 0.01 * info.parameters:
         return _verdict(False, f"That is the number of parameters; each takes {itemsize} bytes in {info.dtype}. "
                                + why)
-    other = [name for name, size in sizes.items() if size != itemsize
+    other = [name for name, size in BYTES_PER_NUMBER.items() if size != itemsize
              and abs(int(answer) - info.parameters * size) <= 0.01 * info.parameters * size]
     if other:
         return _verdict(False, f"That is the size in {other[0]}, but this checkpoint is {info.dtype}. " + why)
