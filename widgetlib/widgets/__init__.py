@@ -12,7 +12,7 @@ plain ``python``): calls block and return Reports, and ``plot.static_figure().sh
 
 from __future__ import annotations
 
-from ._format import report_card_html, report_figures, report_table_html
+from ..measure.render import report_card_html, report_figures, report_table_html
 from .board import CompareBoard, default_sweep_values
 from .panel import StrategyPanel
 from .plot import BYTES_PER_MB, MemoryPlot, to_mb

@@ -16,8 +16,8 @@ from ..core.errors import OffloadLabError
 from ..core.sizes import format_bytes, parse_size
 from ..measure import runner
 from ..measure.memory import Event
+from ..measure.render import error_html
 from ..measure.report import Report
-from ._format import error_html
 from ._poll import wait_handling_ui
 from .plot import MemoryPlot
 

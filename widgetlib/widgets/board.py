@@ -16,9 +16,9 @@ from plotly.subplots import make_subplots
 from ..core.errors import OptionError
 from ..core.registry import check_strategy, get_strategy, strategy_color, strategy_names
 from ..core.sizes import format_bytes, parse_size
+from ..measure.render import report_table_html
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
-from ._format import report_table_html
 from ._static import StaticCopy
 from .plot import BYTES_PER_MB
 

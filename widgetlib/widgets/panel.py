@@ -11,9 +11,9 @@ import ipywidgets as w
 from ..core.registry import check_strategy, get_strategy, strategy_names
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import DTYPE_CHOICES
+from ..measure.render import report_card_html
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
-from ._format import report_card_html
 
 __all__ = ["StrategyPanel"]
 

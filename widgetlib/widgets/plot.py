@@ -28,7 +28,7 @@ from ..core.registry import strategy_color, strategy_names
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample
 from ..measure.thinning import ThinnedSamples
-from ._marks import EVENT_SYMBOLS, hline, name_markers, shared_lines
+from ._marks import BYTES_PER_MB, EVENT_SYMBOLS, hline, name_markers, shared_lines
 from ._readout import PlotReadout
 from ._static import StaticCopy
 
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from ..measure.report import Report
 
 __all__ = ["BYTES_PER_MB", "MemoryPlot", "to_mb"]
-
-BYTES_PER_MB = 1_000_000
 
 
 # Secondary traces of a run: which Report/MemorySample field, and how it is drawn relative to the RSS line.
@@ -107,8 +105,9 @@ class _Run:
         return None
 
     def load_samples(self, t_zero: float) -> list[MemorySample]:
-        """The samples from the load start on (start-up is not part of the load), shifted so the load starts at 0."""
-        return [_replace(s, t_s=s.t_s - t_zero) for s in self.all_samples() if s.t_s >= t_zero]
+        """The samples from the load start on (start-up is not part of the load), on the run's own clock: the
+        shift to the load's time axis is made when the columns are drawn, outside the lock."""
+        return [s for s in self.all_samples() if s.t_s >= t_zero]
 
     def baseline_sample(self, samples: list[MemorySample], baseline: int | None) -> MemorySample | None:
         """The sample where the anon/file split is read at the baseline: the load's first one, or (a run drawn
@@ -186,7 +185,7 @@ class MemoryPlot(PlotReadout):
         self.redraw_count = 0
         self._draws_since_snapshot = 0
         self.redraw_error: BaseException | None = None
-        self.y_mode = "rss" if y == "rss" else "above_baseline"
+        self.y_mode = y
         self.figure = go.FigureWidget(layout=self._base_layout())
 
     # ------------------------------------------------------------------------------------ feeding data
@@ -339,7 +338,7 @@ class MemoryPlot(PlotReadout):
         run.gpu = list(timeline.gpu_samples)
         run.baseline_rss_bytes = report.baseline_rss_bytes
         run.peak_rss_bytes = report.peak_rss_bytes
-        run.startup_s = getattr(report, "startup_s", None)  # recorded by runners that time the start-up
+        run.startup_s = report.startup_s
         if report.budget_bytes is not None:
             run.budget_bytes = report.budget_bytes
         run.checkpoint_bytes = report.checkpoint_bytes
@@ -409,7 +408,8 @@ class MemoryPlot(PlotReadout):
                                     timeout=self.redraw_interval_s)
 
     def _snapshot(self) -> tuple[list[dict[str, Any]], bool]:
-        """Copy what changed, on the load's time axis (called with the lock held); drawing happens without it."""
+        """Copy what changed, events on the load's time axis (called with the lock held; the samples, thousands,
+        are shifted in :meth:`_columns`, without it); drawing happens without it."""
         runs = []
         for run in self._runs.values():
             t_zero = run.t_zero()
@@ -424,6 +424,7 @@ class MemoryPlot(PlotReadout):
                 "run": run,
                 "dirty": run.run_id in self._dirty,
                 "samples": samples,
+                "t_zero": t_zero,
                 "events": events,
                 "gpu": [(t - t_zero, n) for t, n in run.gpu if t >= t_zero] if t_zero is not None else [],
                 "baseline": baseline,
@@ -581,7 +582,8 @@ class MemoryPlot(PlotReadout):
         its time: the last sample at or before it); stored in ``item``."""
         samples: list[MemorySample] = item["samples"]
         rss_off, anon_off, file_off = self._offsets(item)
-        xs = [s.t_s for s in samples]
+        t_zero = item["t_zero"] or 0.0
+        xs = [s.t_s - t_zero for s in samples]
         item["xs"] = xs
         item["columns"] = columns = {
             "rss": [(s.rss_bytes - rss_off) / BYTES_PER_MB for s in samples],
