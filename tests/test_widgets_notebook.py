@@ -13,6 +13,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from widgetlib.widgets._static import STATIC_FIGURES_ENV
+
 pytestmark = pytest.mark.timeout(400)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +79,7 @@ def _text(cell: nbformat.NotebookNode, name: str = "stdout") -> str:
 
 def test_panel_and_board_run_in_a_headless_kernel(tmp_path, small_checkpoint, monkeypatch):
     # As `make site` runs the lessons: each widget also leaves a static copy of its figure in the output.
-    monkeypatch.setenv("OFFLOAD_LAB_STATIC_FIGURES", "1")
+    monkeypatch.setenv(STATIC_FIGURES_ENV, "1")
     nb = _notebook()
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on the first failing cell

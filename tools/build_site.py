@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from widgetlib.widgets._static import STATIC_FIGURES_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-STATIC_FIGURES_ENV = "OFFLOAD_LAB_STATIC_FIGURES"
 DEFAULT_SIZE = "60MB"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
