@@ -320,6 +320,7 @@ def summarise(runs: list[dict[str, Any]], checkpoint_bytes: int) -> dict[str, An
     summary["outcome"] = "ok" if outcomes == ["ok"] else "/".join(o for o in outcomes)
     above = summary["peak_above_baseline_bytes"]
     summary["peak_ratio"] = round(above / checkpoint_bytes, 3) if above is not None else None
+    summary["offload_folder_files"] = max((r.get("offload_folder_files") or 0 for r in runs), default=0)
     summary["repeats"] = len(runs)
     return summary
 
@@ -514,28 +515,27 @@ def _s(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: list[tuple[Row, dict[str, Any]]], *, note_repeats: bool) -> str:
-    from widgetlib import format_bytes
+# The table is a choice of Offload Lab's report columns (widgetlib/measure/columns.py), so a figure reads here as
+# it does in the widgets and the lessons; each row gives them its medians.
+TABLE_COLUMNS = ("load_s", "forward_s", "time_to_first_forward_s", "peak_rss_bytes", "peak_above_baseline_bytes",
+                 "peak_ratio", "offload_written", "outcome")
 
-    head = (
-        "| row | load s | first forward s | time to first forward s | peak RSS | above baseline | x model "
-        "| offload written | outcome |"
-    )
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for row, s in rows:
-        ratio = "–" if s.get("peak_ratio") is None else f"{s['peak_ratio']:.2f}"
-        if row.strategy is None:
-            ratio = "–"
-        lines.append(
-            f"| {row.label} | {_s(s.get('load_s'))} | {_s(s.get('forward_s'), 3)} "
-            f"| {_s(s.get('time_to_first_forward_s'))} | {format_bytes(s.get('peak_rss_bytes'))} "
-            f"| {format_bytes(s.get('peak_above_baseline_bytes'))} | {ratio} "
-            f"| {format_bytes(s.get('offload_folder_bytes'))} | {s['outcome']} |"
-        )
+
+def markdown_table(rows: list[tuple[Row, dict[str, Any]]], *, note_repeats: bool) -> str:
+    """The rows' medians as one Markdown table (the raw read has no strategy, so no ratio to a model load)."""
+    from types import SimpleNamespace
+
+    from widgetlib.measure.render import report_table_markdown
+
+    figures = [
+        SimpleNamespace(**{"offload_folder_files": 0, **s, "strategy": row.strategy,
+                           "peak_ratio": s.get("peak_ratio") if row.strategy else None})
+        for row, s in rows
+    ]
+    table = report_table_markdown(figures, [row.label for row, _ in rows], columns=TABLE_COLUMNS, label_header="row")
     if note_repeats:
-        lines.append("")
-        lines.append(f"(medians of {rows[0][1]['repeats']} runs per row)")
-    return "\n".join(lines)
+        table += f"\n\n(medians of {rows[0][1]['repeats']} runs per row)"
+    return table
 
 
 def _strip_for_json(run: dict[str, Any]) -> dict[str, Any]:

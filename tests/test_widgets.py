@@ -312,8 +312,9 @@ def test_report_figures_use_the_shared_formatter():
                     baseline_rss_bytes=500 * MB, peak_rss_bytes=560 * MB, predicted_peak_rss_bytes=555 * MB,
                     load_s=1.234, forward_s=0.5, offload_folder_bytes=75 * MB, offload_folder_files=3)
     assert report_figures(report) == {
-        "outcome": "ok", "peak RSS": "560 MB", "above baseline": "60 MB", "x checkpoint": "0.60x",
-        "predicted peak": "555 MB", "load": "1.23 s", "forward": "0.500 s", "offload written": "75 MB in 3 file(s)",
+        "outcome": "ok", "peak_rss_bytes": "560 MB", "peak_above_baseline_bytes": "60 MB", "peak_ratio": "0.60x",
+        "predicted_peak_rss_bytes": "555 MB", "load_s": "1.23 s", "forward_s": "0.500 s",
+        "offload_written": "75 MB in 3 file(s)",
     }
 
 
@@ -423,9 +424,9 @@ def test_panel_result_card_shows_the_reports_figures(panel_runs):
     panel, report = panel_runs.panel, panel_runs.report
     shown = _figures_in(panel.result.value)
     assert shown == report_figures(report)
-    assert shown["peak RSS"] == format_bytes(report.peak_rss_bytes)
-    assert shown["x checkpoint"] == f"{report.peak_ratio:.2f}x"
-    assert shown["load"] == f"{report.load_s:.2f} s"
+    assert shown["peak_rss_bytes"] == format_bytes(report.peak_rss_bytes)
+    assert shown["peak_ratio"] == f"{report.peak_ratio:.2f}x"
+    assert shown["load_s"] == f"{report.load_s:.2f} s"
     assert "Traceback" not in panel.html_text()
     assert "manual_shards" in repr(panel) and "ok" in repr(panel)
     bundle = panel._repr_mimebundle_()

@@ -334,7 +334,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     Run {strategies} on DIR one after another, each in a fresh child process; print a table, or JSON, and optionally
     write a self-contained HTML page with their memory timelines overlaid (for a classroom screen).
     """
-    from .measure.report import format_table
+    from .measure.render import report_table_text
     from .measure.runner import run
 
     reports = []
@@ -346,7 +346,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
-        print(format_table(reports))
+        print(report_table_text(reports, label_header="strategy"))  # the figures the widgets' table shows
         for report in reports:
             if report.error:
                 print(f"{report.strategy}: {report.error}")

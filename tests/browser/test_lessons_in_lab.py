@@ -209,7 +209,7 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
 
     # The card's peak is the run's peak: the same formatted figure as the plot's peak line.
     assert card["outcome"] == "ok", card
-    strategy, peak_text = card["strategy"], card["peak RSS"]
+    strategy, peak_text = card["strategy"], card["peak_rss_bytes"]
     assert SIZE.match(peak_text), f"the card's peak is not a size with a unit: {peak_text!r}"
 
     def peak_line() -> dict[str, Any] | None:
@@ -219,9 +219,9 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
     line = lab_page.wait_with_progress(peak_line, "the peak line on the plot")
     assert line["label"].startswith(f"{strategy} peak {peak_text}"), (line, peak_text)
     # The plot draws RAM above the run's baseline (its y axis says so): the line sits at the card's
-    # "above baseline" figure then, at the peak RSS otherwise.
+    # "peak above baseline" figure then, at the peak RSS otherwise.
     y_title = plot.evaluate("gd => ((gd.layout.yaxis || {}).title || {}).text || ''")
-    drawn = card["above baseline"] if y_title.startswith("RAM above baseline") else peak_text
+    drawn = card["peak_above_baseline_bytes"] if y_title.startswith("RAM above baseline") else peak_text
     assert abs(line["y0"] * 1e6 - _bytes(drawn)) <= 0.01 * _bytes(drawn), (line, drawn)
     rss = _newest(lab_page.plot_state(plot), "rss")
     assert rss["ymax"] * 1e6 <= _bytes(drawn) * 1.02, f"a sample above the peak: {rss} vs {drawn}"
@@ -255,7 +255,7 @@ def test_stop_cancels_then_run_again(lab_page: Any) -> None:
         lambda: (c := _card(panel)) is not None and c["outcome"] == "ok" and c, "the second run's card"
     )
     lab_page.mark("second run's card")
-    peak_text = card["peak RSS"]
+    peak_text = card["peak_rss_bytes"]
     assert SIZE.match(peak_text), f"the card's peak is not a size with a unit: {peak_text!r}"
     assert _rss_points(lab_page, plot) > 0
     _assert_no_traceback(lab_page)
@@ -291,7 +291,7 @@ def test_lesson_05_compare_board(lab_page: Any) -> None:
     assert [row["strategy"] for row in rows] == list(STRATEGIES), rows
     for row in rows:
         assert row["outcome"] == "ok", row
-        assert SIZE.match(row["peak RSS"]), row
+        assert SIZE.match(row["peak_rss_bytes"]), row
 
     # Cut the lesson short: interrupt whatever cell runs now, then Stop the budget board if it got going
     # (a run started from a cell keeps going after an interrupt; its Stop button works once the kernel idles).

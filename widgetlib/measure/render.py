@@ -1,6 +1,8 @@
-"""One renderer for Report figures: computed once by :func:`report_figures`, then written as an HTML card, an HTML
-table, a plain-text table or a Markdown table, and as the one line ``repr(report)`` prints. The widgets' card and
-table, ``Report._repr_html_`` and the tables the lessons and the CLI print can therefore never disagree.
+"""One renderer for Report figures: the columns of :mod:`widgetlib.measure.columns`, written as an HTML card, an
+HTML table, a plain-text table or a Markdown table, and as the one line ``repr(report)`` prints. Every table
+takes its choice of columns (``columns=``: keys of the catalogue); the widgets' card and table,
+``Report._repr_html_``, what ``offload-lab compare`` prints and the tables the lessons show therefore never
+disagree on a figure.
 
 Plain strings only (no widget or plotting import): this is the measure layer.
 """
@@ -8,16 +10,18 @@ Plain strings only (no widget or plotting import): this is the measure layer.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.sizes import format_bytes
+from .columns import COLUMNS, Column
+from .columns import columns as _choose
 
 if TYPE_CHECKING:
     from .report import Report
 
 __all__ = [
-    "FIGURE_KEYS",
+    "REPORT_COLUMNS",
     "error_html",
     "report_card_html",
     "report_figures",
@@ -27,35 +31,22 @@ __all__ = [
     "report_table_text",
 ]
 
-# The columns of every table and card, in order.
-FIGURE_KEYS = ("outcome", "peak RSS", "above baseline", "x checkpoint", "predicted peak", "load",
-               "forward", "offload written")
+# The figures of the widgets' card and table, and the default of every table here, in order.
+REPORT_COLUMNS = ("outcome", "peak_rss_bytes", "peak_above_baseline_bytes", "peak_ratio", "predicted_peak_rss_bytes",
+                  "load_s", "forward_s", "offload_written")
 
 
-def report_figures(report: Report) -> dict[str, str]:
-    """The figures of one Report as the widgets print them, keyed by column name ("–" where unknown).
+def report_figures(report: Report, chosen: Iterable[str | Column] = REPORT_COLUMNS) -> dict[str, str]:
+    """The figures of one Report as the widgets print them, keyed by column key ("–" where unknown).
 
     >>> from widgetlib.measure.report import Report
     >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
     ...            peak_rss_bytes=3 * 10**8, load_s=1.0, forward_s=0.1)
     >>> figures = report_figures(r)
-    >>> figures["peak RSS"], figures["x checkpoint"], figures["load"], figures["forward"]
+    >>> figures["peak_rss_bytes"], figures["peak_ratio"], figures["load_s"], figures["forward_s"]
     ('300 MB', '2.00x', '1.00 s', '0.100 s')
     """
-    ratio = report.peak_ratio
-    written = format_bytes(report.offload_folder_bytes)
-    if report.offload_folder_files:
-        written += f" in {report.offload_folder_files} file(s)"
-    return {
-        "outcome": report.outcome,
-        "peak RSS": format_bytes(report.peak_rss_bytes),
-        "above baseline": format_bytes(report.peak_above_baseline_bytes),
-        "x checkpoint": f"{ratio:.2f}x" if ratio is not None else "–",
-        "predicted peak": format_bytes(report.predicted_peak_rss_bytes),
-        "load": f"{report.load_s:.2f} s" if report.load_s is not None else "–",
-        "forward": f"{report.forward_s:.3f} s" if report.forward_s is not None else "–",
-        "offload written": written,
-    }
+    return {c.key: c.cell(report) for c in _choose(chosen)}
 
 
 def error_html(message: str | None) -> str:
@@ -77,14 +68,13 @@ def report_card_html(report: Report) -> str:
 
     >>> from widgetlib.measure.report import Report
     >>> card = report_card_html(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8))
-    >>> 'data-figure="peak RSS"' in card
+    >>> 'peak RSS (absolute)</th><td data-figure="peak_rss_bytes">–</td>' in card
     True
     """
-    figures = report_figures(report)
     rows = "".join(
-        f'<tr><th style="text-align:left;padding-right:12px">{html.escape(key)}</th>'
-        f'<td data-figure="{html.escape(key)}">{html.escape(value)}</td></tr>'
-        for key, value in figures.items()
+        f'<tr><th style="text-align:left;padding-right:12px">{html.escape(c.header)}</th>'
+        f'<td data-figure="{html.escape(c.key)}">{html.escape(c.cell(report))}</td></tr>'
+        for c in _choose(REPORT_COLUMNS)
     )
     details = [f"{report.strategy} on {report.checkpoint} ({format_bytes(report.checkpoint_bytes)})"]
     if report.baseline_rss_bytes is not None:
@@ -99,21 +89,50 @@ def report_card_html(report: Report) -> str:
     )
 
 
-def report_table_html(reports: list[Report]) -> str:
-    """Several reports as one HTML table, one row per report (``<tr data-strategy=...>``).
+def _labels(reports: Sequence[Report], labels: Iterable[str] | None) -> list[str]:
+    names = list(labels) if labels is not None else [r.strategy for r in reports]
+    if len(names) != len(reports):
+        raise ValueError(f"{len(names)} labels for {len(reports)} reports; give one label per report.")
+    return names
+
+
+def _grid(
+    reports: Iterable[Report], labels: Iterable[str] | None, label_header: str | None,
+    chosen: Iterable[str | Column],
+) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Header, rows of cells and right-alignment of a table (the label column first, unless ``label_header`` is
+    None)."""
+    reports = list(reports)
+    cols = _choose(chosen)
+    header = [c.header for c in cols]
+    rows = [[c.cell(r) for c in cols] for r in reports]
+    right = [c.numeric for c in cols]
+    if label_header is not None:
+        header.insert(0, label_header)
+        for row, name in zip(rows, _labels(reports, labels), strict=True):
+            row.insert(0, name)
+        right.insert(0, False)
+    return header, rows, right
+
+
+def report_table_html(reports: Iterable[Report], columns: Iterable[str | Column] = REPORT_COLUMNS) -> str:
+    """Several reports as one HTML table, one row per report (``<tr data-strategy=...>``), each figure a
+    ``<td data-figure=KEY>``.
 
     >>> from widgetlib.measure.report import Report
     >>> table = report_table_html([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)])
-    >>> table.count('<tr data-strategy="normal">')
-    1
+    >>> table.count('<tr data-strategy="normal">'), table.count("<td data-figure=")
+    (1, 8)
     """
-    head = "".join(f'<th style="padding:2px 8px">{html.escape(k)}</th>' for k in ("strategy", *FIGURE_KEYS))
+    cols = _choose(columns)
+    headers = ("strategy", *(c.header for c in cols))
+    head = "".join(f'<th style="padding:2px 8px">{html.escape(h)}</th>' for h in headers)
     body = []
     for report in reports:
-        figures = report_figures(report)
         cells = "".join(
-            f'<td data-figure="{html.escape(k)}" style="padding:2px 8px;text-align:right">{html.escape(v)}</td>'
-            for k, v in figures.items()
+            f'<td data-figure="{html.escape(c.key)}" style="padding:2px 8px;text-align:right">'
+            f"{html.escape(c.cell(report))}</td>"
+            for c in cols
         )
         body.append(
             f'<tr data-strategy="{html.escape(report.strategy)}"><td style="padding:2px 8px">'
@@ -122,44 +141,46 @@ def report_table_html(reports: list[Report]) -> str:
     return f'<table class="offload-lab-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _labels(reports: Sequence[Report], labels: Sequence[str] | None) -> list[str]:
-    names = list(labels) if labels is not None else [r.strategy for r in reports]
-    if len(names) != len(reports):
-        raise ValueError(f"{len(names)} labels for {len(reports)} reports; give one label per report.")
-    return names
-
-
-def report_table_text(reports: Sequence[Report], labels: Sequence[str] | None = None) -> str:
-    """Several reports as an aligned plain-text table, one row each (a terminal, a log).
+def report_table_text(
+    reports: Iterable[Report], labels: Iterable[str] | None = None, *, columns: Iterable[str | Column] = REPORT_COLUMNS,
+    label_header: str | None = "run",
+) -> str:
+    """Several reports as an aligned plain-text table, one row each (a terminal, a log: ``offload-lab compare``).
 
     >>> from widgetlib.measure.report import Report
     >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
     ...            peak_rss_bytes=3 * 10**8, load_s=1.0, forward_s=0.1)
-    >>> print(report_table_text([r]).splitlines()[1].split())
-    ['normal', 'ok', '300', 'MB', '200', 'MB', '2.00x', '–', '1.00', 's', '0.100', 's', '0', 'B']
+    >>> print(report_table_text([r], columns=["outcome", "peak_rss_bytes", "peak_ratio", "load_s"]))
+    run     outcome  peak RSS (absolute)  x checkpoint (peak above baseline)    load
+    normal  ok                    300 MB                               2.00x  1.00 s
     """
-    names = _labels(reports, labels)
-    rows = [["run", *FIGURE_KEYS]] + [[n, *report_figures(r).values()] for n, r in zip(names, reports, strict=True)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    header, rows, right = _grid(reports, labels, label_header, columns)
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right, strict=True)).rstrip()
+        for row in table
+    )
 
 
-def report_table_markdown(reports: Sequence[Report], labels: Sequence[str] | None = None) -> str:
-    """Several reports as a Markdown table (a lesson's text cell, a README), one row each.
+def report_table_markdown(
+    reports: Iterable[Report], labels: Iterable[str] | None = None, *, columns: Iterable[str | Column] = REPORT_COLUMNS,
+    label_header: str | None = "run",
+) -> str:
+    """Several reports as a Markdown table (a lesson's text cell, a README), one row each; ``label_header=None``
+    leaves out the label column.
 
     >>> from widgetlib.measure.report import Report
-    >>> table = report_table_markdown([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)], ["A"])
-    >>> table.splitlines()[2].startswith("| A | ok |")
-    True
+    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
+    ...            peak_rss_bytes=3 * 10**8, load_s=1.0)
+    >>> print(report_table_markdown([r], ["A"], columns=["outcome", "peak_above_baseline_bytes", "load_s"]))
+    | run | outcome | peak above baseline | load |
+    |---|---|---:|---:|
+    | A | ok | 200 MB | 1.00 s |
     """
-    names = _labels(reports, labels)
-    lines = ["| run | " + " | ".join(FIGURE_KEYS) + " |", "|---|---|" + "---:|" * (len(FIGURE_KEYS) - 1)]
-    for name, report in zip(names, reports, strict=True):
-        lines.append(f"| {name} | " + " | ".join(report_figures(report).values()) + " |")
+    header, rows, right = _grid(reports, labels, label_header, columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join("---:|" if r else "---|" for r in right)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -171,17 +192,20 @@ def report_line(report: Report) -> str:
     ...                    peak_rss_bytes=3 * 10**8, load_s=1.0, forward_s=0.1))
     '<Report normal: ok, peak 300 MB (+200 MB = 2.00x the checkpoint), load 1.00 s, forward 0.100 s>'
     """
+    def cell(key: str) -> str:
+        return COLUMNS[key].cell(report)
+
     parts = [f"{report.strategy}: {report.outcome}"]
     if report.peak_rss_bytes is not None:
-        peak = f"peak {format_bytes(report.peak_rss_bytes)}"
+        peak = f"peak {cell('peak_rss_bytes')}"
         if report.peak_above_baseline_bytes is not None:
-            ratio = f" = {report.peak_ratio:.2f}x the checkpoint" if report.peak_ratio is not None else ""
-            peak += f" (+{format_bytes(report.peak_above_baseline_bytes)}{ratio})"
+            ratio = f" = {cell('peak_ratio')} the checkpoint" if report.peak_ratio is not None else ""
+            peak += f" (+{cell('peak_above_baseline_bytes')}{ratio})"
         parts.append(peak)
     if report.startup_s is not None:
         parts.append(f"started in {report.startup_s:.2f} s")
     if report.load_s is not None:
-        parts.append(f"load {report.load_s:.2f} s")
+        parts.append(f"load {cell('load_s')}")
     if report.forward_s is not None:
-        parts.append(f"forward {report.forward_s:.3f} s")
+        parts.append(f"forward {cell('forward_s')}")
     return f"<Report {', '.join(parts)}>"

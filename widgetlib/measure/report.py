@@ -9,11 +9,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..core.sizes import format_bytes
+from .columns import COLUMNS
 from .memory import Timeline
 
-__all__ = ["OUTCOMES", "Report", "format_table"]
+__all__ = ["DERIVED", "OUTCOMES", "Report"]
 
 OUTCOMES = ("ok", "error", "cancelled", "stopped_by_budget", "killed", "crashed")
+
+# The figures a Report derives from its fields; its JSON form carries them too, for readers without this class.
+DERIVED = ("peak_above_baseline_bytes", "peak_ratio", "predicted_above_baseline_bytes", "time_to_first_forward_s")
 
 
 @dataclass
@@ -102,6 +106,39 @@ class Report:
         return round(above / self.checkpoint_bytes, 3)
 
     @property
+    def predicted_above_baseline_bytes(self) -> int | None:
+        """The prediction made from the checkpoint's headers before the run, above the same baseline as
+        :attr:`peak_above_baseline_bytes` (so the two compare directly).
+
+        >>> Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=100, baseline_rss_bytes=50,
+        ...        predicted_peak_rss_bytes=255).predicted_above_baseline_bytes
+        205
+        """
+        if self.predicted_peak_rss_bytes is None or self.baseline_rss_bytes is None:
+            return None
+        return self.predicted_peak_rss_bytes - self.baseline_rss_bytes
+
+    def bytes_on(self, place: str) -> int:
+        """Bytes of weights the loaded model placed on ``place`` (``"cpu"``, ``"disk"``, ``"cuda:0"``, ``"meta"``;
+        0 where it placed none).
+
+        >>> r = Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=100,
+        ...            device_map={"cpu": {"tensors": 3, "bytes": 60}, "disk": {"tensors": 2, "bytes": 40}})
+        >>> r.bytes_on("disk"), r.bytes_on("cuda:0")
+        (40, 0)
+        """
+        return int(self.device_map.get(place, {}).get("bytes", 0))
+
+    @property
+    def oom_kills(self) -> int | None:
+        """How many processes the kernel killed in the run's memory cgroup (None without one).
+
+        >>> Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, limit_events={"oom_kill": 1}).oom_kills
+        1
+        """
+        return (self.limit_events or {}).get("oom_kill")
+
+    @property
     def time_to_first_forward_s(self) -> float | None:
         """Load plus first forward: a lazy, memory-mapped load moves cost into the forward, so only the sum is fair."""
         if self.load_s is None or self.forward_s is None:
@@ -115,9 +152,8 @@ class Report:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeline"}
         data = json.loads(json.dumps(data))  # deep copy through JSON: what is returned is what is written
         data["timeline"] = self.timeline.to_dict()
-        data["peak_above_baseline_bytes"] = self.peak_above_baseline_bytes
-        data["peak_ratio"] = self.peak_ratio
-        data["time_to_first_forward_s"] = self.time_to_first_forward_s
+        for name in DERIVED:
+            data[name] = getattr(self, name)
         return data
 
     def to_json(self, indent: int | None = None) -> str:
@@ -143,7 +179,7 @@ class Report:
     # ---------------------------------------------------------------------------------- for people
 
     def summary(self) -> str:
-        """A few readable lines: what ran, what it cost, what happened.
+        """A few readable lines: what ran, what it cost, what happened (figures as every table prints them).
 
         >>> print(Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=10**9,
         ...              baseline_rss_bytes=4*10**8, peak_rss_bytes=14*10**8, load_s=1.5, forward_s=0.25).summary())
@@ -151,27 +187,27 @@ class Report:
           peak RSS 1.40 GB (baseline 400 MB, +1.00 GB = 1.00x the checkpoint)
           load 1.50 s, first forward 0.250 s
         """
-        lines = [f"{self.strategy} on {self.checkpoint} ({format_bytes(self.checkpoint_bytes)}): {self.outcome}"]
+        def cell(key: str) -> str:
+            return COLUMNS[key].cell(self)
+
+        lines = [f"{self.strategy} on {self.checkpoint} ({cell('checkpoint_bytes')}): {self.outcome}"]
         if self.error:
             lines.append(f"  {self.error}")
         if self.peak_rss_bytes is not None:
-            ratio = f" = {self.peak_ratio:.2f}x the checkpoint" if self.peak_ratio is not None else ""
+            ratio = f" = {cell('peak_ratio')} the checkpoint" if self.peak_ratio is not None else ""
             lines.append(
-                f"  peak RSS {format_bytes(self.peak_rss_bytes)} (baseline {format_bytes(self.baseline_rss_bytes)}, "
-                f"+{format_bytes(self.peak_above_baseline_bytes)}{ratio})"
+                f"  peak RSS {cell('peak_rss_bytes')} (baseline {cell('baseline_rss_bytes')}, "
+                f"+{cell('peak_above_baseline_bytes')}{ratio})"
             )
         if self.predicted_peak_rss_bytes is not None:
-            lines.append(f"  predicted peak {format_bytes(self.predicted_peak_rss_bytes)}: {self.prediction}")
+            lines.append(f"  predicted peak {cell('predicted_peak_rss_bytes')}: {self.prediction}")
         if self.load_s is not None:
-            forward = f", first forward {self.forward_s:.3f} s" if self.forward_s is not None else ""
-            lines.append(f"  load {self.load_s:.2f} s{forward}")
+            forward = f", first forward {cell('forward_s')}" if self.forward_s is not None else ""
+            lines.append(f"  load {cell('load_s')}{forward}")
         if self.offload_folder:
-            lines.append(
-                f"  offload folder {self.offload_folder}: {self.offload_folder_files} file(s), "
-                f"{format_bytes(self.offload_folder_bytes)} written"
-            )
+            lines.append(f"  offload folder {self.offload_folder}: {cell('offload_written')} written")
         if self.device_map and set(self.device_map) != {"cpu"}:
-            places = ", ".join(f"{k}: {format_bytes(v['bytes'])}" for k, v in self.device_map.items())
+            places = ", ".join(f"{place}: {format_bytes(self.bytes_on(place))}" for place in self.device_map)
             lines.append(f"  weights by place: {places}")
         if self.stopped_by_budget and self.budget_stop:
             lines.append(
@@ -206,32 +242,3 @@ class Report:
 
         return report_card_html(self)
 
-
-def format_table(reports: list[Report]) -> str:
-    """A plain-text table of several reports, one row each (what ``offload-lab compare`` prints).
-
-    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
-    ...            peak_rss_bytes=3*10**8, load_s=1.0, forward_s=0.1)
-    >>> print(format_table([r]).splitlines()[0])
-    strategy           outcome  peak RSS  above base  x ckpt  predicted  load s  forward s  offload written
-    """
-    header = (
-        f"{'strategy':<18} {'outcome':<8} {'peak RSS':>8}  {'above base':>10}  {'x ckpt':>6}  {'predicted':>9}  "
-        f"{'load s':>6}  {'forward s':>9}  {'offload written':>15}"
-    )
-    rows = [header]
-    for r in reports:
-        ratio = f"{r.peak_ratio:.2f}" if r.peak_ratio is not None else "–"
-        load = f"{r.load_s:.2f}" if r.load_s is not None else "–"
-        forward = f"{r.forward_s:.3f}" if r.forward_s is not None else "–"
-        predicted = (
-            format_bytes(r.predicted_peak_rss_bytes - (r.baseline_rss_bytes or 0))
-            if r.predicted_peak_rss_bytes is not None
-            else "–"
-        )
-        rows.append(
-            f"{r.strategy:<18} {r.outcome:<8} {format_bytes(r.peak_rss_bytes):>8}  "
-            f"{format_bytes(r.peak_above_baseline_bytes):>10}  {ratio:>6}  {predicted:>9}  {load:>6}  {forward:>9}  "
-            f"{format_bytes(r.offload_folder_bytes):>15}"
-        )
-    return "\n".join(rows)

@@ -24,15 +24,15 @@ import re
 import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.registry import choose_when, strategy_names
-from ..core.registry import get_strategy as _get_strategy
 from ..core.sizes import format_bytes
+from ..measure.columns import COLUMNS, Column, column, kept_at_end
 from ..measure.memory import Event, MemorySample, non_reclaimable_bytes
+from ..measure.render import report_table_markdown
 from .quotes import SourceQuote, quote_lines, source_quote
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIXED_OVERHEAD_BYTES",
+    "REPORTS_TABLE_COLUMNS",
     "STRICT_ENV",
     "SourceQuote",
     "Verdict",
@@ -71,6 +72,7 @@ __all__ = [
     "folder_listing",
     "growth",
     "hostile_pickle",
+    "kept_at_end",
     "limit_budget",
     "mmap_probe",
     "non_reclaimable_growth",
@@ -219,7 +221,8 @@ def not_answered(hint: str) -> Verdict:
 
 
 def _ratio(n: float | None) -> str:
-    return "–" if n is None else f"{n:.2f}×"
+    """A ratio to the checkpoint as every table prints it (``"2.00x"``)."""
+    return "–" if n is None else COLUMNS["peak_ratio"].format(n)
 
 
 # ------------------------------------------------------------------------------------------ reading Reports
@@ -359,40 +362,42 @@ def peak_sentence(report: Report) -> str:
         f"checkpoint ({fmt(report.checkpoint_bytes)})."
     )
     if report.load_s is not None and report.forward_s is not None:
-        text += f" Loading took {report.load_s:.2f} s, the first forward pass {report.forward_s:.3f} s."
+        text += (f" Loading took {COLUMNS['load_s'].cell(report)}, the first forward pass "
+                 f"{COLUMNS['forward_s'].cell(report)}.")
     if not peak_is_exact(report):
         text += (" On this OS the peak is the best figure it offers for the loading process, which may include "
                  "its start-up (importing torch), so it can read higher than the load alone.")
     return text
 
 
-def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None, *, predicted: bool = False) -> str:
-    """A Markdown table of several runs: outcome, peak above baseline, ratio, times, offload bytes, and with
-    ``predicted=True`` the header-based prediction (only where the lesson discusses it: a prediction shown
-    beside a measurement and left unexplained reads as a contradiction).
+# The runs' figures teach's Markdown tables show by default (the catalogue: widgetlib/measure/columns.py).
+REPORTS_TABLE_COLUMNS = ("outcome", "peak_above_baseline_bytes", "peak_ratio", "load_s", "forward_s",
+                         "offload_written")
+
+
+def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None, *, predicted: bool = False,
+                  columns: Iterable[str | Column] | None = None, label_header: str | None = "run") -> str:
+    """A Markdown table of several runs, one row each: by default outcome, peak above baseline, ratio, times,
+    offload bytes, and with ``predicted=True`` the header-based prediction (only where the lesson discusses it:
+    a prediction shown beside a measurement and left unexplained reads as a contradiction). ``columns`` chooses
+    others from the catalogue (:data:`widgetlib.measure.columns.COLUMNS`); ``label_header=None`` drops the label
+    column (``labels``, default the strategies).
 
     >>> from widgetlib.measure.report import Report
-    >>> table = reports_table([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)])
-    >>> "predicted" in table, "predicted" in reports_table([], predicted=True)
-    (False, True)
+    >>> r = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8, baseline_rss_bytes=10**8,
+    ...            peak_rss_bytes=3 * 10**8, predicted_peak_rss_bytes=29 * 10**7)
+    >>> print(reports_table([r], predicted=True).splitlines()[2])  # predicted beside the measured peak
+    | normal | ok | 200 MB | 2.00x | 190 MB | – | – | – |
+    >>> print(reports_table([r], columns=["max_memory_bytes", "peak_rss_bytes"], label_header=None))
+    | max_memory | peak RSS (absolute) |
+    |---:|---:|
+    | – | 300 MB |
     """
-    reports = list(reports)
-    names = list(labels) if labels is not None else [r.strategy for r in reports]
-    header = ["run", "outcome", "peak above baseline", "× checkpoint"] + (["predicted above baseline"] if predicted
-                                                                          else [])
-    header += ["load s", "first forward s", "offload folder written"]
-    rows = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-    for name, r in zip(names, reports, strict=True):
-        cells = [name, r.outcome, fmt(r.peak_above_baseline_bytes), _ratio(r.peak_ratio)]
-        if predicted:
-            cells.append(fmt(r.predicted_peak_rss_bytes - r.baseline_rss_bytes)
-                         if r.predicted_peak_rss_bytes is not None and r.baseline_rss_bytes is not None else "–")
-        offloads = r.offload_folder or r.offload_folder_files or _accepts(r.strategy, "offload_folder")
-        cells += [f"{r.load_s:.2f}" if r.load_s is not None else "–",
-                  f"{r.forward_s:.3f}" if r.forward_s is not None else "–",
-                  f"{r.offload_folder_files} files, {fmt(r.offload_folder_bytes)}" if offloads else "–"]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    chosen = list(columns if columns is not None else REPORTS_TABLE_COLUMNS)
+    if predicted:
+        chosen.insert(chosen.index("peak_ratio") + 1 if "peak_ratio" in chosen else len(chosen),
+                      "predicted_above_baseline_bytes")
+    return report_table_markdown(list(reports), labels, columns=chosen, label_header=label_header)
 
 
 def same_logits(reports: Iterable[Report]) -> bool:
@@ -471,33 +476,20 @@ def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
     return int(too_big.baseline_rss_bytes + room), "non-reclaimable"
 
 
-def _accepts(strategy: str, option: str) -> bool:
-    return strategy in strategy_names() and _get_strategy(strategy).accepts(option)
-
-
 def decision_table(reports: Iterable[Report], budget_bytes: int) -> str:
     """A Markdown decision table from runs made *under* ``budget_bytes``: finished?, how the budget was
-    enforced, peak RSS, major faults (pages read from disk), time to a first answer, disk written.
+    enforced, peak RSS, major faults (pages read from disk), time to a first answer, disk written, and each
+    strategy's advice from the registry.
 
     >>> from widgetlib.measure.report import Report
     >>> "| normal | no |" in decision_table([Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1,
     ...                                              outcome="stopped_by_budget")], 10)
     True
     """
-    rows = [
-        f"| strategy | finished under {fmt(budget_bytes)}? | enforced by | peak RSS | major faults | "
-        "time to first answer (load + forward) | extra disk written | choose it when |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
-    when = choose_when()  # each strategy's one line of advice, from the registry
-    for r in reports:
-        first = f"{r.time_to_first_forward_s:.2f} s" if r.time_to_first_forward_s is not None else "–"
-        rows.append(
-            f"| {r.strategy} | {'yes' if r.ok else 'no'} | {r.budget_mode or '–'} | {fmt(r.peak_rss_bytes)} | "
-            f"{r.major_faults if r.major_faults is not None else '–'} | {first} | {fmt(r.offload_folder_bytes)} | "
-            f"{when.get(r.strategy, '')} |"
-        )
-    return "\n".join(rows)
+    finished = replace(column("finished"), header=f"finished under {fmt(budget_bytes)}?")
+    return report_table_markdown(
+        list(reports), columns=[finished, "budget_mode", "peak_rss_bytes", "major_faults", "time_to_first_forward_s",
+                                "offload_written", "choose_when"], label_header="strategy")
 
 
 def folder_listing(folder: str | os.PathLike[str] | None, limit: int = 8) -> str:
