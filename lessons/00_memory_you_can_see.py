@@ -296,24 +296,10 @@ teach.say("\n".join(rows))
 bf16 = teach.run_live(panel.plot, folder, "low_cpu_mem_usage", dtype="bfloat16", note="dtype=bfloat16")
 assert bf16.ok, bf16.error
 
-
-def kept_at_end(run):
-    """Anonymous and file-backed RSS above the run's ready point, at its last sample: what the model keeps."""
-    ready_sample = teach.sample_at(run, teach.first_event(run, "ready").t_s)
-    last = run.timeline.samples[-1]
-    if last.rss_anon_bytes is None or ready_sample.rss_anon_bytes is None:
-        return None, None
-    return last.rss_anon_bytes - ready_sample.rss_anon_bytes, last.rss_file_bytes - ready_sample.rss_file_bytes
-
-
-rows = ["| dtype | kernel peak above baseline | anonymous kept at the end | file-backed at the end |",
-        "|---|---:|---:|---:|"]
-for label, run in (("float32 (as stored)", report), ("bfloat16", bf16)):
-    anon_kept, file_kept = kept_at_end(run)
-    rows.append(f"| {label} | {teach.fmt(run.peak_above_baseline_bytes)} ({run.peak_ratio:.2f}×) | "
-                f"{teach.fmt(anon_kept)} | {teach.fmt(file_kept)} |")
-teach.say("\n".join(rows))
-bf_anon, _ = kept_at_end(bf16)
+kept = ["anon_kept_bytes", "file_kept_bytes"]  # what the loaded model keeps, above the load start
+teach.say(teach.reports_table([report, bf16], ["float32 (as stored)", "bfloat16"], label_header="dtype",
+                              columns=["peak_above_baseline_bytes", "peak_ratio", *kept]))
+bf_anon, _ = teach.kept_at_end(bf16)
 if bf_anon is not None:
     teach.say(
         f"The bfloat16 model keeps **{teach.fmt(bf_anon)}** of anonymous memory, "

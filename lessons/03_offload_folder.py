@@ -83,13 +83,13 @@ assert all(r is not None and r.ok for r in runs.values()), {k: r and r.error for
 # %%
 teach.say(teach.reports_table(runs.values(), labels=runs))
 for name, r in runs.items():
-    places = ", ".join(f"{place} {teach.fmt(v['bytes'])}" for place, v in r.device_map.items())
+    places = ", ".join(f"{place} {teach.fmt(r.bytes_on(place))}" for place in r.device_map)
     teach.say(f"**{name}**: weights placed: {places}. Offload folder {teach.folder_listing(r.offload_folder, 3)}")
 
 # %%
 st, pickle_run, acc = runs.values()
 teach.say(
-    f"- safetensors with `from_pretrained`: {teach.fmt(st.device_map.get('disk', {}).get('bytes', 0))} of "
+    f"- safetensors with `from_pretrained`: {teach.fmt(st.bytes_on('disk'))} of "
     f"weights planned for disk, **{st.offload_folder_files} file(s)** written: they are read in place from the "
     "checkpoint.\n"
     f"- `.bin` with `from_pretrained`: **{pickle_run.offload_folder_files} file(s), "
@@ -101,7 +101,7 @@ teach.say(
     f"{teach.fmt(info.total_bytes)} checkpoint."
 )
 for r in runs.values():
-    assert r.device_map.get("disk", {}).get("bytes", 0) > 0, "max_memory below the model must offload something"
+    assert r.bytes_on("disk") > 0, "max_memory below the model must offload something"
     assert r.peak_ratio < 1.5 or not teach.peak_is_exact(r), "offloading never needs more than one copy"
 assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
 assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
@@ -116,10 +116,10 @@ if torch.cuda.is_available():
                              gpu_max_memory=info.total_bytes // 2, offload_folder=workdir / "gpu",
                              note="cuda:0, then RAM, then disk")
     assert gpu_run.ok, gpu_run.error
-    on_gpu = gpu_run.device_map.get("cuda:0", {}).get("bytes", 0)
+    on_gpu = gpu_run.bytes_on("cuda:0")
     teach.say(
         f"**With CUDA ({torch.cuda.get_device_name(0)})**: weights placed "
-        + ", ".join(f"{place} {teach.fmt(v['bytes'])}" for place, v in gpu_run.device_map.items())
+        + ", ".join(f"{place} {teach.fmt(gpu_run.bytes_on(place))}" for place in gpu_run.device_map)
         + f". The GPU's memory peaked at {teach.fmt(gpu_run.gpu_peak_bytes)}, which holds the "
         f"{teach.fmt(on_gpu)} placed on `cuda:0` (and the forward pass's activations there). RAM peaked at "
         f"{teach.fmt(gpu_run.peak_above_baseline_bytes)} above baseline: that includes CUDA's own libraries and "
@@ -153,27 +153,10 @@ assert len(sweep) == len(sweep_values) and all(r.ok for r in sweep), [r.error fo
 
 # %%
 least, most = sweep[0], sweep[-1]
-rows = ["| max_memory | on disk | peak above baseline | first forward s | steady forward s |",
-        "|---:|---:|---:|---:|---:|"]
-rows += [
-    f"| {teach.fmt(r.max_memory_bytes)} | {teach.fmt(r.device_map.get('disk', {}).get('bytes', 0))} | "
-    f"{teach.fmt(r.peak_above_baseline_bytes)} | {r.forward_s:.3f} | "
-    + ("–" if r.steady_forward_s is None else f"{r.steady_forward_s:.3f}") + " |"
-    for r in sweep
-]
-teach.say("\n".join(rows))
-most_on_disk = most.device_map.get("disk", {}).get("bytes", 0)
-teach.say(
-    f"With the least RAM the peak was {teach.fmt(least.peak_above_baseline_bytes)} above baseline against "
-    f"{teach.fmt(most.peak_above_baseline_bytes)} with the most. The times are shown, not ranked: with the "
-    "offloaded files in the page cache, bringing a weight back is a copy in RAM, and the difference between "
-    "these runs can be smaller than the noise between two runs of the same one. The cold-cache runs below "
-    "show what the disk costs."
-    + (f" Even with `max_memory` equal to all the weights' bytes, {teach.fmt(most_on_disk)} went to disk: the "
-       "planner counts the model's buffers too (the non-persistent rotary `inv_freq` among them), so the weights "
-       "alone no longer fit, and the last module placed goes to disk." if most_on_disk else "")
-)
-assert least.device_map.get("disk", {}).get("bytes", 0) > most.device_map.get("disk", {}).get("bytes", 0)
+teach.say(teach.reports_table(sweep, columns=["max_memory_bytes", "disk_bytes", "peak_above_baseline_bytes",
+                                              "forward_s", "steady_forward_s"], label_header=None))
+teach.say(teach.sweep_peaks(least, most))
+assert least.bytes_on("disk") > most.bytes_on("disk")
 if teach.peak_is_exact(least) and teach.peak_is_exact(most):
     assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
 
@@ -193,33 +176,11 @@ cold = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max
 warm = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_cache=False,
                       note="warm cache")
 assert cold.ok and warm.ok, (cold.error, warm.error)
-price_rows = ["| cache | load s | first forward s | steady forward s | major faults |", "|---|---:|---:|---:|---:|"]
-for name, r in (("cold", cold), ("warm", warm)):
-    price_rows.append(f"| {name} | {r.load_s:.2f} | {r.forward_s:.3f} | "
-                      f"{'–' if r.steady_forward_s is None else f'{r.steady_forward_s:.3f}'} | "
-                      f"{'–' if r.major_faults is None else r.major_faults} |")
-teach.say("\n".join(price_rows))
-dropped = cold.details.get("cold_cache", {})
+teach.say(teach.reports_table([cold, warm], ["cold", "warm"], label_header="cache",
+                              columns=["load_s", "forward_s", "steady_forward_s", "major_faults"]))
 assert cold.device_map == warm.device_map, "one variable at a time: the same plan, only the cache differs"
 assert "cold_cache" in cold.details and "cold_cache" not in warm.details
-slower = cold.forward_s > 1.5 * warm.forward_s
-note = f" ({dropped['note']})" if "note" in dropped else ""
-teach.say(
-    f"Before the cold run, the runner asked the kernel to drop {dropped.get('files', 0)} file(s), "
-    f"{teach.fmt(dropped.get('bytes', 0))}, from the page cache{note}. "
-    + (f"The cold first forward took {cold.forward_s / warm.forward_s:.1f}× the warm first forward: the same plan, "
-       "the same forward, so the difference is reading the offloaded weights from this disk. " if slower else
-       "Here the cold first forward was not clearly slower than the warm one (less than 1.5× it), so the times "
-       "are shown, not ranked: at this size, on this disk, the reads did not stand out of the noise "
-       "between runs; a bigger checkpoint, or a slower disk, makes them show. ")
-    + ("Major faults: " + (f"{cold.major_faults} cold against {warm.major_faults} warm. "
-                           if cold.major_faults is not None and warm.major_faults is not None else "not reported by "
-                           "this OS. ")
-       + "A major fault counts a page the process faulted in from disk through a memory mapping; a plain file "
-       "read is not a fault, so the count is a lower bound of what came from disk. And the drop is advice: pages "
-       "another process still maps, or reads again meanwhile (a second notebook on the same checkpoint), stay in "
-       "the cache.")
-)
+teach.say(teach.cold_cache_price(cold, warm))
 
 # %% [markdown]
 # ## Experiment

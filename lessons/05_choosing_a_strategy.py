@@ -56,16 +56,8 @@ by_name = {r.strategy: r for r in reports}
 
 # %%
 teach.say(teach.reports_table(reports, predicted=True))
-lines = []
-for r in reports:
-    predicted = r.predicted_peak_rss_bytes - r.baseline_rss_bytes
-    lines.append(
-        f"- **{r.strategy}**: predicted {teach.fmt(predicted)} above baseline ({r.prediction}); measured "
-        f"{teach.fmt(r.peak_above_baseline_bytes)}, {r.peak_above_baseline_bytes / predicted:.2f} times the "
-        "prediction."
-    )
-teach.say("\n".join(lines))
-teach.say(f"All four produced {'bit-identical' if teach.same_logits(reports) else 'DIFFERENT'} logits.")
+teach.say(teach.prediction_lines(reports))
+teach.say(teach.same_logits_sentence(reports, teach.same_logits(reports)))
 
 # %%
 # What the lessons so far taught, checked on this run with honest margins.
@@ -103,24 +95,11 @@ budget, budget_basis = teach.limit_budget(one_copy, too_big=by_name["normal"])
 baseline = by_name["normal"].baseline_rss_bytes
 room = budget - baseline
 held = {r.strategy: teach.non_reclaimable_growth(r) for r in reports}
+teach.say(teach.budget_room(budget, budget_basis, by_name["normal"], one_copy, held))
 if budget_basis == "non-reclaimable":
     heaviest = max(one_copy, key=lambda r: r.peak_above_baseline_bytes)
-    teach.say(
-        f"Budget: **{teach.fmt(budget)}** = baseline {teach.fmt(baseline)} + room {teach.fmt(room)}. Above, the "
-        "memory each load could not give back (anonymous + shared) grew by "
-        + ", ".join(f"{name} {teach.fmt(grown)}" for name, grown in held.items())
-        + f". The room holds what the three lighter loads could not give back, and not what `normal` could not; "
-        f"but in all, {heaviest.strategy}'s RSS grew by {teach.fmt(heaviest.peak_above_baseline_bytes)}, more "
-        "than the room."
-    )
     assert max(held[r.strategy] for r in one_copy) < room < held["normal"], (held, room)
     assert room < heaviest.peak_above_baseline_bytes, "the room must squeeze the file-backed pages of one load"
-else:
-    teach.say(
-        f"Budget: **{teach.fmt(budget)}** = baseline {teach.fmt(baseline)} + room {teach.fmt(room)}, halfway "
-        "between the one-copy strategies' peaks and `normal`'s. This probe does not split RSS into anonymous and "
-        "file-backed memory, so the budget is set from total peaks."
-    )
 
 # %% [markdown]
 # ## Exercise 1: predict which strategies finish
@@ -146,47 +125,12 @@ teach.check_fits_prediction(my_prediction, budget_reports)
 # ### What you just saw
 
 # %%
-rows = ["| strategy | outcome | budget_mode | major faults | OOM kills | peak RSS |", "|---|---|---|---:|---:|---:|"]
-for r in budget_reports:
-    kills = (r.limit_events or {}).get("oom_kill")
-    rows.append(f"| {r.strategy} | {r.outcome} | {r.budget_mode} | "
-                f"{r.major_faults if r.major_faults is not None else '–'} | {'–' if kills is None else kills} | "
-                f"{teach.fmt(r.peak_rss_bytes)} |")
-teach.say("\n".join(rows))
+teach.say(teach.reports_table(budget_reports, label_header="strategy",
+                              columns=["outcome", "budget_mode", "major_faults", "oom_kills", "peak_rss_bytes"]))
 stopped = budget_by_name["normal"]
 finished = [r for r in budget_reports if r.ok]
 mode = stopped.budget_mode
-squeezed = [r.strategy for r in finished if by_name[r.strategy].peak_above_baseline_bytes > room]
-over = [r.strategy for r in finished if r.peak_rss_bytes is not None and r.peak_rss_bytes > budget]
-if mode == "cgroup":
-    teach.say(
-        "The kernel enforced the budget. "
-        + (f"It killed `normal` (OOM kills: {stopped.limit_events.get('oom_kill')}): a random-weight model and a "
-           "state dict read into RAM are anonymous memory, and there was nothing to drop for them. "
-           if stopped.outcome == "stopped_by_budget" else "")
-        + (f"{', '.join(squeezed)} touched more than the room when unbudgeted, and finished anyway: what they map "
-           "from the checkpoint is file-backed, and the kernel may drop such pages under the limit and read them "
-           "again when they are touched. " if squeezed else "")
-        + "The major faults in the table count pages read from disk through a mapping (a plain file read is not "
-        "a fault): the cold cache's first reads and any re-reads, paid in time."
-        + (f" {', '.join(over)} peaked above the budget: pages another process had already brought into the page "
-           "cache (another notebook reading the same checkpoint, say) are charged to that process, not to this "
-           "limit." if over else "")
-    )
-else:
-    split = "RssAnon" in str(stopped.details.get("budget_counts", ""))
-    teach.say(
-        f"No memory cgroup was used here, so the watchdog enforced the budget: it counts "
-        f"{stopped.details.get('budget_counts', 'the RSS')}, and stops the run when that crosses the budget. "
-        + ("That is what a kernel limit cannot reclaim, so the outcomes are the ones a real limit gives, but "
-           "nothing is dropped and read again: the watchdog only watches."
-           if split else
-           "Counting file-backed pages too makes it stricter than a real kernel limit, which would drop those "
-           "pages and read them again.")
-    )
-if not exact:
-    teach.say("This OS's peaks may include each process's start-up, so a budget set from them need not separate "
-              "the strategies here.")
+teach.say(teach.budget_outcomes(budget_reports, by_name, budget, room, exact=exact))
 assert stopped.outcome == "stopped_by_budget" or not exact, "two copies of anonymous memory cannot fit the room"
 assert not exact or all(budget_by_name[s].ok for s in ("low_cpu_mem_usage", "offload_folder", "manual_shards")), \
     [(r.strategy, r.error) for r in budget_reports]

@@ -34,6 +34,14 @@ from ..measure.columns import COLUMNS, Column, column, kept_at_end
 from ..measure.memory import Event, MemorySample, non_reclaimable_bytes
 from ..measure.render import report_table_markdown
 from .quotes import SourceQuote, quote_lines, source_quote
+from .sentences import (
+    budget_outcomes,
+    budget_room,
+    cold_cache_price,
+    prediction_lines,
+    same_logits_sentence,
+    sweep_peaks,
+)
 
 if TYPE_CHECKING:
     from ..measure.report import Report
@@ -95,6 +103,12 @@ __all__ = [
     "versions",
     "watch_this_kernel",
     "which_memory",
+    "budget_outcomes",
+    "budget_room",
+    "cold_cache_price",
+    "prediction_lines",
+    "same_logits_sentence",
+    "sweep_peaks",
 ]
 
 STRICT_ENV = "OFFLOAD_LAB_STRICT_CHECKS"
