@@ -42,19 +42,16 @@ from ..core.registry import check_options
 from ..core.sizes import format_bytes, parse_size
 from ..core.strategies import LoadOptions, check_architecture
 from . import limits
+from .assemble import RunRecord, assemble_report, base_report
 from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
 from .folders import written_since as _written_since
-from .memory import Event, MemorySample, Sampler, Timeline, non_reclaimable_bytes, now_s, portable_probe
-from .outcome import budget_details, decide_outcome
-from .peaks import best_peak
-from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, shutdown, start_method
-from .protocol import MSG_ERROR, MSG_EVENT, MSG_GPU, MSG_READY, MSG_RESULT, encode_job
+from .memory import Event, MemorySample, Sampler, non_reclaimable_bytes, now_s, portable_probe
+from .processes import Child, ForkedChild, SpawnedChild, prewarm, refill_spare, start_method
+from .protocol import MSG_EVENT, MSG_GPU, MSG_READY, encode_job
 from .report import Report
 
-__all__ = ["RunHandle", "default_max_memory_bytes", "prewarm", "run", "shutdown_spare", "start"]
-
-shutdown_spare = shutdown  # the name the widgets and older notebooks know
+__all__ = ["RunHandle", "default_max_memory_bytes", "prewarm", "run", "start"]
 
 # One measured run at a time per kernel: two loads at once would measure each other (they share the machine's
 # RAM) and would interleave into one plot. A second run queues behind the first, or is refused (queue=False).
@@ -286,7 +283,7 @@ class RunHandle:
                 self.callback_error = self.callback_error or f"{type(exc).__name__}: {exc}"
             if self._limit is not None:
                 self._limit_events = self._limit.events()
-            self.report = self._build_report()
+            self.report = assemble_report(self._record())
         except BaseException as exc:  # never leave a waiter hanging: any failure here becomes a crashed report
             self._kill(None)
             if self._sampler is not None:
@@ -294,8 +291,9 @@ class RunHandle:
                     self._sampler.stop()
                 except Exception:
                     pass
-            self.report = self._base_report(
-                outcome="crashed", error_kind="crashed", error=f"Offload Lab's runner failed: {exc!r}"
+            self.report = base_report(
+                self._record(finished=False), outcome="crashed", error_kind="crashed",
+                error=f"Offload Lab's runner failed: {exc!r}",
             )
         finally:
             if self._child is not None:
@@ -380,119 +378,43 @@ class RunHandle:
         lines = [line for line in text.strip().splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
-    def _base_report(self, **fields: Any) -> Report:
-        ready = self._messages.get(MSG_READY)
-        return Report(
+    def _record(self, *, finished: bool = True) -> RunRecord:
+        """What this run saw, for :func:`~widgetlib.measure.assemble.assemble_report` (which derives the rest).
+        ``finished=False`` (the runner itself failed) reads nothing from disk: only what is already at hand."""
+        files_bytes = (0, 0)
+        if finished and self._offload_folder is not None:
+            files_bytes = _written_since(self._offload_folder, self._offload_before)
+        return RunRecord(
             strategy=self.strategy,
             checkpoint=self.checkpoint,
             checkpoint_bytes=self._info.total_bytes,
+            request_s=self._request_s,
             checkpoint_format=self._info.format,
             prediction=self._estimate.explanation,
+            predicted_above_baseline_bytes=self._estimate.peak_above_baseline_bytes,
+            options=self._options,
+            max_memory_bytes=self._load_options.max_memory_bytes,
             offload_folder=str(self._offload_folder)
             if self._offload_folder and self._options.get("offload_folder")
             else None,
             budget_bytes=self._budget_bytes,
-            # Published as "cgroup" | "watchdog" | None; a systemd scope is a cgroup too (details say which).
-            budget_mode="cgroup" if self._budget_mode == "systemd" else self._budget_mode,
-            max_memory_bytes=self._load_options.max_memory_bytes,
-            options=self._options,
-            startup_s=(ready["t_s"] - self._request_s) if ready else None,
+            budget_mode=self._budget_mode,
+            limit=self._limit,
             limit_events=self._limit_events,
-            **fields,
+            t0_s=self._t0_s,
+            messages=dict(self._messages),
+            samples=list(self._sampler.samples) if self._sampler is not None else [],
+            event_samples=list(self._event_samples),
+            events=list(self._events),
+            gpu_samples=list(self._gpu_samples),
+            cancelled=self._cancelled,
+            budget_stop=self._budget_stop,
+            returncode=self._returncode,
+            stderr_tail=self._stderr_tail() if finished else "",
+            offload_written=files_bytes,
+            cold_cache=self._cold_cache,
+            callback_error=self.callback_error,
         )
-
-    def _outcome(self, result: Any, error: Any, ready: Any, samples: list[MemorySample]) -> tuple[str, Any, Any]:
-        oom_kills = (self._limit_events or {}).get("oom_kill") or 0
-        if self._budget_mode == "systemd" and self._returncode == -9 and not self._cancelled:
-            oom_kills = 1  # the scope's cgroup is systemd's, not ours to read: a SIGKILL in it is its OOM kill
-        if not result and not self._cancelled and self._budget_stop is None and oom_kills > 0:
-            last = samples[-1] if samples else None
-            self._budget_stop = {
-                "by": "kernel",
-                "t_s": self._rel(last.t_s) if last else None,
-                "rss_bytes": last.rss_bytes if last else None,
-            }
-        return decide_outcome(
-            result=result, error=error, ready=ready, cancelled=self._cancelled, budget_stop=self._budget_stop,
-            budget_bytes=self._budget_bytes, returncode=self._returncode,
-            last_rss_bytes=samples[-1].rss_bytes if samples else None, stderr_tail=self._stderr_tail,
-        )
-
-    def _build_report(self) -> Report:
-        ready = self._messages.get(MSG_READY)
-        result = self._messages.get(MSG_RESULT)
-        error = self._messages.get(MSG_ERROR)
-        assert self._sampler is not None
-        # The run ends with the child's last message; what follows is the process exiting, not the load.
-        end_t = (result or error or {}).get("t_s")
-        samples = sorted((s for s in [*self._sampler.samples, *self._event_samples] if end_t is None or s.t_s <= end_t),
-                         key=lambda s: s.t_s)
-        baseline = ready["rss_bytes"] if ready else None
-        ready_t = ready["t_s"] if ready else None
-        after_ready = [s for s in samples if ready_t is None or s.t_s >= ready_t]
-
-        peak, source, sampled_peak = best_peak(result or error or {}, after_ready)
-
-        outcome, message, error_kind = self._outcome(result, error, ready, samples)
-
-        offload_files = offload_bytes = 0
-        if self._offload_folder is not None:
-            offload_files, offload_bytes = _written_since(self._offload_folder, self._offload_before)
-
-        timeline = Timeline.from_absolute(
-            self._t0_s if self._t0_s is not None else self._request_s,
-            samples,
-            self._events,
-            baseline_rss_bytes=baseline,
-            kernel_peak_bytes=peak,
-            gpu_samples=self._gpu_samples,
-        )
-        if self._budget_stop is not None and self._budget_stop.get("t_s") is not None:
-            label = "stopped by the kernel (OOM kill)" if self._budget_stop["by"] == "kernel" else (
-                "stopped by the watchdog")
-            timeline.events.append(Event(float(self._budget_stop["t_s"]), label, "budget_stop"))
-            timeline.events.sort(key=lambda e: e.t_s)
-        details: dict[str, Any] = (
-            dict(result.get("details", {}))
-            if result
-            else ({"traceback": error["traceback"]} if error and error.get("traceback") else {})
-        )
-        if result and result.get("forward_times_s"):
-            details["forward_times_s"] = result["forward_times_s"]
-        if self._cold_cache is not None:
-            details["cold_cache"] = self._cold_cache
-        details.update(budget_details(self._budget_mode, self._limit, samples))
-        report = self._base_report(
-            outcome=outcome,
-            error=message,
-            error_kind=error_kind,
-            baseline_rss_bytes=baseline,
-            peak_rss_bytes=peak,
-            peak_source=source,
-            sampled_peak_rss_bytes=sampled_peak,
-            non_reclaimable_peak_bytes=max(
-                (non_reclaimable_bytes(s) for s in after_ready if s.rss_anon_bytes is not None), default=None
-            ),
-            load_s=result.get("load_s") if result else None,
-            forward_s=result.get("forward_s") if result else None,
-            steady_forward_s=result.get("steady_forward_s") if result else None,
-            major_faults=result.get("major_faults") if result else None,
-            offload_folder_files=offload_files,
-            offload_folder_bytes=offload_bytes,
-            device_map=result.get("device_map", {}) if result else {},
-            logits_sha256=result.get("logits_sha256") if result else None,
-            stopped_by_budget=self._budget_stop is not None and not result,
-            budget_stop=self._budget_stop if not result else None,
-            gpu_peak_bytes=result.get("gpu_peak_bytes") if result else None,
-            details=details,
-            versions=ready.get("versions", {}) if ready else {},
-            timeline=timeline,
-        )
-        if self.callback_error:
-            report.details["callback_error"] = self.callback_error
-        if baseline is not None:
-            report.predicted_peak_rss_bytes = baseline + self._estimate.peak_above_baseline_bytes
-        return report
 
 
 _NOT_RECORDED = frozenset({"checkpoint", "strategy", "on_sample", "on_event", "on_done", "queue"})
