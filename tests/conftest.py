@@ -1,14 +1,20 @@
 """Fixtures shared by the tests: small checkpoints built once per session (in the isolated cache that the
-repository's root ``conftest.py`` sets up for tests and doctests alike).
+repository's root ``conftest.py`` sets up for tests and doctests alike). Hand-built Reports, samples and runner
+records come from ``factories.py``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The test factories (factories.py beside this file) are imported by name; pytest's --import-mode=importlib puts
+# nothing on sys.path, so this folder goes there.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """Every exercise check: a blank answer (``...``) is "not answered yet" and never raises, a wrong answer is
 rejected with its reason (and raises under ``OFFLOAD_LAB_STRICT_CHECKS=1``), the right answer passes.
 
-The Reports here are built by hand from the fields each check reads, so the checks' logic is tested without a
-load; the lessons' executions (tests/test_lessons.py) test them again on real runs.
+The Reports here are built (by the test factories) from the fields each check reads, so the checks' logic is
+tested without a load; the lessons' executions (tests/test_lessons.py) test them again on real runs.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import make_report, sample
 
 from widgetlib import teach
-from widgetlib.measure.memory import Event, MemorySample, Timeline
+from widgetlib.measure.memory import Event, MemorySample
 from widgetlib.measure.report import Report
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,18 +29,18 @@ def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _sample(t_s: float, rss: int, anon: int | None = None, file: int | None = None) -> MemorySample:
-    return MemorySample(t_s=t_s, rss_bytes=rss, rss_anon_bytes=anon, rss_file_bytes=file, hwm_bytes=None)
+    return sample(t_s, rss, anon=anon, file=file)
 
 
-def _report(strategy: str = "normal", *, baseline: int = 100, peak: int = 300, checkpoint: int = 100,
-            outcome: str = "ok", **fields: Any) -> Report:
-    samples = [_sample(0.0, baseline), _sample(0.5, baseline + 100), _sample(1.0, peak), _sample(1.5, baseline + 100)]
+def _report(strategy: str = "normal", *, baseline: int = 100, peak: int | None = 300, checkpoint: int = 100,
+            **fields: Any) -> Report:
+    top = peak if peak is not None else baseline + 100
+    samples = [_sample(0.0, baseline), _sample(0.5, baseline + 100), _sample(1.0, top), _sample(1.5, baseline + 100)]
     events = [Event(0.0, "ready", "ready"), Event(0.4, "model built", "model_built"),
               Event(0.9, "state dict read", "state_dict_read"), Event(1.2, "weights assigned", "weights_assigned"),
               Event(1.6, "forward done", "forward_done")]
-    return Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=checkpoint, outcome=outcome,
-                  baseline_rss_bytes=baseline, peak_rss_bytes=peak,
-                  timeline=Timeline(t0_s=0.0, samples=samples, events=events), **fields)
+    return make_report(strategy, checkpoint_bytes=checkpoint, baseline_rss_bytes=baseline, peak_rss_bytes=peak,
+                       samples=samples, events=events, **fields)
 
 
 def _stages(file_growth: int, anon_growth: int, split: bool = True) -> dict[str, MemorySample]:
@@ -259,10 +260,8 @@ def _split_report(strategy: str, *, anon_growth: int, file_growth: int, **fields
     ``file_growth`` (baseline 100, of which 60 anonymous)."""
     start = _sample(0.0, 100, anon=60, file=40)
     top = _sample(1.0, 100 + anon_growth + file_growth, anon=60 + anon_growth, file=40 + file_growth)
-    report = _report(strategy, baseline=100, peak=top.rss_bytes, **fields)
-    report.timeline = Timeline(t0_s=0.0, samples=[start, top], events=[])
-    report.non_reclaimable_peak_bytes = 60 + anon_growth
-    return report
+    return make_report(strategy, checkpoint_bytes=100, baseline_rss_bytes=100, peak_rss_bytes=top.rss_bytes,
+                       non_reclaimable_peak_bytes=60 + anon_growth, samples=[start, top], **fields)
 
 
 def test_what_a_limit_counts() -> None:

@@ -13,19 +13,17 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from factories import MB, make_report, sample, timeline
 
 from widgetlib import STRATEGIES, CompareBoard, MemoryPlot, StrategyPanel
 from widgetlib.core.checkpoints import cache_dir, inspect_checkpoint
 from widgetlib.core.registry import strategy_color
 from widgetlib.core.sizes import format_bytes
 from widgetlib.measure import runner
-from widgetlib.measure.memory import Event, MemorySample, Timeline
-from widgetlib.measure.report import Report
+from widgetlib.measure.memory import Event, MemorySample
 from widgetlib.widgets import default_sweep_values, report_figures, to_mb
 
 pytestmark = pytest.mark.timeout(300)
-
-MB = 10**6
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +40,7 @@ def _wait_until(condition, timeout_s: float = 60.0, step_s: float = 0.02) -> Non
 
 
 def _sample(t_s: float, rss_mb: float) -> MemorySample:
-    return MemorySample(t_s, int(rss_mb * MB), int(rss_mb * MB * 0.7), int(rss_mb * MB * 0.3), None)
+    return sample(t_s, rss_mb * MB, split=0.7)
 
 
 def _figures_in(html_text: str) -> dict[str, str]:
@@ -92,7 +90,7 @@ def test_memory_plot_updates_live_from_a_thread_and_throttles_redraws():
     assert plot.line_y("budget", run_id) == pytest.approx(900 - 105)
     assert plot.line_y("checkpoint", run_id) == pytest.approx(50)
     assert plot.line_y("peak", run_id) is None
-    report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=50 * MB, baseline_rss_bytes=104 * MB,
+    report = make_report("normal", checkpoint_bytes=50 * MB, baseline_rss_bytes=104 * MB,
                     peak_rss_bytes=231_500_000)
     plot.end_run(report, run_id)
     assert plot.line_y("peak", run_id) == pytest.approx(231.5 - 104)
@@ -119,7 +117,7 @@ def test_memory_plot_starts_at_the_load_and_states_baseline_and_start_up():
         plot.add_sample(_sample(6.0 + i * 0.1, 800 + 5 * i), run_id)
     plot.add_event(Event(7.0, "shard 1/2 read", "shard_read"), run_id)
     plot.add_event(Event(8.0, "shard 2/2 read", "shard_read"), run_id)
-    plot.end_run(Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=150 * MB,
+    plot.end_run(make_report("manual_shards", checkpoint_bytes=150 * MB,
                         baseline_rss_bytes=800 * MB, peak_rss_bytes=951 * MB), run_id)
     rss = _trace(plot, run_id)
     assert rss.x[0] == pytest.approx(0.0) and rss.x[-1] == pytest.approx(3.0)
@@ -155,7 +153,7 @@ def test_memory_plot_with_load_start_at_zero_and_start_up_streamed_before_it():
     assert list(rss.x) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     assert rss.y[0] == 0.0  # baseline guessed from the first sample of the load
     assert "process started in 0.5 s (not drawn)" in plot.figure.layout.title.text
-    plot.end_run(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10 * MB, baseline_rss_bytes=200 * MB,
+    plot.end_run(make_report("normal", checkpoint_bytes=10 * MB, baseline_rss_bytes=200 * MB,
                         peak_rss_bytes=204 * MB), run_id)
     plot.join()
 
@@ -181,9 +179,9 @@ def test_memory_plot_of_four_runs_keeps_every_label_apart():
             Event(0.01 * k, f"shard {k}/6 read", "shard_read") for k in range(1, 7)] + [
             Event(0.1, "forward pass started", "forward")]
         samples = [_sample(0.02 * i, 800 + above * i / 10) for i in range(11)]
-        plot.add_report(Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=150 * MB,
+        plot.add_report(make_report(strategy, checkpoint_bytes=150 * MB,
                                baseline_rss_bytes=800 * MB, peak_rss_bytes=(800 + above) * MB,
-                               timeline=Timeline(0.0, samples, events)))
+                               timeline=timeline(samples, events)))
     # Peaks in the legend, not on lines that would print on top of each other.
     assert plot.legend_names() == [f"{s} · +{above} MB = {above / 150:.2f}x" for s, above in peaks.items()]
     peak_labels = [s.label.text for s in plot.figure.layout.shapes if s.name.endswith(":peak")]
@@ -201,9 +199,8 @@ def test_memory_plot_of_four_runs_keeps_every_label_apart():
 
 def test_memory_plot_marks_a_budget_stop():
     plot = MemoryPlot()
-    tl = Timeline(0.0, [_sample(0.1 * i, 800 + 50 * i) for i in range(8)], [Event(0.0, "imports done", "ready")])
-    run_id = plot.add_report(Report(
-        strategy="normal", checkpoint="/ck", checkpoint_bytes=150 * MB, outcome="stopped_by_budget",
+    tl = timeline([_sample(0.1 * i, 800 + 50 * i) for i in range(8)], [Event(0.0, "imports done", "ready")])
+    run_id = plot.add_report(make_report("normal", checkpoint_bytes=150 * MB, outcome="stopped_by_budget",
         baseline_rss_bytes=800 * MB, peak_rss_bytes=1150 * MB, budget_bytes=1100 * MB, stopped_by_budget=True,
         budget_stop={"t_s": 0.7, "rss_bytes": 1150 * MB}, timeline=tl))
     assert plot.line_y("budget", run_id) == pytest.approx(300.0)
@@ -214,7 +211,7 @@ def test_memory_plot_marks_a_budget_stop():
     assert plot.event_labels(run_id)[-1] == "normal: stopped by the budget at 1.15 GB RSS (0.70 s)"
     # The runner's own budget_stop event is drawn as it is, not twice.
     tl.events.append(Event(0.7, "stopped: RSS over the budget", "budget_stop"))
-    again = plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=150 * MB,
+    again = plot.add_report(make_report("normal", checkpoint_bytes=150 * MB,
                                    baseline_rss_bytes=800 * MB, budget_stop={"t_s": 0.7, "rss_bytes": 1}, timeline=tl))
     assert plot.event_texts(again).count("budget stop") == 1
     plot.join()
@@ -223,8 +220,8 @@ def test_memory_plot_marks_a_budget_stop():
 def test_memory_plot_projector_draws_larger():
     normal, big = MemoryPlot(), MemoryPlot(projector=True)
     for plot in (normal, big):
-        plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
-                               peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], [])))
+        plot.add_report(make_report("normal", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                               peak_rss_bytes=2 * MB, timeline=timeline([_sample(0.1, 1.5)], [])))
     assert big.figure.layout.font.size >= 1.5 * normal.figure.layout.font.size
     assert big.figure.layout.height > normal.figure.layout.height
     assert _trace(big, big.run_ids[0]).line.width >= 1.5 * _trace(normal, normal.run_ids[0]).line.width
@@ -234,8 +231,8 @@ def test_memory_plot_projector_draws_larger():
     # The standalone page of a board (offload-lab compare --html) keeps working, in projector size too.
     from widgetlib.widgets.board import write_html
 
-    report = Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
-                    peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], []))
+    report = make_report("normal", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                    peak_rss_bytes=2 * MB, timeline=timeline([_sample(0.1, 1.5)], []))
     page = write_html([report], tempfile.mkdtemp() + "/board.html", projector=True).read_text()
     assert "font-size:150%" in page and "Plotly.newPlot" in page and 'data-strategy="normal"' in page
 
@@ -244,8 +241,8 @@ def test_static_copy_is_shown_only_when_asked(monkeypatch):
     from widgetlib.widgets._static import STATIC_FIGURES_ENV, StaticCopy
 
     plot = MemoryPlot()
-    plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=MB, baseline_rss_bytes=MB,
-                           peak_rss_bytes=2 * MB, timeline=Timeline(0.0, [_sample(0.1, 1.5)], [])))
+    plot.add_report(make_report("normal", checkpoint_bytes=MB, baseline_rss_bytes=MB,
+                           peak_rss_bytes=2 * MB, timeline=timeline([_sample(0.1, 1.5)], [])))
     shown: list[tuple[str, dict]] = []
 
     class Handle:
@@ -279,9 +276,9 @@ def test_memory_plot_bounds_arrays_and_keeps_the_peak():
 def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
     plot = MemoryPlot()
     for strategy in STRATEGIES:
-        tl = Timeline(0.0, [_sample(0.1, 100), _sample(0.2, 150)], [Event(0.15, "forward pass started", "forward")],
+        tl = timeline([_sample(0.1, 100), _sample(0.2, 150)], [Event(0.15, "forward pass started", "forward")],
                       baseline_rss_bytes=100 * MB)
-        plot.add_report(Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=20 * MB,
+        plot.add_report(make_report(strategy, checkpoint_bytes=20 * MB,
                                baseline_rss_bytes=100 * MB, peak_rss_bytes=160 * MB, timeline=tl))
     assert [name.split(" · ")[0] for name in plot.legend_names()] == list(STRATEGIES)
     rss = [t for t in plot.figure.data if t.meta.endswith(":rss")]
@@ -293,7 +290,7 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
     assert type(static).__name__ == "Figure" and len(static.data) == len(plot.figure.data)
     assert "MemoryPlot(normal (2 samples)" in repr(plot)
     # replace=True keeps only the newest run of a strategy (what a panel does on every Run).
-    plot.add_report(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1), replace=True)
+    plot.add_report(make_report("normal", checkpoint_bytes=1), replace=True)
     assert [name.split(" · ")[0] for name in plot.legend_names()] == [*STRATEGIES[1:], "normal"]
     plot.clear()
     assert plot.figure.data == () and plot.run_ids == []
@@ -302,13 +299,13 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
 
 def test_memory_plot_draws_gpu_samples_from_the_report():
     plot = MemoryPlot()
-    tl = Timeline(0.0, [_sample(0.1, 100)], [], gpu_samples=[(0.1, 5 * MB), (0.2, 7 * MB)])
-    run_id = plot.add_report(Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=1, timeline=tl))
+    tl = timeline([_sample(0.1, 100)], [], gpu_samples=[(0.1, 5 * MB), (0.2, 7 * MB)])
+    run_id = plot.add_report(make_report("offload_folder", checkpoint_bytes=1, timeline=tl))
     assert plot.point_count(run_id, "gpu") == 2
 
 
 def test_report_figures_use_the_shared_formatter():
-    report = Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=100 * MB,
+    report = make_report("offload_folder", checkpoint_bytes=100 * MB,
                     baseline_rss_bytes=500 * MB, peak_rss_bytes=560 * MB, predicted_peak_rss_bytes=555 * MB,
                     load_s=1.234, forward_s=0.5, offload_folder_bytes=75 * MB, offload_folder_files=3)
     assert report_figures(report) == {
@@ -322,9 +319,9 @@ def test_report_reads_well_in_a_cell():
     from widgetlib.measure.render import report_table_markdown, report_table_text
 
     samples = [_sample(0.01 * i, 900) for i in range(5000)]  # a long timeline must not reach the repr
-    report = Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=100 * MB,
+    report = make_report("offload_folder", checkpoint_bytes=100 * MB,
                     baseline_rss_bytes=500 * MB, peak_rss_bytes=560 * MB, load_s=1.234, forward_s=0.5,
-                    timeline=Timeline(0.0, samples, []))
+                    timeline=timeline(samples, []))
     line = repr(report)
     assert "\n" not in line and len(line) < 160, line
     assert line == ("<Report offload_folder: ok, peak 560 MB (+60 MB = 0.60x the checkpoint), load 1.23 s, "
