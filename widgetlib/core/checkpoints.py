@@ -133,12 +133,12 @@ def _is_within(path: Path, parent: Path) -> bool:
 # Building
 
 
-def _check_choice(value: object, allowed: tuple[str, ...], name: str) -> str:
+def _check_choice(value: object, allowed: tuple[str, ...], name: str, kind: str) -> str:
     if isinstance(value, torch.dtype):  # accept torch.bfloat16 as well as "bfloat16"
         value = str(value).removeprefix("torch.")
     if not isinstance(value, str) or value not in allowed:
         raise OptionError(
-            f"{name}={value!r} is not supported; use one of {', '.join(allowed)}.", kind=f"bad_{name}"
+            f"{name}={value!r} is not supported; use one of {', '.join(allowed)}.", kind=kind
         )
     return value
 
@@ -433,8 +433,8 @@ def _make_checkpoint(
     progress: bool | ProgressCallback,
     demo: bool,
 ) -> Path:
-    fmt = _check_choice(format, FORMATS, "format")
-    dtype = _check_choice(dtype, DTYPES, "dtype")
+    fmt = _check_choice(format, FORMATS, "format", kind="bad_format")
+    dtype = _check_choice(dtype, DTYPES, "dtype", kind="bad_dtype")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise OptionError(f"seed={seed!r} is not a whole number; use an int such as 0.", kind="bad_seed")
     if shards is not None and max_shard_size is not None:

@@ -63,7 +63,7 @@ def decide_outcome(
         return "stopped_by_budget", crossed + "; this strategy needs more RAM than the simulated machine has.", \
             "budget"
     if error:
-        return "error", error["message"], error.get("kind", "error")
+        return "error", error["message"], error.get("kind", "load_failed")
     if returncode is not None and returncode < 0:
         sig = -returncode
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
