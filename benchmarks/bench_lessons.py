@@ -2,7 +2,7 @@
 
 Each notebook runs in a fresh kernel (nbclient), as shipped (blank exercises), with ``OFFLOAD_LAB_SIZE`` set
 (default 150MB). The first lesson pays the kernel's first zygote start (torch and transformers imported once);
-every later run in a lesson forks from it. Target (issue 11): the seven lessons in <= 180 s in total on this
+every later run in a lesson forks from it. Target: the seven lessons in <= 180 s in total on this
 project's 2-core machine.
 
     .venv/bin/python benchmarks/bench_lessons.py                 # all seven at 150MB

@@ -570,7 +570,7 @@ def test_weight_map_of_a_single_file_maps_every_tensor_to_it(build_checkpoint):
 
 
 def test_reading_a_folder_does_not_import_torch(small_checkpoint, tmp_path):
-    """Issue 13.3: reading headers, the index and the shard list (and looking up a hub id) leaves torch alone,
+    """Reading headers, the index and the shard list (and looking up a hub id) leaves torch alone,
     so a learner's kernel that only inspects a checkpoint does not pay for importing it."""
     code = (
         "import sys\n"

@@ -38,7 +38,7 @@ SOLUTIONS = REPO / "lessons" / "solutions.py"
 LESSON_SIZE = os.environ.get("OFFLOAD_LAB_LESSON_SIZE", "60MB")
 MODES = ("shipped", "solved")
 NOT_ANSWERED = "not answered yet"
-# Per notebook; the whole suite must stay well inside CI's budget (see docs/lessons.md for measured times).
+# Per notebook; the whole suite must stay well inside CI's budget (benchmarks/bench_lessons.py measures the times).
 EXECUTE_TIMEOUT_S = 300
 
 

@@ -3,8 +3,7 @@
 Every process speaks JSON lines. The parent sends exactly one job: the strategy name and the whole
 :class:`~widgetlib.core.strategies.LoadOptions` dataclass (every field, by name), plus what only the child needs
 (where its stderr and temporary files go, how many forwards to run). The child rebuilds ``LoadOptions`` with
-:func:`decode_job`, so the same validation runs on both sides and no field can be forgotten on the way
-(``forward_tokens`` once was).
+:func:`decode_job`, so the same validation runs on both sides and no field can be forgotten on the way.
 
 ``PROTOCOL_VERSION`` is in every job and in the zygote's greeting. A zygote or spare child started by older
 code (a learner who upgraded widgetlib in a running kernel) answers with its own version, and the runner

@@ -55,9 +55,8 @@ def wait_handling_ui(done: threading.Event, timeout_s: float | None = None, *,
     ``comm_ids`` (ipykernel 7): handle messages of these widgets only (a panel's buttons and boxes), and leave
     the others, like every other request, for after the cell. The live plotly figure is among the others on
     purpose: its browser side answers each redraw, and handling those answers on the main thread while the
-    redraw thread mutates the figure is the cross-thread use plotly's widget state is not made for
-    (shared/notes/browser-and-widgets.md); they were always handled after the cell before, and the plot drew
-    live all the same.
+    redraw thread mutates the figure is the cross-thread use plotly's widget state is not made for; left for
+    after the cell, like in any cell that does not wait, they do not stop the plot drawing live.
 
     >>> event = threading.Event(); event.set()
     >>> wait_handling_ui(event), wait_handling_ui(threading.Event(), 0.05)

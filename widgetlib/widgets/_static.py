@@ -1,8 +1,8 @@
 """Static copies of the live figures, for pages built from executed notebooks (``make site``).
 
 A plotly ``FigureWidget`` is drawn by the widget front end; in a static HTML export of a notebook it is blank,
-and its live updates were never saved (``shared/notes/browser-and-widgets.md``). With the environment
-variable ``OFFLOAD_LAB_STATIC_FIGURES=1``, every widget also puts a plain copy of its figure in the cell's
+and its live updates are not saved in the notebook (its widget state keeps the first, empty figure). With the
+environment variable ``OFFLOAD_LAB_STATIC_FIGURES=1``, every widget also puts a plain copy of its figure in the cell's
 output once its run ends: HTML with plotly.js embedded, which any static page draws. The first copy in a
 kernel carries plotly.js (~5 MB); later ones use it. A widget shows one copy, updated in place (a display id)
 when it runs again, so a cell does not fill up with stale figures.
@@ -28,8 +28,12 @@ _plotlyjs_shipped = False
 def static_figures_wanted() -> bool:
     """True when ``OFFLOAD_LAB_STATIC_FIGURES`` is set to something other than ``""`` or ``"0"``.
 
-    >>> isinstance(static_figures_wanted(), bool)
-    True
+    >>> from unittest import mock
+    >>> def wanted(value):
+    ...     with mock.patch.dict(os.environ, {STATIC_FIGURES_ENV: value}):
+    ...         return static_figures_wanted()
+    >>> wanted("1"), wanted("0"), wanted("")
+    (True, False, False)
     """
     return os.environ.get(STATIC_FIGURES_ENV, "") not in ("", "0")
 

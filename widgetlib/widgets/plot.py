@@ -1,6 +1,6 @@
 """MemoryPlot: a live plotly timeline of a run's RAM, fed from the runner's background threads.
 
-Threading, as found to work on these machines (``shared/notes/browser-and-widgets.md``): the runner calls
+Threading, as found to work with plotly's FigureWidget in JupyterLab (``tests/browser`` watches it): the runner calls
 :meth:`MemoryPlot.add_sample` / :meth:`MemoryPlot.add_event` from its sampler and reader threads; those only
 append to a buffer under a lock. One redraw thread per plot, started on demand, is the only code that mutates
 the ``FigureWidget``: it redraws at most ``10`` times a second inside ``fig.batch_update()`` (each update resends
@@ -352,7 +352,12 @@ class MemoryPlot(PlotReadout):
     def flush(self, timeout_s: float = 10.0) -> None:
         """Block until everything buffered so far is on the figure (at most ``timeout_s``).
 
-        >>> MemoryPlot().flush()
+        >>> from widgetlib.measure.memory import MemorySample
+        >>> plot = MemoryPlot(y="rss")
+        >>> run_id = plot.begin_run("this kernel")
+        >>> plot.add_sample(MemorySample(0.0, 5 * 10**6, None, None, None), run_id)
+        >>> plot.flush(); plot.point_count(run_id)  # buffered by add_sample, on the figure after flush
+        1
         """
         with self._lock:
             self._flush_requested += 1
@@ -366,7 +371,10 @@ class MemoryPlot(PlotReadout):
 
         Call before a notebook ends so no thread of ours outlives the cell.
 
-        >>> MemoryPlot().join()
+        >>> plot = MemoryPlot()
+        >>> plot.flush(); plot.join()
+        >>> plot._thread is None or not plot._thread.is_alive()  # nothing live: the redraw thread has ended
+        True
         """
         with self._lock:
             self._lock.notify_all()
