@@ -140,7 +140,14 @@ def _checkpoint_dtype_name(folder: Path, dtype: str) -> str:
 def check_dtype_usable(dtype_name: str) -> None:
     """Raise a learner-facing error when this machine cannot compute in ``dtype_name`` on the CPU.
 
-    >>> check_dtype_usable("float32")
+    >>> check_dtype_usable("float32")  # float32 products work on every CPU torch runs on: nothing raised
+    >>> import torch
+    >>> from unittest import mock
+    >>> with mock.patch.object(torch.Tensor, "__matmul__", side_effect=RuntimeError("no kernel for Half")):
+    ...     check_dtype_usable("float16")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    widgetlib.core.errors.OptionError: dtype='float16' cannot be used ... CPU (no kernel for Half); use dtype='float32'.
     """
     import torch
 
@@ -284,11 +291,7 @@ def _read(path: Path, emit: Emit, label: str, *, mmap: bool = False) -> dict[str
 
 
 def _page_in(tensors: Mapping[str, Any]) -> None:
-    """Touch one byte in every 4 KiB page of each (memory-mapped) tensor, so its pages are resident now.
-
-    >>> import torch
-    >>> _page_in({"w": torch.zeros(3, 5000)})
-    """
+    """Touch one byte in every 4 KiB page of each (memory-mapped) tensor, so its pages are resident now."""
     import torch
 
     for tensor in tensors.values():

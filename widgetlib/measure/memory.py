@@ -66,8 +66,13 @@ def portable_probe() -> bool:
     Then there is no /proc, no VmHWM and no anonymous/file split (those :class:`MemorySample` fields are None),
     so the Linux-only paths can be tested on Linux. Read at each call, so a test can switch it.
 
-    >>> isinstance(portable_probe(), bool)
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OFFLOAD_LAB_PROBE": " Portable "}):
+    ...     portable_probe()
     True
+    >>> with mock.patch.dict(os.environ, {"OFFLOAD_LAB_PROBE": "native"}):
+    ...     portable_probe()
+    False
     """
     return os.environ.get("OFFLOAD_LAB_PROBE", "").strip().lower() == "portable"
 
@@ -80,7 +85,9 @@ def peak_source() -> str:
     """Where this platform's best honest peak comes from: ``"VmHWM"`` (Linux /proc), ``"peak_wset"``
     (Windows, psutil), ``"ru_maxrss"`` (the process's own getrusage: macOS, portable Linux), else ``"sampled"``.
 
-    >>> peak_source() in PEAK_SOURCES
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OFFLOAD_LAB_PROBE": "portable"}):  # no /proc: what getrusage says
+    ...     peak_source() == ("peak_wset" if sys.platform == "win32" else "ru_maxrss")
     True
     """
     if _use_proc():
@@ -287,8 +294,7 @@ def kernel_peak_bytes(pid: int | None = None) -> int | None:
     before the process exits. Linux keeps RSS in per-CPU batched counters, so a sampled ``rss_bytes`` can
     exceed this mark by a few hundred KiB; :attr:`Timeline.peak_bytes` takes the max of both for that reason.
 
-    >>> peak = kernel_peak_bytes()
-    >>> peak is None or peak > 0
+    >>> kernel_peak_bytes() >= read_memory().rss_bytes - 2**20  # this process's own peak: never below its RSS
     True
     """
     if _use_proc():
@@ -472,7 +478,9 @@ class Sampler:
         ``on_sample`` (it then only asks the thread to stop, since a thread cannot join itself).
 
         >>> sampler = Sampler().start()
-        >>> sampler.stop(); sampler.stop()
+        >>> sampler.stop(); sampler.stop()  # the second call finds it stopped, and raises nothing
+        >>> sampler.running, len(sampler.samples) >= 1
+        (False, True)
         """
         self._stop_flag.set()
         thread = self._thread

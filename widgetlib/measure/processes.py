@@ -39,7 +39,12 @@ def start_method() -> str:
     """``"fork"`` (from the pre-imported zygote) where the OS can fork, else ``"spawn"``;
     ``OFFLOAD_LAB_START=spawn`` forces the fallback (tested on Linux that way).
 
-    >>> start_method() in ("fork", "spawn")
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OFFLOAD_LAB_START": "spawn"}):
+    ...     start_method()
+    'spawn'
+    >>> with mock.patch.dict(os.environ, {"OFFLOAD_LAB_START": ""}):  # the default: fork, but on macOS and Windows
+    ...     start_method() == ("spawn" if sys.platform in ("darwin", "win32") else "fork")
     True
     """
     chosen = os.environ.get("OFFLOAD_LAB_START", "").strip().lower()
@@ -365,7 +370,10 @@ def prewarm() -> None:
     """Start the zygote (fork mode) or a spare child (spawn mode) now, so the first run does not wait for
     torch's import. Returns at once (the import runs in the other process).
 
+    >>> import widgetlib.measure.processes as processes  # its globals now, not the doctest's copy of them
     >>> prewarm()
+    >>> (processes._zygote if start_method() == "fork" else processes._spare) is not None  # importing meanwhile
+    True
     """
     if start_method() == "fork":
         _get_zygote()
@@ -377,7 +385,10 @@ def prewarm() -> None:
 def shutdown() -> None:
     """End the zygote and the spare child, if any (at interpreter exit; harmless to call any time).
 
-    >>> shutdown()
+    >>> import widgetlib.measure.processes as processes  # its globals now, not the doctest's copy of them
+    >>> prewarm(); shutdown()
+    >>> processes._zygote is None and processes._spare is None
+    True
     """
     global _spare, _zygote
     with _spare_lock:

@@ -531,7 +531,7 @@ def commit_figures() -> dict[str, int | None]:
     ``overcommit_mode`` (``vm.overcommit_memory``; with 0, the default, the commit limit is not enforced).
 
     >>> figures = commit_figures()
-    >>> figures["total"] > 0
+    >>> 0 < figures["available"] <= figures["total"]
     True
     """
     import psutil

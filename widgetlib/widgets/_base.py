@@ -171,7 +171,10 @@ class _LabWidget:
         build is abandoned, a comparison or sweep does not go on to the next run.
 
         >>> from widgetlib.widgets import StrategyPanel
-        >>> StrategyPanel().stop()  # nothing running: nothing happens
+        >>> panel = StrategyPanel()
+        >>> panel.stop()  # nothing running: nothing happens
+        >>> panel.busy, panel.message, panel.run_button.disabled
+        (False, None, False)
         """
         self._stop_requested.set()
         handle = self._handle
