@@ -130,7 +130,7 @@ def report_table_html(reports: Iterable[Report], columns: Iterable[str | Column]
     body = []
     for report in reports:
         cells = "".join(
-            f'<td data-figure="{html.escape(c.key)}" style="padding:2px 8px;text-align:right">'
+            f'<td data-figure="{html.escape(c.key)}" style="padding:2px 8px;text-align:right;white-space:nowrap">'
             f"{html.escape(c.cell(report))}</td>"
             for c in cols
         )
