@@ -112,7 +112,7 @@ def assemble_report(record: RunRecord) -> Report:
     ...              MemorySample(12.5, 200, None, None, None)]))  # the last one: the child exiting
     >>> report.outcome, report.peak_rss_bytes, report.peak_ratio, report.predicted_peak_rss_bytes, report.startup_s
     ('ok', 900, 2.0, 900, 0.5)
-    >>> [s.t_s for s in report.timeline.samples]  # relative to the load start; start-up kept, exit dropped
+    >>> [round(s.t_s, 3) for s in report.timeline.samples]  # from the load start; start-up kept, exit dropped
     [-0.2, 1.0]
     """
     ready = record.messages.get(MSG_READY)
