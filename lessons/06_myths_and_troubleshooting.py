@@ -66,7 +66,7 @@ display(panel)
 # %%
 offload = panel.run()
 finished = offload is not None and offload.ok
-disk_bytes = offload.device_map.get("disk", {}).get("bytes", 0) if finished else 0
+disk_bytes = offload.bytes_on("disk") if finished else 0
 # The claim holds only if from_pretrained refused the argument: a finished run that offloaded refutes it.
 evidence["offload_folder is not a valid from_pretrained argument"] = not (finished and disk_bytes > 0)
 teach.say(
