@@ -373,7 +373,7 @@ class MemoryPlot(PlotReadout):
 
         >>> plot = MemoryPlot()
         >>> plot.flush(); plot.join()
-        >>> plot._thread is None or not plot._thread.is_alive()  # nothing live: the redraw thread has ended
+        >>> plot._thread is None  # flush started it; with nothing live it ended, and let go of itself
         True
         """
         with self._lock:
