@@ -53,6 +53,17 @@ def test_importing_core_and_runner_leaves_widget_libraries_unloaded():
     assert json.loads(out.stdout) == []
 
 
+@pytest.mark.parametrize(
+    "module", ["widgetlib.measure.protocol", "widgetlib.measure.runner", "widgetlib.widgets.panel",
+               "widgetlib.core.registry", "widgetlib.core.options", "widgetlib.cli"]
+)
+def test_the_run_side_of_the_kernel_does_not_import_torch(module):
+    # The runner and the panel live in the learner's kernel: torch (2-5 s to import) belongs to the child.
+    code = f"import sys, {module}; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100, check=True)
+    assert out.stdout.split() == ["False", "False"], module
+
+
 def test_widgets_are_re_exported_lazily_from_the_package():
     from widgetlib import CompareBoard, MemoryPlot, StrategyPanel
 

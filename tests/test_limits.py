@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from widgetlib import make_checkpoint, run, start
-from widgetlib.core.strategies import LoadOptions
+from widgetlib.core.options import LoadOptions
 from widgetlib.measure import limits, processes
 from widgetlib.measure.memory import non_reclaimable_bytes
 from widgetlib.measure.protocol import PROTOCOL_VERSION, decode_job, encode_job

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
+from .options import STRATEGY_OPTIONS
 from .sizes import format_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .strategies import Emit, LoadOptions, LoadResult
+    from .options import LoadOptions
+    from .strategies import Emit, LoadResult
 
 __all__ = [
     "STRATEGY_OPTIONS",
@@ -41,18 +43,6 @@ __all__ = [
     "strategy_color",
     "strategy_names",
 ]
-
-# The run options that only some strategies use, with the value that means "not given". Every other option of
-# ``run`` (dtype, budget, forwards, ...) applies to every strategy. A strategy lists the ones it accepts; a value
-# other than the default for an option it does not accept is refused by check_options.
-STRATEGY_OPTIONS: dict[str, Any] = {
-    "max_memory": None,
-    "offload_folder": None,
-    "offload_via": "from_pretrained",
-    "gpu_max_memory": None,
-    "low_cpu_mem_usage": True,
-    "offload_and_reload": False,
-}
 
 OTHER_COLOR = "#7f7f7f"
 

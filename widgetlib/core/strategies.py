@@ -28,18 +28,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checkpoints import inspect_checkpoint, read_shard, shard_files
 from .errors import CheckpointError, OffloadLabError, OptionError
+from .hf_folder import inspect_checkpoint, read_shard, shard_files
+from .options import KEEP_DTYPE, LOAD_DTYPES, LoadOptions, torch_dtype
 from .registry import get_strategy
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
 
 __all__ = [
-    "DTYPE_CHOICES",
-    "OFFLOAD_VIA",
     "Emit",
-    "LoadOptions",
     "LoadResult",
     "build_empty_model",
     "check_architecture",
@@ -50,59 +48,12 @@ __all__ = [
     "low_cpu_mem_usage_truth",
 ]
 
-DTYPE_CHOICES = ("keep", "float32", "bfloat16", "float16")
-OFFLOAD_VIA = ("from_pretrained", "accelerate")
-
 Emit = Callable[[str, str], None]
 """``emit(label, kind)``: called at each step of a load ("shard 3/6 read", "shard_read")."""
 
 
 def _no_emit(label: str, kind: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What a load may vary besides the strategy.
-
-    ``max_memory_bytes`` is the RAM the ``offload_folder`` strategy may fill with weights before the rest goes
-    to disk; ``offload_folder`` is where it goes (the runner makes a temporary one when none is given);
-    ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
-    ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
-    ``scratch_folder`` and read back at the end).
-
-    >>> LoadOptions(dtype="bfloat16").dtype
-    'bfloat16'
-    >>> LoadOptions(dtype="int3")
-    Traceback (most recent call last):
-    ...
-    widgetlib.core.errors.OptionError: dtype='int3' is not a dtype Offload Lab loads; use one of keep, \
-float32, bfloat16, float16.
-    """
-
-    dtype: str = "keep"
-    max_memory_bytes: int | None = None
-    offload_folder: Path | None = None
-    offload_via: str = "from_pretrained"
-    low_cpu_mem_usage: bool = True
-    offload_and_reload: bool = False
-    scratch_folder: Path | None = None
-    gpu_max_memory_bytes: int | None = None
-    forward_tokens: int = 16
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPE_CHOICES:
-            raise OptionError(
-                f"dtype={self.dtype!r} is not a dtype Offload Lab loads; use one of {', '.join(DTYPE_CHOICES)}.",
-                kind="bad_dtype",
-            )
-        if self.offload_via not in OFFLOAD_VIA:
-            raise OptionError(
-                f"offload_via={self.offload_via!r} is not known; use one of {', '.join(OFFLOAD_VIA)}.",
-                kind="bad_option",
-            )
-        if self.forward_tokens < 1:
-            raise OptionError(f"forward_tokens={self.forward_tokens} must be at least 1.", kind="bad_option")
 
 
 @dataclass
@@ -116,20 +67,14 @@ class LoadResult:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _torch_dtype(name: str) -> torch.dtype:
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
 def _target_dtype_name(folder: Path, options: LoadOptions) -> str:
-    if options.dtype != "keep":
+    if options.dtype != KEEP_DTYPE:
         return options.dtype
     return _checkpoint_dtype_name(folder, inspect_checkpoint(folder).dtype)
 
 
 def _checkpoint_dtype_name(folder: Path, dtype: str) -> str:
-    if dtype not in ("float32", "bfloat16", "float16"):
+    if dtype not in LOAD_DTYPES:
         raise CheckpointError(
             f"{folder} holds {dtype} weights, which Offload Lab does not load; pick dtype='float32' or 'bfloat16'.",
             kind="bad_dtype",
@@ -144,7 +89,7 @@ def check_dtype_usable(dtype_name: str) -> None:
     """
     import torch
 
-    dtype = _torch_dtype(dtype_name)
+    dtype = torch_dtype(dtype_name)
     with _said_as((RuntimeError, TypeError), lambda reason: OptionError(
         f"dtype={dtype_name!r} cannot be used for matrix products on this machine's CPU ({reason}); "
         "use dtype='float32'.", kind="dtype_unsupported",
@@ -204,7 +149,7 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dtype: str = "keep") -> Any:
+def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dtype: str = KEEP_DTYPE) -> Any:
     """Build the model of ``folder``'s config without allocating its weights.
 
     ``how="init_empty_weights"`` (accelerate) puts parameters on the meta device but keeps buffers real, so
@@ -231,7 +176,7 @@ def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dt
     else:
         raise OptionError(f"how={how!r} is not known; use 'init_empty_weights' or 'meta_device'.", kind="bad_option")
     with context:
-        model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+        model = model_class._from_config(config, dtype=torch_dtype(dtype_name))
     return model.eval()
 
 
@@ -297,7 +242,7 @@ def _page_in(tensors: Mapping[str, Any]) -> None:
 
 
 def _convert(tensors: dict[str, Any], dtype_name: str) -> dict[str, Any]:
-    dtype = _torch_dtype(dtype_name)
+    dtype = torch_dtype(dtype_name)
     return {k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v) for k, v in tensors.items()}
 
 
@@ -311,7 +256,7 @@ def _load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     dtype_name = _target_dtype_name(folder, options)
     emit("building the model with random weights", "phase")
     # The plain PyTorch way: every parameter is allocated and initialised before the checkpoint is read.
-    model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+    model = model_class._from_config(config, dtype=torch_dtype(dtype_name))
     model.eval()
     emit("model built: copy 1 (random weights) in RAM", "model_built")
     files = shard_files(folder)
@@ -390,7 +335,7 @@ def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> Loa
     model = AutoModelForCausalLM.from_pretrained(
         folder,
         low_cpu_mem_usage=options.low_cpu_mem_usage,
-        dtype=_torch_dtype(dtype_name),
+        dtype=torch_dtype(dtype_name),
         local_files_only=True,
     )
     model.eval()
@@ -420,7 +365,7 @@ def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
         raise OptionError("the offload_folder strategy needs an offload_folder path.", kind="bad_option")
     config = _load_config(folder)
     model_class = _model_class(config)
-    dtype = _torch_dtype(_target_dtype_name(folder, options))
+    dtype = torch_dtype(_target_dtype_name(folder, options))
     max_memory = _max_memory(options)
     offload_folder = str(options.offload_folder)
     if options.offload_via == "from_pretrained":
@@ -456,7 +401,7 @@ def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
         )
         emit("load_checkpoint_and_dispatch returned", "dispatch")
     model.eval()
-    details = {"offload_via": options.offload_via, "max_memory": {str(k): v for k, v in max_memory.items()}}
+    details = {"offload_via": options.offload_via, "max_memory_bytes": {str(k): v for k, v in max_memory.items()}}
     if torch.cuda.is_available() and options.gpu_max_memory_bytes:
         details["cuda_device"] = torch.cuda.get_device_name(0)
     return LoadResult(model, details)
@@ -540,7 +485,7 @@ def load_model(
     emit = emit or _no_emit
     folder = Path(folder)
     info = inspect_checkpoint(folder)  # validates the folder, its index and shard headers first
-    if options.dtype == "keep":
+    if options.dtype == KEEP_DTYPE:
         # Resolved once here, so no loader reads the headers again to learn the checkpoint's dtype.
         options = replace(options, dtype=_checkpoint_dtype_name(folder, info.dtype))
     check_dtype_usable(options.dtype)

@@ -1,7 +1,7 @@
 """The one job schema and the message kinds between the runner (parent), the zygote and a measuring child.
 
 Every process speaks JSON lines. The parent sends exactly one job: the strategy name and the whole
-:class:`~widgetlib.core.strategies.LoadOptions` dataclass (every field, by name), plus what only the child needs
+:class:`~widgetlib.core.options.LoadOptions` dataclass (every field, by name), plus what only the child needs
 (where its stderr and temporary files go, how many forwards to run). The child rebuilds ``LoadOptions`` with
 :func:`decode_job`, so the same validation runs on both sides and no field can be forgotten on the way
 (``forward_tokens`` once was).
@@ -11,7 +11,7 @@ code (a learner who upgraded widgetlib in a running kernel) answers with its own
 restarts it instead of using it.
 
 >>> import json
->>> from widgetlib.core.strategies import LoadOptions
+>>> from widgetlib.core.options import LoadOptions
 >>> job = encode_job("/ck", "manual_shards", LoadOptions(dtype="bfloat16", forward_tokens=4), forwards=3)
 >>> strategy, options, extra = decode_job(json.loads(json.dumps(job)))
 >>> strategy, options.dtype, options.forward_tokens, extra["forwards"]
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import OptionError
+from ..core.options import LoadOptions
 from ..core.registry import check_strategy
-from ..core.strategies import LoadOptions
 
 __all__ = [
     "MSG_ERROR",
