@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ..core.options import BYTES_PER_NUMBER
 from ..core.sizes import parse_size
 from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
-from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, sample_at, unanswered
+from .probes import hostile_pickle
+from .readings import non_reclaimable_growth, sample_at
+from .verdicts import Verdict, _ratio, _verdict, fmt, not_answered, unanswered
 
 if TYPE_CHECKING:
     from ..core.checkpoints import CheckpointInfo
@@ -385,7 +387,6 @@ def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_rep
     chosen = _memory_kind(answer, "my_kind")
     if isinstance(chosen, Verdict):
         return chosen
-    from . import non_reclaimable_growth
 
     budgeted = {r.strategy: r for r in budget_reports}
     rows = []
