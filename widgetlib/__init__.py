@@ -46,7 +46,7 @@ _LAZY = {
     "registered": ("widgetlib.core.registry", "registered"),
     "choose_when": ("widgetlib.core.registry", "choose_when"),
     "LoadOptions": ("widgetlib.core.options", "LoadOptions"),
-    "load_model": ("widgetlib.core.strategies", "load_model"),
+    "load_model": ("widgetlib.core.loading", "load_model"),
     "build_empty_model": ("widgetlib.core.strategies", "build_empty_model"),
     "forward_checksum": ("widgetlib.core.strategies", "forward_checksum"),
     "low_cpu_mem_usage_truth": ("widgetlib.core.strategies", "low_cpu_mem_usage_truth"),

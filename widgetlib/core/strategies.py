@@ -2,8 +2,9 @@
 
 Each strategy is a real load of a Hugging Face causal-LM folder that ends in a model that runs forward, and
 calls ``emit(label, kind)`` as it goes so a timeline can show where the memory went. Nothing here measures:
-the runner (``widgetlib.measure.runner``) calls :func:`load_model` inside a fresh child process and samples it
-from outside.
+the registry (:mod:`widgetlib.core.registry`) names each loader, :func:`widgetlib.core.loading.load_model`
+dispatches to it, and the runner (``widgetlib.measure.runner``) calls that inside a fresh child process and
+samples it from outside. These functions import torch and transformers only when they run.
 
 - ``normal`` — the plain PyTorch way: build the model with real random weights, read the whole state dict,
   ``load_state_dict``; two copies meet at the peak.
@@ -30,8 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, OffloadLabError, OptionError
 from .hf_folder import inspect_checkpoint, read_shard, shard_files
-from .options import KEEP_DTYPE, LOAD_DTYPES, LoadOptions, torch_dtype
-from .registry import get_strategy
+from .options import KEEP_DTYPE, LOAD_DTYPES, RUN_DEFAULTS, LoadOptions, torch_dtype
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
@@ -44,16 +44,16 @@ __all__ = [
     "check_dtype_usable",
     "device_map_summary",
     "forward_checksum",
-    "load_model",
+    "load_from_pretrained",
+    "load_manual_shards",
+    "load_normal",
+    "load_offload",
     "low_cpu_mem_usage_truth",
+    "resolve_options",
 ]
 
 Emit = Callable[[str, str], None]
 """``emit(label, kind)``: called at each step of a load ("shard 3/6 read", "shard_read")."""
-
-
-def _no_emit(label: str, kind: str) -> None:
-    pass
 
 
 @dataclass
@@ -249,8 +249,16 @@ def _convert(tensors: dict[str, Any], dtype_name: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ strategies
 
 
-def _load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``normal`` strategy: build the model with random weights, read the whole state dict, then
+    ``load_state_dict`` (two copies at the peak).
 
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> kinds = []
+    >>> _ = load_normal(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: kinds.append(kind))
+    >>> kinds[:2], kinds[-1]
+    (['phase', 'model_built'], 'state_dict_freed')
+    """
     config = _load_config(folder)
     model_class = _model_class(config)
     dtype_name = _target_dtype_name(folder, options)
@@ -325,7 +333,15 @@ def _low_cpu_mem_usage_truth() -> dict[str, Any]:
     }
 
 
-def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``low_cpu_mem_usage`` strategy: plain ``from_pretrained`` with the flag as given, and what the
+    installed transformers does with it (:func:`low_cpu_mem_usage_truth`) in the details.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> result = load_from_pretrained(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: None)
+    >>> result.details["low_cpu_mem_usage"], "honoured" in result.details["low_cpu_mem_usage_truth"]
+    (True, True)
+    """
     from transformers import AutoModelForCausalLM
 
     _model_class(_load_config(folder))
@@ -358,7 +374,17 @@ def _max_memory(options: LoadOptions) -> dict[Any, int]:
     return max_memory
 
 
-def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``offload_folder`` strategy: RAM up to ``max_memory_bytes``, the rest to ``offload_folder``, through
+    ``from_pretrained(device_map="auto")`` or accelerate's ``load_checkpoint_and_dispatch`` (``offload_via``).
+
+    >>> import tempfile
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> options = LoadOptions(max_memory_bytes=2_000_000, offload_folder=Path(tempfile.mkdtemp()))
+    >>> result = load_offload(make_checkpoint(size="5MB"), options, lambda label, kind: None)
+    >>> result.details["max_memory_bytes"], sorted(device_map_summary(result.model))
+    ({'cpu': 2000000}, ['cpu', 'disk'])
+    """
     import torch
 
     if options.offload_folder is None:
@@ -407,7 +433,16 @@ def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     return LoadResult(model, details)
 
 
-def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``manual_shards`` strategy: an empty model, then per shard read, assign (``assign=True``: no second
+    copy), release; with ``offload_and_reload`` every shard goes to ``scratch_folder`` and is read back.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> labels = []
+    >>> _ = load_manual_shards(make_checkpoint(size="5MB", shards=2), LoadOptions(), lambda l, k: labels.append(l))
+    >>> labels[1:4]
+    ['shard 1/2 read', 'shard 1/2 assigned', 'shard 1/2 dict released']
+    """
     files = shard_files(folder)
     dtype_name = _target_dtype_name(folder, options)
     convert_to = dtype_name  # _convert leaves tensors already in this dtype untouched
@@ -466,33 +501,23 @@ def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadR
     return LoadResult(model.eval(), details)
 
 
-def load_model(
-    folder: str | Path, strategy: str, options: LoadOptions | None = None, emit: Emit | None = None
-) -> LoadResult:
-    """Load the checkpoint in ``folder`` with ``strategy`` and return the model (in eval mode) and details.
-
-    This is the bare load with no measurement; use ``widgetlib.run`` to measure it in its own process.
+def resolve_options(folder: str | Path, options: LoadOptions) -> LoadOptions:
+    """Check ``folder`` (its index and shard headers) and the dtype before a load, and return ``options`` with
+    ``dtype="keep"`` replaced by the checkpoint's own dtype, so no loader reads the headers again for it.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> folder = make_checkpoint(size="5MB", shards=2)
-    >>> steps = []
-    >>> result = load_model(folder, "manual_shards", emit=lambda label, kind: steps.append(label))
-    >>> steps[1:3]
-    ['shard 1/2 read', 'shard 1/2 assigned']
+    >>> resolve_options(make_checkpoint(size="5MB", dtype="bfloat16"), LoadOptions()).dtype
+    'bfloat16'
     """
-    loader = get_strategy(strategy).loader  # before any file is read: an unknown name fails in one sentence
-    options = options or LoadOptions()
-    emit = emit or _no_emit
     folder = Path(folder)
     info = inspect_checkpoint(folder)  # validates the folder, its index and shard headers first
     if options.dtype == KEEP_DTYPE:
-        # Resolved once here, so no loader reads the headers again to learn the checkpoint's dtype.
         options = replace(options, dtype=_checkpoint_dtype_name(folder, info.dtype))
     check_dtype_usable(options.dtype)
-    return loader(folder, options, emit)
+    return options
 
 
-def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:
+def forward_input(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> torch.Tensor:
     """The fixed input every strategy's model runs: ``tokens`` deterministic ids within the vocabulary.
 
     >>> import types, torch
@@ -506,14 +531,14 @@ def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:
     return ((torch.arange(tokens, dtype=torch.long) * 7919 + 13) % vocab).unsqueeze(0)
 
 
-def forward_checksum(model: Any, tokens: int = 16) -> tuple[str, float]:
+def forward_checksum(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> tuple[str, float]:
     """Run one forward pass on :func:`forward_input` and return (sha256 of the float32 logits, seconds).
 
     The same weights give bit-identical logits whichever way they were loaded; the seconds are the price of
     offloading (weights read back from disk during forward).
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> model = load_model(make_checkpoint(size="5MB"), "low_cpu_mem_usage").model
+    >>> model = load_from_pretrained(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: None).model
     >>> sha, seconds = forward_checksum(model)
     >>> len(sha), seconds > 0
     (64, True)

@@ -191,7 +191,8 @@ def serve(
             raise import_error
         import torch
 
-        from ..core.strategies import device_map_summary, forward_checksum, load_model
+        from ..core.loading import load_model
+        from ..core.strategies import device_map_summary, forward_checksum
 
         strategy, options, extra = decode_job(job)
         # The probe follows the runner's setting now, not the one the zygote was started with.
