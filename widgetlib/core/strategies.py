@@ -119,28 +119,54 @@ def _load_config(folder: Path) -> Any:
         return AutoConfig.from_pretrained(folder, local_files_only=True)
 
 
+def _unknown_architecture(config: Any) -> CheckpointError:
+    return CheckpointError(
+        f"transformers {_version('transformers')} cannot build a causal LM for model_type="
+        f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
+        kind="unknown_architecture",
+    )
+
+
 def _model_class(config: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     # Resolving the class up front turns "architecture unknown" into one sentence before any load.
-    with _said_as((KeyError,), lambda _: CheckpointError(
-        f"transformers {_version('transformers')} cannot build a causal LM for model_type="
-        f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
-        kind="unknown_architecture",
-    )):
+    with _said_as((KeyError,), lambda _: _unknown_architecture(config)):
         return AutoModelForCausalLM._model_mapping[type(config)]
+
+
+def _model_class_name(config: Any) -> str:
+    """The name of the class :func:`_model_class` returns, found without importing its modeling module.
+
+    The same lookup as the lazy mapping's (transformers/models/auto/auto_factory.py, _LazyAutoMapping.__getitem__,
+    ~602), on the names it holds: importing a modeling module imports torch._dynamo, which creates torch's
+    compile-cache folder in TMPDIR (see widgetlib.measure.protocol.TORCH_CACHE_ENV), and the runner calls this in
+    the learner's kernel.
+    """
+    from transformers import AutoModelForCausalLM
+
+    mapping = AutoModelForCausalLM._model_mapping
+    if type(config) in mapping._extra_content:  # a class registered with AutoModelForCausalLM.register
+        return mapping._extra_content[type(config)].__name__
+    config_name = type(config).__name__
+    first = mapping._reverse_config_mapping.get(config_name)
+    others = [k for k, v in mapping._config_mapping.items() if v == config_name]
+    for model_type in [first, *others]:
+        if model_type in mapping._model_mapping:
+            return mapping._model_mapping[model_type]
+    raise _unknown_architecture(config)
 
 
 def check_architecture(folder: str | Path) -> str:
     """Return the model class name transformers builds for ``folder``, or raise a learner-facing error.
 
-    Cheap (reads config.json only), so the runner calls it before spawning anything.
+    Cheap (reads config.json; the modeling code is not imported), so the runner calls it before starting anything.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> check_architecture(make_checkpoint(size="5MB"))
     'LlamaForCausalLM'
     """
-    return _model_class(_load_config(Path(folder))).__name__
+    return _model_class_name(_load_config(Path(folder)))
 
 
 def _version(package: str) -> str:

@@ -1,4 +1,5 @@
-"""The one job schema and the message kinds between the runner (parent), the zygote and a measuring child.
+"""The one job schema and the message kinds between the runner (parent), the zygote and a measuring child, and the
+folder of its own each process the runner starts is given (:data:`PROCESS_DIR_ENV`).
 
 Every process speaks JSON lines. The parent sends exactly one job: the strategy name and the whole
 :class:`~widgetlib.core.options.LoadOptions` dataclass (every field, by name), plus what only the child needs
@@ -21,6 +22,8 @@ restarts it instead of using it.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,12 @@ __all__ = [
     "MSG_READY",
     "MSG_RESULT",
     "MSG_ZYGOTE_READY",
+    "PROCESS_DIR_ENV",
     "PROTOCOL_VERSION",
+    "TORCH_CACHE_ENV",
     "decode_job",
     "encode_job",
+    "remove_process_dir",
 ]
 
 # Raise it whenever a message or the job changes shape.
@@ -55,6 +61,34 @@ MSG_ERROR = "error"  # the load failed: one sentence, a kind, maybe a traceback
 # zygote -> parent
 MSG_ZYGOTE_READY = "zygote_ready"  # imports done, accepting fork requests
 MSG_EXIT = "exit"  # a forked child has exited (pid, exit code; negative = killed by that signal)
+
+# A zygote or spawned child gets a temporary folder of its own (made by the runner, named by this variable): its
+# TMPDIR, and torch's compile cache. torch picks that cache's folder from TORCHINDUCTOR_CACHE_DIR, else
+# <TMPDIR>/torchinductor_<user> (torch/_inductor/runtime/cache_dir_utils.py, cache_dir and default_cache_dir),
+# and creates it as soon as a modeling module imports torch._dynamo (torch/_dynamo/package.py, the DiskDynamoCache
+# made at import): left to its default, every session left an empty torchinductor_<user>/ in the learner's TMPDIR.
+# The process removes its folder when it exits; the runner removes it too, in case the process was killed.
+# A measuring child points the cache into its run's own temporary folder once it has its job.
+PROCESS_DIR_ENV = "OFFLOAD_LAB_PROCESS_DIR"
+TORCH_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def remove_process_dir() -> None:
+    """Remove this process's own temporary folder (``$OFFLOAD_LAB_PROCESS_DIR``), if it has one: the last thing
+    a zygote or a spawned child does.
+
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> folder = tempfile.mkdtemp()
+    >>> with mock.patch.dict(os.environ, {PROCESS_DIR_ENV: folder}):
+    ...     remove_process_dir()
+    >>> os.path.exists(folder)
+    False
+    """
+    folder = os.environ.get(PROCESS_DIR_ENV)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 _PATH_FIELDS = {f.name for f in dataclasses.fields(LoadOptions) if "Path" in str(f.type)}
 
