@@ -35,6 +35,7 @@ from typing import Any
 import psutil
 
 from ..core.errors import OptionError
+from ..core.options import RUN_DEFAULTS
 from .samples import Event, MemorySample, non_reclaimable_bytes, now_s
 from .thinning import ThinnedSamples
 from .timeline import Timeline
@@ -337,7 +338,7 @@ class Sampler:
         self,
         pid: int | None = None,
         *,
-        interval_s: float = 0.01,
+        interval_s: float = RUN_DEFAULTS.interval_s,
         on_sample: Callable[[MemorySample], None] | None = None,
         uss_interval_s: float | None = None,
         max_samples: int | None = None,

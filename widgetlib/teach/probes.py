@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.options import RUN_DEFAULTS
 from ..core.sizes import parse_size
 from ..measure.memory import Event, MemorySample, Sampler, kernel_peak_bytes, now_s, read_memory, reset_kernel_peak
 
@@ -186,8 +187,9 @@ def allocator_probe(n_bytes: int = 200_000_000) -> dict[str, MemorySample]:
 
 
 @contextlib.contextmanager
-def watch_this_kernel(plot: MemoryPlot, label: str = "this kernel", interval_s: float = 0.01) -> Iterator[
-        Callable[[str], None]]:
+def watch_this_kernel(
+    plot: MemoryPlot, label: str = "this kernel", interval_s: float = RUN_DEFAULTS.interval_s
+) -> Iterator[Callable[[str], None]]:
     """Draw this kernel's own memory on ``plot`` while the ``with`` block runs; yields ``mark(label)`` that puts
     an event marker on the curve.
 
