@@ -70,7 +70,7 @@ class DType:
 # The one dtype table. accelerate derives a dtype's size from the digits at the end of its name
 # (accelerate/utils/modeling.py, dtype_byte_size, ~153), with exceptions for bool and float8; written out here
 # because this module must read without torch, and the exceptions (bool, float8_*, float4_e2m1fn_x2: 1 byte
-# each) would be longer than the table. tests/test_registry.py checks every entry against torch's itemsize and
+# each) would be longer than the table. tests/test_options.py checks every entry against torch's itemsize and
 # safetensors' own code table (safetensors/torch.py, _TYPES). The first three are the dtypes Offload Lab loads.
 DTYPES: dict[str, DType] = {
     d.name: d

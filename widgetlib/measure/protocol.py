@@ -64,9 +64,10 @@ MSG_EXIT = "exit"  # a forked child has exited (pid, exit code; negative = kille
 
 # A zygote or spawned child gets a temporary folder of its own (made by the runner, named by this variable): its
 # TMPDIR, and torch's compile cache. torch picks that cache's folder from TORCHINDUCTOR_CACHE_DIR, else
-# <TMPDIR>/torchinductor_<user> (torch/_inductor/runtime/cache_dir_utils.py, cache_dir and default_cache_dir),
-# and creates it as soon as a modeling module imports torch._dynamo (torch/_dynamo/package.py, the DiskDynamoCache
-# made at import): left to its default, every session left an empty torchinductor_<user>/ in the learner's TMPDIR.
+# <TMPDIR>/torchinductor_<user> (torch/_inductor/runtime/cache_dir_utils.py, cache_dir ~14 and default_cache_dir
+# ~24), and creates it as soon as a modeling module imports torch._dynamo (torch/_dynamo/package.py ~1299, the
+# DiskDynamoCache made at import): left to its default, every session left an empty torchinductor_<user>/ in the
+# learner's TMPDIR.
 # The process removes its folder when it exits; the runner removes it too, in case the process was killed.
 # A measuring child points the cache into its run's own temporary folder once it has its job.
 PROCESS_DIR_ENV = "OFFLOAD_LAB_PROCESS_DIR"
