@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.options import BYTES_PER_NUMBER
+from ..core.options import BYTES_PER_NUMBER, bytes_per_number
 from ..core.sizes import parse_size
 from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
 from .probes import hostile_pickle
@@ -108,7 +108,7 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
         return not_answered("write an expression of `info`, e.g. `info.parameters * <bytes per number>`.")
     if not _is_number(answer):
         return _verdict(False, f"The answer should be a number of bytes, not {type(answer).__name__}.")
-    itemsize = BYTES_PER_NUMBER.get(info.dtype, 4)
+    itemsize = bytes_per_number(info.dtype)
     expected = info.parameters * itemsize
     why = (f"{info.parameters:,} parameters × {itemsize} bytes ({info.dtype}) = {fmt(expected)}; the checkpoint's "
            f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
