@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from widgetlib.measure.assemble import RunRecord
-from widgetlib.measure.memory import Event, MemorySample, Timeline
 from widgetlib.measure.report import OUTCOMES, Report
+from widgetlib.measure.samples import Event, MemorySample
+from widgetlib.measure.timeline import Timeline
 
 __all__ = ["MB", "make_record", "make_report", "sample", "timeline"]
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .memory import Event, MemorySample, Timeline, non_reclaimable_bytes
 from .outcome import budget_details, decide_outcome
 from .peaks import best_peak
 from .protocol import MSG_ERROR, MSG_READY, MSG_RESULT
 from .report import Report
+from .samples import Event, MemorySample, non_reclaimable_bytes
+from .timeline import Timeline
 
 __all__ = ["RunRecord", "assemble_report", "base_report"]
 
 
 @dataclass
 class RunRecord:
-    """What the runner saw of one run, nothing derived yet. Times are on the :func:`~widgetlib.measure.memory.now_s`
+    """What the runner saw of one run, nothing derived yet. Times are on the :func:`~widgetlib.measure.samples.now_s`
     clock; ``t0_s`` is the child's "ready" (the load start), None if it never came.
 
     ``budget_mode`` is the mechanism as used: ``"cgroup"``, ``"systemd"`` (a cgroup made by systemd-run),

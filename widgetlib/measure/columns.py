@@ -102,7 +102,8 @@ def kept_at_end(report: Report) -> tuple[int | None, int | None]:
     """Anonymous and file-backed RSS a run holds at its last sample, above the first sample of the load (at or
     after its "ready" event): what the loaded model keeps. ``(None, None)`` where the probe has no split.
 
-    >>> from widgetlib.measure.memory import Event, MemorySample, Timeline
+    >>> from widgetlib.measure.samples import Event, MemorySample
+    >>> from widgetlib.measure.timeline import Timeline
     >>> from widgetlib.measure.report import Report
     >>> tl = Timeline(0.0, [MemorySample(-0.1, 90, 60, 30, None), MemorySample(0.0, 100, 70, 30, None),
     ...                     MemorySample(1.0, 250, 120, 130, None)], [Event(0.0, "ready", "ready")])

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.sizes import format_bytes
 from .columns import COLUMNS
-from .memory import Timeline
+from .timeline import Timeline
 
 __all__ = ["DERIVED", "OUTCOMES", "Report"]
 
