@@ -69,7 +69,8 @@ class LoadOptions:
     to disk; ``offload_folder`` is where it goes (the runner makes a temporary one when none is given);
     ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
     ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
-    ``scratch_folder`` and read back at the end).
+    ``scratch_folder`` and read back at the end). ``call`` is a learner's ``from_pretrained(...)`` line, which
+    the ``from_pretrained_call`` strategy runs as written (:mod:`widgetlib.core.calls`).
 
     >>> LoadOptions(dtype="bfloat16").dtype
     'bfloat16'
@@ -89,6 +90,7 @@ float32, bfloat16, float16.
     scratch_folder: Path | None = None
     gpu_max_memory_bytes: int | None = None
     forward_tokens: int = 16
+    call: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPE_CHOICES:
@@ -396,6 +398,66 @@ def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> Loa
     model.eval()
     emit("from_pretrained returned", "weights_assigned")
     return LoadResult(model, {"low_cpu_mem_usage": options.low_cpu_mem_usage, "low_cpu_mem_usage_truth": truth})
+
+
+def _load_call(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """Run the learner's ``from_pretrained(...)`` line as written, on ``folder``, and record what it said.
+
+    The checkpoint stands in for their model name and, when the call gives an ``offload_folder``, a folder inside
+    the run's own stands in for theirs (not made beforehand, so whether transformers makes it is seen). A name
+    the line calls from_pretrained on that is no transformers class (``model_class``) is read as
+    ``AutoModelForCausalLM``, as :func:`widgetlib.core.verdicts.read_call` reads it. Every warning and
+    transformers log record at WARNING or above during the call is kept in ``details["warnings"]``.
+    """
+    import logging
+    import warnings
+
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    from .calls import call_values, parse_call
+
+    if options.call is None:
+        raise OptionError("the from_pretrained_call strategy needs call='from_pretrained(...)'.", kind="bad_option")
+    call = parse_call(options.call)
+    name = call.class_name
+    model_class = transformers.AutoModelForCausalLM
+    if name and name[:1].isupper():
+        model_class = getattr(transformers, name, None)
+        if model_class is None or not hasattr(model_class, "from_pretrained"):
+            raise OptionError(f"{name} is not a class the installed transformers {_version('transformers')} has; "
+                              "call from_pretrained on AutoModelForCausalLM or your model's class.",
+                              kind="bad_option")
+    target = Path(options.offload_folder) / "as_written" if options.offload_folder is not None else None
+    args, kwargs = call_values(call, folder, target)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # the child runs at ERROR: the call's own warnings are what is asked
+    logger.addHandler(handler)
+    emit(f"{model_class.__name__}.from_pretrained(...) called", "phase")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = model_class.from_pretrained(*args, **kwargs)
+    finally:
+        logger.removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
+    model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True returns a pair
+    model.eval()
+    emit("from_pretrained returned", "weights_assigned")
+    details = {
+        "call": call.source,
+        "called_on": model_class.__name__,
+        "model_class": type(model).__name__,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "hf_device_map": getattr(model, "hf_device_map", None) is not None,
+        "offload_folder_made": target.exists() if target is not None else None,
+        "warnings": list(dict.fromkeys([str(w.message) for w in caught] + [r.getMessage() for r in records])),
+    }
+    return LoadResult(model, details)
 
 
 def _max_memory(options: LoadOptions) -> dict[Any, int]:

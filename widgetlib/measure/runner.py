@@ -35,6 +35,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.calls import parse_call
 from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
@@ -513,6 +514,7 @@ def start(
     low_cpu_mem_usage: bool = True,
     offload_and_reload: bool = False,
     gpu_max_memory: str | int | None = None,
+    call: str | None = None,
     threads: int | None = None,
     interval_s: float = 0.01,
     on_sample: Callable[[MemorySample], None] | None = None,
@@ -553,6 +555,11 @@ def start(
         max_memory_bytes=max_memory_bytes, gpu_max_memory_bytes=gpu_bytes,
     )
     check_architecture(info.folder)
+    if accepts("call"):
+        if call is None:
+            raise OptionError(f"strategy {strategy!r} needs call='from_pretrained(...)', the line to run.",
+                              kind="bad_option")
+        parse_call(call)  # a line that is no from_pretrained call is refused here, in one sentence
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
             f"budget={budget!r} is smaller than the largest tensor ({info.largest_tensor}, "
@@ -646,7 +653,9 @@ def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Re
       the rest); ``forward_tokens``: tokens per forward.
     - ``low_cpu_mem_usage``: the flag passed to ``from_pretrained`` (low_cpu_mem_usage strategy);
       ``offload_and_reload`` (manual_shards): write every shard to a scratch folder and read it back;
-      ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads.
+      ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads;
+      ``call`` (from_pretrained_call, the strategy :func:`widgetlib.measure.explain.explain_call` runs): a
+      ``from_pretrained(...)`` line, run as written on the checkpoint.
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 
