@@ -20,8 +20,6 @@ import contextlib
 import functools
 import gc
 import hashlib
-import inspect
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -336,9 +334,10 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
     """Say what ``low_cpu_mem_usage`` does in the installed transformers, read from its own source.
 
     transformers 5.x lists the flag among arguments "Not used anymore" and pops it from the keyword arguments
-    of ``from_pretrained`` without a word (meta-device loading is always on). The answer names the version,
-    the file and the line, so a learner can open it and check; where that pattern is not found (another major
-    version) ``honoured`` is None and the learner is told to measure. The source is read once per process.
+    of ``from_pretrained`` without a word (meta-device loading is always on). The answer is
+    :func:`widgetlib.core.verdicts.read_argument`'s verdict on the flag, with the version, the file and the line,
+    so a learner can open it and check; where the source shows neither (another major version) ``honoured`` is
+    None and the learner is told to measure. The source is read once per process.
 
     >>> truth = low_cpu_mem_usage_truth()
     >>> sorted(truth)
@@ -350,35 +349,27 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
 @functools.cache
 def _low_cpu_mem_usage_truth() -> dict[str, Any]:
     # Cached: the measuring child reads it once before its baseline (measure/child.py, import_libraries), so a
-    # low_cpu_mem_usage load does not parse from_pretrained's ~500 source lines inside its measured window.
-    from transformers import PreTrainedModel
+    # low_cpu_mem_usage load does not parse from_pretrained's source inside its measured window.
+    from .verdicts import read_argument
 
-    function = inspect.unwrap(PreTrainedModel.from_pretrained)
-    lines, first_line = inspect.getsourcelines(function)
-    source_file = inspect.getsourcefile(function) or "?"
+    verdict = read_argument("low_cpu_mem_usage")
     version = _version("transformers")
-    # The 5.x pattern: `for name in [..., "low_cpu_mem_usage", ...]: _ = kwargs.pop(name, None)`.
-    pop_loop = re.compile(r"for\s+(\w+)\s+in\s+\[([^\]]*)\]\s*:")
-    for offset, line in enumerate(lines):
-        match = pop_loop.search(line)
-        if match and "low_cpu_mem_usage" in match.group(2):
-            body = "".join(lines[offset : offset + 3])
-            if re.search(rf"kwargs\.pop\(\s*{match.group(1)}\b", body):
-                return {
-                    "transformers": version,
-                    "honoured": False,
-                    "source_file": source_file,
-                    "source_line": first_line + offset,
-                    "evidence": f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword "
-                    "arguments and never reads it: meta-device loading is always on.",
-                }
+    where = verdict.citations[0] if verdict.citations else None
+    honoured = {"ignored": False, "used": True}.get(verdict.kind)
+    if honoured is False:
+        evidence = (f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword arguments and "
+                    "never reads it: meta-device loading is always on.")
+    elif honoured:
+        evidence = f"transformers {version} from_pretrained reads low_cpu_mem_usage: {verdict.says}"
+    else:
+        evidence = (f"transformers {version}: what from_pretrained does with low_cpu_mem_usage was not found in its "
+                    "source; measure True and False to see what it does.")
     return {
         "transformers": version,
-        "honoured": None,
-        "source_file": source_file,
-        "source_line": None,
-        "evidence": f"transformers {version}: low_cpu_mem_usage was not found in from_pretrained's source; "
-        "measure True and False to see what it does.",
+        "honoured": honoured,
+        "source_file": where.path if where and honoured is not None else None,
+        "source_line": where.line if where and honoured is not None else None,
+        "evidence": evidence,
     }
 
 
