@@ -219,7 +219,8 @@ def test_device_map_auto_with_and_without_offload_folder_and_max_memory(tiny: Pa
     assert "'disk'" in with_folder.verdict("offload_folder").says
     roomy = load(with_folder.call.source, tiny, tmp_path)
     assert roomy.error is None and "disk" not in roomy.places and roomy.folder_made is False  # it all fit in RAM
-    code = "AutoModelForCausalLM.from_pretrained(p, device_map='auto', max_memory={'cpu': 3_000_000}, offload_folder='x')"
+    code = ("AutoModelForCausalLM.from_pretrained(p, device_map='auto', max_memory={'cpu': 3_000_000}, "
+            "offload_folder='x')")
     tight = read_call(code, tiny)
     assert tight.verdict("max_memory").kind == "used" and tight.verdict("offload_folder").kind == "depends"
     small_ram = load(code, tiny_bin, tmp_path)
@@ -309,7 +310,8 @@ def test_measured_the_notes_call_shows_that_both_arguments_change_nothing(tiny: 
 
 
 def test_measured_a_failing_call_shows_the_error_the_fix_and_what_the_rest_changes(tiny: Path) -> None:
-    code = "AutoModelForCausalLM.from_pretrained(p, load_in_8bit=True, offload_state_dict=True, torch_dtype=torch.float16)"
+    code = ("AutoModelForCausalLM.from_pretrained(p, load_in_8bit=True, offload_state_dict=True, "
+            "torch_dtype=torch.float16)")
     explanation = explain_call(code, tiny, measure=True)
     as_written, fixed, *rest = explanation.runs
     assert not as_written.report.ok and fixed.report.ok and fixed.label == "without load_in_8bit"
@@ -330,7 +332,8 @@ def test_measured_a_failing_call_shows_the_error_the_fix_and_what_the_rest_chang
 
 
 def test_measured_offload_folder_matters_for_a_bin_checkpoint_sent_to_disk(tiny_bin: Path) -> None:
-    code = "AutoModelForCausalLM.from_pretrained(p, device_map='auto', max_memory={'cpu': 3_000_000}, offload_folder=o)"
+    code = ("AutoModelForCausalLM.from_pretrained(p, device_map='auto', max_memory={'cpu': 3_000_000}, "
+            "offload_folder=o)")
     explanation = explain_call(code, tiny_bin, measure=True)
     written, without = explanation.runs
     assert written.report.ok and written.report.offload_folder_files > 0 and "disk" in written.placement
