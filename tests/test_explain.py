@@ -115,10 +115,15 @@ def same_model(a: Loaded, b: Loaded) -> bool:
 
 
 def check_verdicts_hold(reading: CallReading, checkpoint: Path, scratch: Path) -> dict[str, Loaded]:
-    """Load the call as written and, per keyword, the call without it; each verdict must say what happened."""
+    """Every verdict must say what a real load does. Each argument said to break the call must break it alone,
+    added to the call without them (which must load); every other verdict is checked on that call."""
     call = reading.call
-    written = load(call.source, checkpoint, scratch)
-    found = {AS_WRITTEN: written}
+    base = call
+    breaking = [v for v in reading.verdicts if v.kind in ("fails", "removed") and v.position is None]
+    for verdict in breaking:
+        base = base.without(verdict.argument)
+    found = {AS_WRITTEN: load(call.source, checkpoint, scratch)}
+    loaded = found["base"] = load(base.source, checkpoint, scratch)
     for verdict in reading.verdicts:
         # every citation is a real line of the installed source
         for citation in verdict.citations:
@@ -127,21 +132,22 @@ def check_verdicts_hold(reading: CallReading, checkpoint: Path, scratch: Path) -
         assert "transformers " + reading.transformers_version in verdict.says or verdict.position == 0
         if verdict.position is not None:
             continue
+        if verdict in breaking:
+            alone = load(base.source[:-1] + f", {verdict.written})", checkpoint, scratch)
+            assert isinstance(alone.error, TypeError) and f"'{verdict.argument}'" in str(alone.error)
+            assert str(alone.error) in verdict.says  # the verdict quotes the very error a learner sees
+            continue
+        assert loaded.error is None, (base.source, loaded.error)
         if verdict.kind in ("ignored", "no_effect"):
-            without = found[verdict.argument] = load(call.without(verdict.argument).source, checkpoint, scratch)
-            assert (written.error is None) == (without.error is None), (verdict, written.error, without.error)
-            if written.error is None:
-                assert same_model(written, without), verdict
-                assert not written.folder_made, verdict  # an offload folder that does nothing is not even made
-        elif verdict.kind in ("fails", "removed"):
-            assert isinstance(written.error, TypeError) and f"'{verdict.argument}'" in str(written.error)
-            assert str(written.error) in verdict.says  # the verdict quotes the very error a learner sees
+            without = found[verdict.argument] = load(base.without(verdict.argument).source, checkpoint, scratch)
+            assert without.error is None and same_model(loaded, without), verdict
+            assert not loaded.folder_made, verdict  # an offload folder that does nothing is not even made
         elif verdict.kind == "renamed":
-            renamed = load(call.renamed(verdict.argument, verdict.renamed_to).source, checkpoint, scratch)
-            assert written.error is None and same_model(written, renamed)
+            renamed = load(base.renamed(verdict.argument, verdict.renamed_to).source, checkpoint, scratch)
+            assert renamed.error is None and same_model(loaded, renamed)
         elif verdict.kind == "config":
             value = literal_value(call.keyword(verdict.argument).source)[1]  # type: ignore[union-attr]
-            assert getattr(written.model.config, verdict.argument) == value
+            assert getattr(loaded.model.config, verdict.argument) == value
     return found
 
 
@@ -261,6 +267,16 @@ def test_a_class_and_a_variable_in_front_of_from_pretrained(tiny: Path, tmp_path
     assert "read as AutoModelForCausalLM" in variable.notes[0] and variable.model_class == "LlamaForCausalLM"
     assert [v.kind for v in variable.verdicts] == [v.kind for v in direct.verdicts]
     check_verdicts_hold(variable, tiny, tmp_path)
+
+
+def test_another_architecture_reads_its_own_config_and_init(gpt2_checkpoint: Path, tmp_path: Path) -> None:
+    reading = read_call("AutoModelForCausalLM.from_pretrained(p, use_cache=False, output_attention=True, "
+                        "offload_state_dict=True)", gpt2_checkpoint)
+    assert reading.model_class == "GPT2LMHeadModel"
+    assert [v.kind for v in reading.verdicts[1:]] == ["config", "fails", "ignored"]
+    assert "GPT2Config" in reading.verdict("use_cache").says
+    assert reading.verdict("output_attention").nearest == "output_attentions"
+    check_verdicts_hold(reading, gpt2_checkpoint, tmp_path)
 
 
 @pytest.mark.parametrize("code, says", [

@@ -1302,7 +1302,10 @@ def read_call(code: str | ParsedCall, checkpoint: str | Path | None = None) -> C
             if model is None:
                 notes.append(f"{class_name} has no class for model_type {model_type!r} in the installed source.")
     else:
-        model = _model_class(source.root, class_name, model_type, extra_keys)
+        # The class as named; its own model type when the checkpoint's has no such class (a GPT-2 class on a
+        # LLaMA folder: from_pretrained would build the named class all the same).
+        model = (_model_class(source.root, class_name, model_type, extra_keys)
+                 or _model_class(source.root, class_name, None, extra_keys))
         if model is None:
             notes.append(f"{class_name} was not found in the installed transformers {source.version} source: the "
                          "model class is not known; measure it.")
