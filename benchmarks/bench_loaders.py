@@ -548,11 +548,15 @@ def _strip_for_json(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from widgetlib.core.options import FORMATS, LOAD_DTYPES  # torch-free: --help stays quick
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", default="1GB", help="checkpoint size in its dtype (default 1GB)")
     p.add_argument("--shards", type=int, default=6, help="number of shard files (default 6)")
-    p.add_argument("--dtype", default="float32", help="checkpoint dtype, also the load dtype (default float32)")
-    p.add_argument("--format", default="safetensors", choices=("safetensors", "bin"))
+    p.add_argument(
+        "--dtype", default="float32", choices=LOAD_DTYPES, help="checkpoint and load dtype (default float32)"
+    )
+    p.add_argument("--format", default="safetensors", choices=FORMATS)
     p.add_argument("--max-memory", default="300MB", help="RAM for weights in the offload rows (default 300MB)")
     p.add_argument("--budget", default=None, help="simulated machine: stop any row whose RSS crosses it")
     p.add_argument(

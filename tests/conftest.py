@@ -4,6 +4,7 @@ repository's root ``conftest.py`` sets up for tests and doctests alike).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,4 +53,21 @@ def gpt2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("gpt2")
     config = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=500, n_positions=64)
     GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def fresh_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point TMPDIR (ours and every run's child's) at an empty folder, to prove runs leave nothing there.
+
+    The zygote is started first, under the old TMPDIR: its own temporary folder lives as long as it does (the
+    whole session), not as long as a run. ``tests/test_errors.py`` checks that it goes when the zygote does.
+    """
+    from widgetlib.measure.processes import prewarm
+
+    prewarm()
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     return folder

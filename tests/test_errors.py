@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -34,16 +33,6 @@ def _one_sentence(message: str) -> str:
 @pytest.fixture(scope="module")
 def checkpoint() -> Path:
     return make_checkpoint(size="40MB", shards=2)
-
-
-@pytest.fixture
-def fresh_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point TMPDIR (ours and the child's) at an empty folder, to prove runs leave nothing there."""
-    folder = tmp_path / "tmpdir"
-    folder.mkdir()
-    monkeypatch.setenv("TMPDIR", str(folder))
-    monkeypatch.setattr(tempfile, "tempdir", None)
-    return folder
 
 
 def _copy(checkpoint: Path, tmp_path: Path) -> Path:
@@ -243,6 +232,42 @@ def test_a_load_never_writes_to_the_checkpoint_and_leaves_no_temp(
     assert report.outcome == "ok", report.error
     assert _snapshot(checkpoint) == before
     assert os.listdir(fresh_tmpdir) == []
+
+
+_FRESH_KERNEL = """
+import json, os
+from widgetlib.core.registry import strategy_names
+from widgetlib.measure import processes
+from widgetlib.measure.runner import run
+
+checkpoint, tmp = os.environ["CHECKPOINT"], os.environ["TMPDIR"]
+seen = {}
+for strategy in strategy_names():
+    report = run(checkpoint, strategy, forwards=1)
+    assert report.outcome == "ok", (strategy, report.error)
+    seen[strategy] = sorted(os.listdir(tmp))
+processes.shutdown()
+seen["after"] = sorted(os.listdir(tmp))
+print(json.dumps(seen))
+"""
+
+
+def test_a_fresh_kernel_running_every_strategy_leaves_its_tmpdir_empty(tmp_path: Path) -> None:
+    # A kernel of its own, so the zygote and the children start with this TMPDIR and torch's compile cache left to
+    # its default, as for a learner (this test process has already set TORCHINDUCTOR_CACHE_DIR for itself). The
+    # spawned path is checked in tests/test_limits.py, where a spawned run is paid for anyway.
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    checkpoint = make_checkpoint(size="5MB", shards=2)
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "OFFLOAD_LAB_START")}
+    env.update(TMPDIR=str(tmp), CHECKPOINT=str(checkpoint), PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", _FRESH_KERNEL], env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    # While it lives, the zygote holds one folder of its own; nothing else is there, and it goes with the zygote.
+    for strategy in STRATEGIES:
+        assert len(seen[strategy]) == 1 and seen[strategy][0].startswith("offload-lab-process-"), seen
+    assert seen["after"] == []
 
 
 def test_error_in_the_child_leaves_no_temp(checkpoint: Path, tmp_path: Path, fresh_tmpdir: Path) -> None:

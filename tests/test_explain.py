@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from widgetlib.cli import main
-from widgetlib.core import verdicts
+from widgetlib.core import from_pretrained_source
 from widgetlib.core.calls import call_values, literal_value, parse_call
 from widgetlib.core.errors import OptionError
-from widgetlib.core.verdicts import CallReading, read_call
+from widgetlib.core.from_pretrained_source import CallReading, read_call
 from widgetlib.measure.explain import AS_WRITTEN, explain_call
 
 
@@ -298,7 +298,7 @@ def test_a_source_without_the_patterns_is_not_guessed_at(tmp_path: Path, monkeyp
     fake = tmp_path / "transformers"
     fake.mkdir()
     (fake / "modeling_utils.py").write_text("class PreTrainedModel:\n    def save_pretrained(self):\n        pass\n")
-    monkeypatch.setattr(verdicts, "transformers_root", lambda: fake)
+    monkeypatch.setattr(from_pretrained_source, "transformers_root", lambda: fake)
     reading = read_call("AutoModelForCausalLM.from_pretrained(p, low_cpu_mem_usage=True, load_in_8bit=True)")
     assert {v.kind for v in reading.verdicts} == {"not_found"}
     assert all("not found in the installed transformers" in v.says and v.says.endswith("measure it.")

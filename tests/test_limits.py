@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from widgetlib import make_checkpoint, run, start
-from widgetlib.core.strategies import LoadOptions
+from widgetlib.core.options import LoadOptions
 from widgetlib.measure import limits, processes
 from widgetlib.measure.memory import non_reclaimable_bytes
 from widgetlib.measure.protocol import PROTOCOL_VERSION, decode_job, encode_job
@@ -139,14 +139,18 @@ def test_runs_fork_from_the_zygote_and_start_at_the_load(small_checkpoint: Path)
     assert ready[0].t_s == 0 and ready[0].label.startswith("load starts: baseline")
 
 
-def test_spawn_fallback_still_measures(small_checkpoint: Path, monkeypatch) -> None:
+def test_spawn_fallback_still_measures_and_leaves_nothing(small_checkpoint: Path, monkeypatch, fresh_tmpdir) -> None:
     monkeypatch.setenv("OFFLOAD_LAB_START", "spawn")
     monkeypatch.setenv("OFFLOAD_LAB_WARM_CHILD", "0")
+    # As in a learner's kernel: torch's compile cache left to its default (this process set it when it imported).
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     report = run(small_checkpoint, "low_cpu_mem_usage", forwards=1)
     assert report.outcome == "ok", report.error
     assert report.options["start_method"] == "spawn"
     # A spawned child imports torch itself: its start-up samples are kept, before time zero.
     assert any(s.t_s < 0 for s in report.timeline.samples)
+    # Its own folder (TMPDIR and torch's compile cache while it imported) went with it, and the run's folder too.
+    assert os.listdir(fresh_tmpdir) == []
 
 
 def test_forward_tokens_and_forwards_reach_the_child(small_checkpoint: Path) -> None:

@@ -7,7 +7,6 @@ change that makes them false must fail here.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -181,10 +180,7 @@ def test_bin_checkpoint_strategies_agree(bin_checkpoint: Path, safetensors_check
     assert manual.peak_ratio >= 0.8
 
 
-def test_cancel_leaves_no_temp_files(safetensors_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", None)
+def test_cancel_leaves_no_temp_files(safetensors_checkpoint: Path, tmp_path: Path, fresh_tmpdir: Path) -> None:
     learner_folder = tmp_path / "mine"
     learner_folder.mkdir()
     (learner_folder / "notes.txt").write_text("keep me")
@@ -200,7 +196,7 @@ def test_cancel_leaves_no_temp_files(safetensors_checkpoint: Path, tmp_path: Pat
     handle.cancel()
     report = handle.wait(30)
     assert report.outcome == "cancelled"
-    assert os.listdir(tmp_path / "tmp") == []
+    assert os.listdir(fresh_tmpdir) == []
     assert (learner_folder / "notes.txt").read_text() == "keep me"
 
 

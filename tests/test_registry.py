@@ -118,6 +118,18 @@ def test_register_refuses_a_taken_name_and_an_unknown_option() -> None:
     assert "x" not in strategy_names()
 
 
+def test_the_registry_holds_the_loaders_themselves() -> None:
+    from widgetlib.core import strategies
+
+    loaders = {s.name: s.loader for s in registry.strategies()}
+    assert loaders == {
+        "normal": strategies.load_normal,
+        "low_cpu_mem_usage": strategies.load_from_pretrained,
+        "offload_folder": strategies.load_offload,
+        "manual_shards": strategies.load_manual_shards,
+    }
+
+
 def test_every_option_is_accepted_by_some_strategy_and_the_four_differ_in_colour() -> None:
     four = registry.strategies()
     every = registry.strategies(unlisted=True)

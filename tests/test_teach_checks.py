@@ -190,6 +190,8 @@ def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path
     assert not teach.check_max_memory(-1, small_checkpoint).ok
     # transformers' planner counts buffers too: the weights' bytes alone leave something on disk.
     assert teach.disk_share(small_checkpoint, total).get("disk", 0) > 0
+    # A size, as run() takes max_memory: "12MB" plans like 12,000,000 bytes.
+    assert teach.disk_share(small_checkpoint, "12MB") == teach.disk_share(small_checkpoint, 12_000_000)
 
 
 def test_offload_writes() -> None:

@@ -2,8 +2,9 @@
 
 The layers, lowest first (imports only ever point down):
 
-- ``widgetlib.core`` — sizes, learner-facing errors, checkpoint folders (build offline, inspect), the strategy
-  registry (``core/registry.py``: each strategy's loader, predicted peak, options, colour, advice);
+- ``widgetlib.core`` — options (``core/options.py``: dtypes, formats, ``LoadOptions``, every option's default),
+  sizes, learner-facing errors, checkpoint folders (build offline, inspect), the strategy registry
+  (``core/registry.py``: each strategy's loader, predicted peak, options, colour, advice);
 - ``widgetlib.measure`` — the memory probe (sampler, kernel peak, Timeline) and the runner that loads in a fresh
   child process and returns a :class:`Report`;
 - ``widgetlib.widgets`` — MemoryPlot, StrategyPanel, CompareBoard for JupyterLab (the only place that imports
@@ -20,7 +21,8 @@ from importlib import import_module
 from typing import Any
 
 from .core.errors import CheckpointError, OffloadLabError, OptionError, RunnerBusyError
-from .core.sizes import BYTES_PER_NUMBER, format_bytes, parse_size
+from .core.options import BYTES_PER_NUMBER
+from .core.sizes import format_bytes, parse_size
 
 __version__ = "0.1.0"
 
@@ -43,8 +45,8 @@ _LAZY = {
     "register": ("widgetlib.core.registry", "register"),
     "registered": ("widgetlib.core.registry", "registered"),
     "choose_when": ("widgetlib.core.registry", "choose_when"),
-    "LoadOptions": ("widgetlib.core.strategies", "LoadOptions"),
-    "load_model": ("widgetlib.core.strategies", "load_model"),
+    "LoadOptions": ("widgetlib.core.options", "LoadOptions"),
+    "load_model": ("widgetlib.core.loading", "load_model"),
     "build_empty_model": ("widgetlib.core.strategies", "build_empty_model"),
     "forward_checksum": ("widgetlib.core.strategies", "forward_checksum"),
     "low_cpu_mem_usage_truth": ("widgetlib.core.strategies", "low_cpu_mem_usage_truth"),

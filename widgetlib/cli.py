@@ -31,7 +31,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .core.errors import OffloadLabError, OptionError
-from .core.registry import STRATEGY_OPTIONS, get_strategy, strategy_names
+from .core.options import (
+    CHECKPOINT_DEFAULTS,
+    FORMATS,
+    KEEP_DTYPE,
+    LOAD_DTYPES,
+    OFFLOAD_VIA,
+    RUN_DEFAULTS,
+    STRATEGY_OPTIONS,
+)
+from .core.registry import get_strategy, strategy_names
 from .core.sizes import format_bytes
 
 __all__ = ["build_parser", "main"]
@@ -109,6 +118,15 @@ def _subcommand(
     return sub
 
 
+def _choices(values: Sequence[str]) -> str:
+    """An argument's choices as argparse shows them.
+
+    >>> _choices(("safetensors", "bin"))
+    '{safetensors,bin}'
+    """
+    return "{" + ",".join(values) + "}"
+
+
 def _add_checkpoint_argument(sub: argparse.ArgumentParser) -> None:
     # What every command that reads a checkpoint accepts: a folder, or a model already in the local HF cache.
     sub.add_argument("folder", metavar="DIR", help="checkpoint folder, or id of a model in the local HF cache (gpt2)")
@@ -121,15 +139,16 @@ def _add_checkpoint_argument(sub: argparse.ArgumentParser) -> None:
 def _add_make_checkpoint(subparsers: Subparsers) -> None:
     sub = _subcommand(subparsers, "make-checkpoint", _run_make_checkpoint)
     sub.add_argument("folder", nargs="?", metavar="DIR", help="folder to create (default: the cache)")
+    defaults = CHECKPOINT_DEFAULTS
     target = sub.add_mutually_exclusive_group()
-    target.add_argument("--size", help="total tensor bytes, like 250MB, 1GB or 13GB (default 250MB)")
+    target.add_argument("--size", help=f"total tensor bytes, like 250MB, 1GB or 13GB (default {defaults.size})")
     target.add_argument("--params", help="parameter count instead of --size, like 100M or 7B")
     split = sub.add_mutually_exclusive_group()
     split.add_argument("--shards", type=int, help="split into exactly this many files (default: one file)")
     split.add_argument("--max-shard-size", help="split like Hugging Face: at most this much per file (200MB)")
-    sub.add_argument("--format", metavar="{safetensors,bin}", help="weights format (default safetensors)")
-    sub.add_argument("--dtype", metavar="{float32,bfloat16,float16}", help="tensor dtype (default float32)")
-    sub.add_argument("--seed", type=int, help="random seed; same settings, identical files (default 0)")
+    sub.add_argument("--format", metavar=_choices(FORMATS), help=f"weights format (default {defaults.format})")
+    sub.add_argument("--dtype", metavar=_choices(LOAD_DTYPES), help=f"tensor dtype (default {defaults.dtype})")
+    sub.add_argument("--seed", type=int, help=f"random seed; same settings, identical files (default {defaults.seed})")
     sub.add_argument(
         "--demo",
         action="store_true",
@@ -261,16 +280,29 @@ def _add_run_options(sub: argparse.ArgumentParser) -> None:
         help="simulate a smaller machine of this size (8GB): a kernel memory limit where one can be made, else a "
         "watchdog on the memory that cannot be reclaimed",
     )
-    sub.add_argument("--dtype", default="keep", help="keep (the checkpoint's), float32, bfloat16 or float16")
+    sub.add_argument(
+        "--dtype",
+        default=RUN_DEFAULTS.dtype,
+        help=f"{KEEP_DTYPE} (the checkpoint's), {', '.join(LOAD_DTYPES[:-1])} or {LOAD_DTYPES[-1]} "
+        "(default %(default)s)",
+    )
     sub.add_argument(
         "--cold-cache",
         action="store_true",
         help="drop the checkpoint's pages from the page cache first, so the load pays real disk reads",
     )
     sub.add_argument(
-        "--forwards", type=int, default=3, help="forward passes after the load: the first, then the median of the rest"
+        "--forwards",
+        type=int,
+        default=RUN_DEFAULTS.forwards,
+        help="forward passes after the load: the first, then the median of the rest (default %(default)s)",
     )
-    sub.add_argument("--forward-tokens", type=int, default=16, help="tokens per forward pass (default 16)")
+    sub.add_argument(
+        "--forward-tokens",
+        type=int,
+        default=RUN_DEFAULTS.forward_tokens,
+        help="tokens per forward pass (default %(default)s)",
+    )
     sub.add_argument("--threads", type=int, help="torch threads in the loading process (default: torch's own)")
     sub.add_argument("--json", action="store_true", help="print the report(s) as one JSON document")
 
@@ -282,7 +314,9 @@ def _add_load(subparsers: Subparsers) -> None:
     sub.add_argument("--strategy", required=True, choices=strategy_names(), help="how to load DIR")
     sub.add_argument("--offload-folder", help="offload_folder: where offloaded weights go (default: a temp folder)")
     sub.add_argument(
-        "--offload-via", default="from_pretrained", help="offload_folder: from_pretrained (default) or accelerate"
+        "--offload-via",
+        default=RUN_DEFAULTS.offload_via,
+        help=f"offload_folder: {' or '.join(OFFLOAD_VIA)} (default %(default)s)",
     )
 
 

@@ -2,9 +2,9 @@
 
 :func:`parse_call` turns the text a learner pastes (``model = AutoModelForCausalLM.from_pretrained(path,
 offload_folder=tmp)``) into a :class:`ParsedCall`: the class it is called on, the positional arguments and the
-keywords, each as written. :mod:`widgetlib.core.verdicts` reads each keyword against the installed transformers;
-the measured run rebuilds the call's values with :func:`call_values` (literals and ``torch.<dtype>`` only: the
-learner's variables are not known to a process that never ran their code).
+keywords, each as written. :mod:`widgetlib.core.from_pretrained_source` reads each keyword against the
+installed transformers; the measured run rebuilds the call's values with :func:`call_values` (literals and
+``torch.<dtype>`` only: the learner's variables are not known to a process that never ran their code).
 
 >>> call = parse_call('model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)')
 >>> call.class_name, [a.written for a in call.arguments]

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .hf_folder import CheckpointInfo, inspect_checkpoint
+from .options import KEEP_DTYPE, bytes_per_number
 from .registry import EstimateInputs, get_strategy
 
 __all__ = ["PeakEstimate", "estimate_peak"]
-
-_ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def estimate_peak(
     checkpoint: str | Path | CheckpointInfo,
     strategy: str,
     *,
-    dtype: str = "keep",
+    dtype: str = KEEP_DTYPE,
     max_memory_bytes: int | None = None,
 ) -> PeakEstimate:
     """Predict the peak RAM above baseline that loading ``checkpoint`` with ``strategy`` needs.
@@ -59,9 +58,9 @@ def estimate_peak(
     """
     strategy_entry = get_strategy(strategy)  # an unknown name fails here, before the folder is read
     info = checkpoint if isinstance(checkpoint, CheckpointInfo) else inspect_checkpoint(checkpoint)
-    target = info.dtype if dtype == "keep" else dtype
+    target = info.dtype if dtype == KEEP_DTYPE else dtype
     inputs = EstimateInputs(
-        model_bytes=info.parameters * _ITEMSIZE.get(target, 4),
+        model_bytes=info.parameters * bytes_per_number(target),
         on_disk_bytes=info.total_bytes,
         largest_tensor_bytes=info.largest_tensor_bytes,
         largest_shard_bytes=info.largest_shard.tensor_bytes,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError
 from .hub import hub_cache_dir, looks_like_repo_id, not_cached_error, resolve_cached_model
+from .options import dtype_from_safetensors
 
 if TYPE_CHECKING:
     import torch
@@ -57,27 +58,6 @@ _WEIGHT_LAYOUTS = (
 )
 _EXPECTED_WEIGHTS = f"{_SAFETENSORS_WEIGHTS}, {_SAFETENSORS_INDEX}, {_BIN_WEIGHTS} or {_BIN_INDEX}"
 
-# Header dtype codes of the safetensors format, named as torch names them (what learners see everywhere else).
-_SAFETENSORS_DTYPE_NAMES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U64": "uint64",
-    "U32": "uint32",
-    "U16": "uint16",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-    "F8_E8M0": "float8_e8m0fnu",
-    "F4": "float4_e2m1fn_x2",
-    "C64": "complex64",
-}
 # The safetensors library refuses headers above 100 MB; a bigger length field means a damaged file.
 _MAX_HEADER_BYTES = 100_000_000
 
@@ -419,7 +399,7 @@ def _shard_tensors(path: Path, fmt: str) -> dict[str, tuple[str, int, int]]:
         result = {}
         for name, entry in _read_safetensors_header(path).items():
             start, end = entry["data_offsets"]
-            dtype = _SAFETENSORS_DTYPE_NAMES.get(entry["dtype"], entry["dtype"].lower())
+            dtype = dtype_from_safetensors(entry["dtype"])
             result[name] = (dtype, math.prod(entry["shape"]), end - start)
         return result
     state = _load_bin(path, mmap=True)  # memory-mapped: shapes and dtypes without reading the data

@@ -3,8 +3,8 @@
 A :class:`Strategy` carries its name, its loader, its peak estimate, the options it accepts, its plot colour
 and its one-line "choose it when". The runner, the CLI (``--strategy`` choices), the widgets (panel dropdown,
 board, plot colours) and :func:`~widgetlib.core.estimates.estimate_peak` all read this registry, so a fifth
-strategy is one :func:`register` call. This module imports neither torch nor transformers: the four loaders
-live in ``widgetlib.core.strategies`` and are imported when a load actually happens.
+strategy is one :func:`register` call. The four loaders are the functions of ``widgetlib.core.strategies``
+themselves, which import torch and transformers only when they run, so importing the registry imports neither.
 
 >>> [s.name for s in strategies()]
 ['normal', 'low_cpu_mem_usage', 'offload_folder', 'manual_shards']
@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
+from .options import STRATEGY_OPTIONS
 from .sizes import format_bytes
+from .strategies import load_call, load_from_pretrained, load_manual_shards, load_normal, load_offload
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .strategies import Emit, LoadOptions, LoadResult
+    from .options import LoadOptions
+    from .strategies import Emit, LoadResult
 
 __all__ = [
     "STRATEGY_OPTIONS",
@@ -41,19 +44,6 @@ __all__ = [
     "strategy_color",
     "strategy_names",
 ]
-
-# The run options that only some strategies use, with the value that means "not given". Every other option of
-# ``run`` (dtype, budget, forwards, ...) applies to every strategy. A strategy lists the ones it accepts; a value
-# other than the default for an option it does not accept is refused by check_options.
-STRATEGY_OPTIONS: dict[str, Any] = {
-    "max_memory": None,
-    "offload_folder": None,
-    "offload_via": "from_pretrained",
-    "gpu_max_memory": None,
-    "low_cpu_mem_usage": True,
-    "offload_and_reload": False,
-    "call": None,
-}
 
 OTHER_COLOR = "#7f7f7f"
 
@@ -245,18 +235,6 @@ def choose_when() -> dict[str, str]:
 # ------------------------------------------------------------------------------- the four strategies
 
 
-def _lazy_loader(function_name: str) -> Loader:
-    """A loader that imports ``widgetlib.core.strategies`` (torch, transformers) only when a load happens."""
-
-    def loader(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
-        from . import strategies as loaders
-
-        return getattr(loaders, function_name)(folder, options, emit)
-
-    loader.__name__ = loader.__qualname__ = function_name
-    return loader
-
-
 def _estimate_normal(x: EstimateInputs) -> tuple[int, str]:
     peak = x.model_bytes + x.on_disk_bytes + (x.model_bytes if x.converts else 0)
     return peak, (f"random-weight model ({format_bytes(x.model_bytes)}) + whole state dict read "
@@ -294,25 +272,25 @@ def _estimate_manual_shards(x: EstimateInputs) -> tuple[int, str]:
 
 
 register(Strategy(
-    "normal", _lazy_loader("_load_normal"), _estimate_normal, (), "#d62728",
+    "normal", load_normal, _estimate_normal, (), "#d62728",
     "never for a big model: its two copies are anonymous memory, which no limit can reclaim",
 ))
 register(Strategy(
-    "low_cpu_mem_usage", _lazy_loader("_load_from_pretrained"), _estimate_from_pretrained,
+    "low_cpu_mem_usage", load_from_pretrained, _estimate_from_pretrained,
     ("low_cpu_mem_usage",), "#ff7f0e",
     "one copy of the model fits in RAM (plain from_pretrained)",
 ))
 register(Strategy(
-    "offload_folder", _lazy_loader("_load_offload"), _estimate_offload,
+    "offload_folder", load_offload, _estimate_offload,
     ("max_memory", "offload_folder", "offload_via", "gpu_max_memory"), "#2ca02c",
     "not even one copy fits: some weights stay on disk, every forward pays for it",
 ))
 register(Strategy(
-    "manual_shards", _lazy_loader("_load_manual_shards"), _estimate_manual_shards,
+    "manual_shards", load_manual_shards, _estimate_manual_shards,
     ("offload_and_reload",), "#1f77b4",
     "you write your own loader (conversion, custom formats) and need one copy at most",
 ))
 register(Strategy(
-    "from_pretrained_call", _lazy_loader("_load_call"), _estimate_call, ("call", "offload_folder"), "#9467bd",
+    "from_pretrained_call", load_call, _estimate_call, ("call", "offload_folder"), "#9467bd",
     "you want to see what your own from_pretrained(...) line does (explain_call runs it)", listed=False,
 ))

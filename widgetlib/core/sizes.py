@@ -10,11 +10,7 @@ import re
 
 from .errors import OptionError
 
-__all__ = ["BYTES_PER_NUMBER", "format_bytes", "parse_size"]
-
-# What one number takes in memory, for each dtype Offload Lab builds and loads: a model's RAM is its parameter
-# count times this (torch's own itemsize; written here so that reading it needs no torch import).
-BYTES_PER_NUMBER = {"float32": 4, "bfloat16": 2, "float16": 2}
+__all__ = ["format_bytes", "parse_size"]
 
 _UNITS = {
     "": 1,

@@ -2,8 +2,9 @@
 
 Each strategy is a real load of a Hugging Face causal-LM folder that ends in a model that runs forward, and
 calls ``emit(label, kind)`` as it goes so a timeline can show where the memory went. Nothing here measures:
-the runner (``widgetlib.measure.runner``) calls :func:`load_model` inside a fresh child process and samples it
-from outside.
+the registry (:mod:`widgetlib.core.registry`) names each loader, :func:`widgetlib.core.loading.load_model`
+dispatches to it, and the runner (``widgetlib.measure.runner``) calls that inside a fresh child process and
+samples it from outside. These functions import torch and transformers only when they run.
 
 - ``normal`` — the plain PyTorch way: build the model with real random weights, read the whole state dict,
   ``load_state_dict``; two copies meet at the peak.
@@ -26,83 +27,32 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checkpoints import inspect_checkpoint, read_shard, shard_files
 from .errors import CheckpointError, OffloadLabError, OptionError
-from .registry import get_strategy
+from .hf_folder import inspect_checkpoint, read_shard, shard_files
+from .options import KEEP_DTYPE, LOAD_DTYPES, RUN_DEFAULTS, LoadOptions, torch_dtype
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
 
 __all__ = [
-    "DTYPE_CHOICES",
-    "OFFLOAD_VIA",
     "Emit",
-    "LoadOptions",
     "LoadResult",
     "build_empty_model",
     "check_architecture",
     "check_dtype_usable",
     "device_map_summary",
     "forward_checksum",
-    "load_model",
+    "load_call",
+    "load_from_pretrained",
+    "load_manual_shards",
+    "load_normal",
+    "load_offload",
     "low_cpu_mem_usage_truth",
+    "resolve_options",
 ]
-
-DTYPE_CHOICES = ("keep", "float32", "bfloat16", "float16")
-OFFLOAD_VIA = ("from_pretrained", "accelerate")
 
 Emit = Callable[[str, str], None]
 """``emit(label, kind)``: called at each step of a load ("shard 3/6 read", "shard_read")."""
-
-
-def _no_emit(label: str, kind: str) -> None:
-    pass
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What a load may vary besides the strategy.
-
-    ``max_memory_bytes`` is the RAM the ``offload_folder`` strategy may fill with weights before the rest goes
-    to disk; ``offload_folder`` is where it goes (the runner makes a temporary one when none is given);
-    ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
-    ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
-    ``scratch_folder`` and read back at the end). ``call`` is a learner's ``from_pretrained(...)`` line, which
-    the ``from_pretrained_call`` strategy runs as written (:mod:`widgetlib.core.calls`).
-
-    >>> LoadOptions(dtype="bfloat16").dtype
-    'bfloat16'
-    >>> LoadOptions(dtype="int3")
-    Traceback (most recent call last):
-    ...
-    widgetlib.core.errors.OptionError: dtype='int3' is not a dtype Offload Lab loads; use one of keep, \
-float32, bfloat16, float16.
-    """
-
-    dtype: str = "keep"
-    max_memory_bytes: int | None = None
-    offload_folder: Path | None = None
-    offload_via: str = "from_pretrained"
-    low_cpu_mem_usage: bool = True
-    offload_and_reload: bool = False
-    scratch_folder: Path | None = None
-    gpu_max_memory_bytes: int | None = None
-    forward_tokens: int = 16
-    call: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPE_CHOICES:
-            raise OptionError(
-                f"dtype={self.dtype!r} is not a dtype Offload Lab loads; use one of {', '.join(DTYPE_CHOICES)}.",
-                kind="bad_dtype",
-            )
-        if self.offload_via not in OFFLOAD_VIA:
-            raise OptionError(
-                f"offload_via={self.offload_via!r} is not known; use one of {', '.join(OFFLOAD_VIA)}.",
-                kind="bad_option",
-            )
-        if self.forward_tokens < 1:
-            raise OptionError(f"forward_tokens={self.forward_tokens} must be at least 1.", kind="bad_option")
 
 
 @dataclass
@@ -116,20 +66,14 @@ class LoadResult:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _torch_dtype(name: str) -> torch.dtype:
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
 def _target_dtype_name(folder: Path, options: LoadOptions) -> str:
-    if options.dtype != "keep":
+    if options.dtype != KEEP_DTYPE:
         return options.dtype
     return _checkpoint_dtype_name(folder, inspect_checkpoint(folder).dtype)
 
 
 def _checkpoint_dtype_name(folder: Path, dtype: str) -> str:
-    if dtype not in ("float32", "bfloat16", "float16"):
+    if dtype not in LOAD_DTYPES:
         raise CheckpointError(
             f"{folder} holds {dtype} weights, which Offload Lab does not load; pick dtype='float32' or 'bfloat16'.",
             kind="bad_dtype",
@@ -144,7 +88,7 @@ def check_dtype_usable(dtype_name: str) -> None:
     """
     import torch
 
-    dtype = _torch_dtype(dtype_name)
+    dtype = torch_dtype(dtype_name)
     with _said_as((RuntimeError, TypeError), lambda reason: OptionError(
         f"dtype={dtype_name!r} cannot be used for matrix products on this machine's CPU ({reason}); "
         "use dtype='float32'.", kind="dtype_unsupported",
@@ -174,28 +118,54 @@ def _load_config(folder: Path) -> Any:
         return AutoConfig.from_pretrained(folder, local_files_only=True)
 
 
+def _unknown_architecture(config: Any) -> CheckpointError:
+    return CheckpointError(
+        f"transformers {_version('transformers')} cannot build a causal LM for model_type="
+        f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
+        kind="unknown_architecture",
+    )
+
+
 def _model_class(config: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     # Resolving the class up front turns "architecture unknown" into one sentence before any load.
-    with _said_as((KeyError,), lambda _: CheckpointError(
-        f"transformers {_version('transformers')} cannot build a causal LM for model_type="
-        f"{getattr(config, 'model_type', None)!r}; use a causal-LM checkpoint or upgrade transformers.",
-        kind="unknown_architecture",
-    )):
+    with _said_as((KeyError,), lambda _: _unknown_architecture(config)):
         return AutoModelForCausalLM._model_mapping[type(config)]
+
+
+def _model_class_name(config: Any) -> str:
+    """The name of the class :func:`_model_class` returns, found without importing its modeling module.
+
+    The same lookup as the lazy mapping's (transformers/models/auto/auto_factory.py, _LazyAutoMapping.__getitem__,
+    ~602), on the names it holds: importing a modeling module imports torch._dynamo, which creates torch's
+    compile-cache folder in TMPDIR (see widgetlib.measure.protocol.TORCH_CACHE_ENV), and the runner calls this in
+    the learner's kernel.
+    """
+    from transformers import AutoModelForCausalLM
+
+    mapping = AutoModelForCausalLM._model_mapping
+    if type(config) in mapping._extra_content:  # a class registered with AutoModelForCausalLM.register
+        return mapping._extra_content[type(config)].__name__
+    config_name = type(config).__name__
+    first = mapping._reverse_config_mapping.get(config_name)
+    others = [k for k, v in mapping._config_mapping.items() if v == config_name]
+    for model_type in [first, *others]:
+        if model_type in mapping._model_mapping:
+            return mapping._model_mapping[model_type]
+    raise _unknown_architecture(config)
 
 
 def check_architecture(folder: str | Path) -> str:
     """Return the model class name transformers builds for ``folder``, or raise a learner-facing error.
 
-    Cheap (reads config.json only), so the runner calls it before spawning anything.
+    Cheap (reads config.json; the modeling code is not imported), so the runner calls it before starting anything.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> check_architecture(make_checkpoint(size="5MB"))
     'LlamaForCausalLM'
     """
-    return _model_class(_load_config(Path(folder))).__name__
+    return _model_class_name(_load_config(Path(folder)))
 
 
 def _version(package: str) -> str:
@@ -204,7 +174,7 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dtype: str = "keep") -> Any:
+def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dtype: str = KEEP_DTYPE) -> Any:
     """Build the model of ``folder``'s config without allocating its weights.
 
     ``how="init_empty_weights"`` (accelerate) puts parameters on the meta device but keeps buffers real, so
@@ -231,7 +201,7 @@ def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dt
     else:
         raise OptionError(f"how={how!r} is not known; use 'init_empty_weights' or 'meta_device'.", kind="bad_option")
     with context:
-        model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+        model = model_class._from_config(config, dtype=torch_dtype(dtype_name))
     return model.eval()
 
 
@@ -297,21 +267,29 @@ def _page_in(tensors: Mapping[str, Any]) -> None:
 
 
 def _convert(tensors: dict[str, Any], dtype_name: str) -> dict[str, Any]:
-    dtype = _torch_dtype(dtype_name)
+    dtype = torch_dtype(dtype_name)
     return {k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v) for k, v in tensors.items()}
 
 
 # ------------------------------------------------------------------------------------------ strategies
 
 
-def _load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``normal`` strategy: build the model with random weights, read the whole state dict, then
+    ``load_state_dict`` (two copies at the peak).
 
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> kinds = []
+    >>> _ = load_normal(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: kinds.append(kind))
+    >>> kinds[:2], kinds[-1]
+    (['phase', 'model_built'], 'state_dict_freed')
+    """
     config = _load_config(folder)
     model_class = _model_class(config)
     dtype_name = _target_dtype_name(folder, options)
     emit("building the model with random weights", "phase")
     # The plain PyTorch way: every parameter is allocated and initialised before the checkpoint is read.
-    model = model_class._from_config(config, dtype=_torch_dtype(dtype_name))
+    model = model_class._from_config(config, dtype=torch_dtype(dtype_name))
     model.eval()
     emit("model built: copy 1 (random weights) in RAM", "model_built")
     files = shard_files(folder)
@@ -335,9 +313,9 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
 
     transformers 5.x lists the flag among arguments "Not used anymore" and pops it from the keyword arguments
     of ``from_pretrained`` without a word (meta-device loading is always on). The answer is
-    :func:`widgetlib.core.verdicts.read_argument`'s verdict on the flag, with the version, the file and the line,
-    so a learner can open it and check; where the source shows neither (another major version) ``honoured`` is
-    None and the learner is told to measure. The source is read once per process.
+    :func:`widgetlib.core.from_pretrained_source.read_argument`'s verdict on the flag, with the version, the file
+    and the line, so a learner can open it and check; where the source shows neither (another major version)
+    ``honoured`` is None and the learner is told to measure. The source is read once per process.
 
     >>> truth = low_cpu_mem_usage_truth()
     >>> sorted(truth)
@@ -350,7 +328,7 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
 def _low_cpu_mem_usage_truth() -> dict[str, Any]:
     # Cached: the measuring child reads it once before its baseline (measure/child.py, import_libraries), so a
     # low_cpu_mem_usage load does not parse from_pretrained's source inside its measured window.
-    from .verdicts import read_argument
+    from .from_pretrained_source import read_argument
 
     verdict = read_argument("low_cpu_mem_usage")
     version = _version("transformers")
@@ -373,7 +351,15 @@ def _low_cpu_mem_usage_truth() -> dict[str, Any]:
     }
 
 
-def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``low_cpu_mem_usage`` strategy: plain ``from_pretrained`` with the flag as given, and what the
+    installed transformers does with it (:func:`low_cpu_mem_usage_truth`) in the details.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> result = load_from_pretrained(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: None)
+    >>> result.details["low_cpu_mem_usage"], "honoured" in result.details["low_cpu_mem_usage_truth"]
+    (True, True)
+    """
     from transformers import AutoModelForCausalLM
 
     _model_class(_load_config(folder))
@@ -383,7 +369,7 @@ def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> Loa
     model = AutoModelForCausalLM.from_pretrained(
         folder,
         low_cpu_mem_usage=options.low_cpu_mem_usage,
-        dtype=_torch_dtype(dtype_name),
+        dtype=torch_dtype(dtype_name),
         local_files_only=True,
     )
     model.eval()
@@ -391,14 +377,21 @@ def _load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> Loa
     return LoadResult(model, {"low_cpu_mem_usage": options.low_cpu_mem_usage, "low_cpu_mem_usage_truth": truth})
 
 
-def _load_call(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
-    """Run the learner's ``from_pretrained(...)`` line as written, on ``folder``, and record what it said.
+def load_call(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``from_pretrained_call`` strategy: run the learner's ``from_pretrained(...)`` line (``options.call``)
+    as written, on ``folder``, and record what it said.
 
     The checkpoint stands in for their model name and, when the call gives an ``offload_folder``, a folder inside
     the run's own stands in for theirs (not made beforehand, so whether transformers makes it is seen). A name
     the line calls from_pretrained on that is no transformers class (``model_class``) is read as
-    ``AutoModelForCausalLM``, as :func:`widgetlib.core.verdicts.read_call` reads it. Every warning and
+    ``AutoModelForCausalLM``, as :func:`widgetlib.core.from_pretrained_source.read_call` reads it. Every warning and
     transformers log record at WARNING or above during the call is kept in ``details["warnings"]``.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> call = "AutoModelForCausalLM.from_pretrained(p, torch_dtype=torch.bfloat16)"
+    >>> result = load_call(make_checkpoint(size="5MB"), LoadOptions(call=call), lambda label, kind: None)
+    >>> result.details["called_on"], result.details["model_class"], result.details["dtype"]
+    ('AutoModelForCausalLM', 'LlamaForCausalLM', 'bfloat16')
     """
     import logging
     import warnings
@@ -426,7 +419,9 @@ def _load_call(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("transformers")
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_warning()  # the child runs at ERROR: the call's own warnings are what is asked
+    # The child runs at ERROR: the call's own warnings are what is asked. (transformers' warning_once says a
+    # thing once per process: a measured child is a fresh fork of a zygote that never made this call.)
+    hf_logging.set_verbosity_warning()
     logger.addHandler(handler)
     emit(f"{model_class.__name__}.from_pretrained(...) called", "phase")
     try:
@@ -466,14 +461,24 @@ def _max_memory(options: LoadOptions) -> dict[Any, int]:
     return max_memory
 
 
-def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``offload_folder`` strategy: RAM up to ``max_memory_bytes``, the rest to ``offload_folder``, through
+    ``from_pretrained(device_map="auto")`` or accelerate's ``load_checkpoint_and_dispatch`` (``offload_via``).
+
+    >>> import tempfile
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> options = LoadOptions(max_memory_bytes=2_000_000, offload_folder=Path(tempfile.mkdtemp()))
+    >>> result = load_offload(make_checkpoint(size="5MB"), options, lambda label, kind: None)
+    >>> result.details["max_memory_bytes"], sorted(device_map_summary(result.model))
+    ({'cpu': 2000000}, ['cpu', 'disk'])
+    """
     import torch
 
     if options.offload_folder is None:
         raise OptionError("the offload_folder strategy needs an offload_folder path.", kind="bad_option")
     config = _load_config(folder)
     model_class = _model_class(config)
-    dtype = _torch_dtype(_target_dtype_name(folder, options))
+    dtype = torch_dtype(_target_dtype_name(folder, options))
     max_memory = _max_memory(options)
     offload_folder = str(options.offload_folder)
     if options.offload_via == "from_pretrained":
@@ -509,13 +514,22 @@ def _load_offload(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
         )
         emit("load_checkpoint_and_dispatch returned", "dispatch")
     model.eval()
-    details = {"offload_via": options.offload_via, "max_memory": {str(k): v for k, v in max_memory.items()}}
+    details = {"offload_via": options.offload_via, "max_memory_bytes": {str(k): v for k, v in max_memory.items()}}
     if torch.cuda.is_available() and options.gpu_max_memory_bytes:
         details["cuda_device"] = torch.cuda.get_device_name(0)
     return LoadResult(model, details)
 
 
-def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``manual_shards`` strategy: an empty model, then per shard read, assign (``assign=True``: no second
+    copy), release; with ``offload_and_reload`` every shard goes to ``scratch_folder`` and is read back.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> labels = []
+    >>> _ = load_manual_shards(make_checkpoint(size="5MB", shards=2), LoadOptions(), lambda l, k: labels.append(l))
+    >>> labels[1:4]
+    ['shard 1/2 read', 'shard 1/2 assigned', 'shard 1/2 dict released']
+    """
     files = shard_files(folder)
     dtype_name = _target_dtype_name(folder, options)
     convert_to = dtype_name  # _convert leaves tensors already in this dtype untouched
@@ -574,33 +588,23 @@ def _load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadR
     return LoadResult(model.eval(), details)
 
 
-def load_model(
-    folder: str | Path, strategy: str, options: LoadOptions | None = None, emit: Emit | None = None
-) -> LoadResult:
-    """Load the checkpoint in ``folder`` with ``strategy`` and return the model (in eval mode) and details.
-
-    This is the bare load with no measurement; use ``widgetlib.run`` to measure it in its own process.
+def resolve_options(folder: str | Path, options: LoadOptions) -> LoadOptions:
+    """Check ``folder`` (its index and shard headers) and the dtype before a load, and return ``options`` with
+    ``dtype="keep"`` replaced by the checkpoint's own dtype, so no loader reads the headers again for it.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> folder = make_checkpoint(size="5MB", shards=2)
-    >>> steps = []
-    >>> result = load_model(folder, "manual_shards", emit=lambda label, kind: steps.append(label))
-    >>> steps[1:3]
-    ['shard 1/2 read', 'shard 1/2 assigned']
+    >>> resolve_options(make_checkpoint(size="5MB", dtype="bfloat16"), LoadOptions()).dtype
+    'bfloat16'
     """
-    loader = get_strategy(strategy).loader  # before any file is read: an unknown name fails in one sentence
-    options = options or LoadOptions()
-    emit = emit or _no_emit
     folder = Path(folder)
     info = inspect_checkpoint(folder)  # validates the folder, its index and shard headers first
-    if options.dtype == "keep":
-        # Resolved once here, so no loader reads the headers again to learn the checkpoint's dtype.
+    if options.dtype == KEEP_DTYPE:
         options = replace(options, dtype=_checkpoint_dtype_name(folder, info.dtype))
     check_dtype_usable(options.dtype)
-    return loader(folder, options, emit)
+    return options
 
 
-def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:
+def forward_input(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> torch.Tensor:
     """The fixed input every strategy's model runs: ``tokens`` deterministic ids within the vocabulary.
 
     >>> import types, torch
@@ -614,14 +618,14 @@ def forward_input(model: Any, tokens: int = 16) -> torch.Tensor:
     return ((torch.arange(tokens, dtype=torch.long) * 7919 + 13) % vocab).unsqueeze(0)
 
 
-def forward_checksum(model: Any, tokens: int = 16) -> tuple[str, float]:
+def forward_checksum(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> tuple[str, float]:
     """Run one forward pass on :func:`forward_input` and return (sha256 of the float32 logits, seconds).
 
     The same weights give bit-identical logits whichever way they were loaded; the seconds are the price of
     offloading (weights read back from disk during forward).
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
-    >>> model = load_model(make_checkpoint(size="5MB"), "low_cpu_mem_usage").model
+    >>> model = load_from_pretrained(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: None).model
     >>> sha, seconds = forward_checksum(model)
     >>> len(sha), seconds > 0
     (64, True)

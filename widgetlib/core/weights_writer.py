@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["TORCH_DTYPES", "Progress", "ProgressCallback", "TensorSpec", "write_bin", "write_safetensors"]
+from .options import DTYPES, torch_dtype
+
+__all__ = ["Progress", "ProgressCallback", "TensorSpec", "write_bin", "write_safetensors"]
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -29,9 +31,6 @@ ProgressCallback = Callable[[int, int, str], None]
 _CHUNK_ELEMENTS = 4 * 1024 * 1024
 _INIT_STD = 0.02
 
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_SAFETENSORS_CODES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 
 
 @dataclass(frozen=True)
@@ -132,13 +131,13 @@ def write_safetensors(
     >>> load_file(path)["w"].shape
     torch.Size([2, 3])
     """
-    torch_dtype = TORCH_DTYPES[dtype]
+    entry = DTYPES[dtype]
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for tensor in tensors:
-        n_bytes = tensor.numel * torch_dtype.itemsize
+        n_bytes = tensor.numel * entry.bytes_per_number
         header[tensor.name] = {
-            "dtype": _SAFETENSORS_CODES[dtype],
+            "dtype": entry.safetensors,
             "shape": list(tensor.shape),
             "data_offsets": [offset, offset + n_bytes],
         }
@@ -146,7 +145,7 @@ def write_safetensors(
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     # Pad to 8 bytes with spaces, as the safetensors library does, so the data that follows stays aligned.
     header_bytes += b" " * (-len(header_bytes) % 8)
-    buffer = torch.empty(min(_CHUNK_ELEMENTS, max(t.numel for t in tensors)), dtype=torch_dtype)
+    buffer = torch.empty(min(_CHUNK_ELEMENTS, max(t.numel for t in tensors)), dtype=torch_dtype(dtype))
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header_bytes)))
         f.write(header_bytes)
@@ -154,7 +153,7 @@ def write_safetensors(
             for piece in _generate(tensor, seed, lambda _start, count: buffer[:count]):
                 # A uint8 view of the same memory: numpy has no bfloat16, and this copies nothing.
                 f.write(piece.view(torch.uint8).numpy().data)
-                progress.advance(piece.numel() * torch_dtype.itemsize, path.name)
+                progress.advance(piece.numel() * entry.bytes_per_number, path.name)
 
 
 def write_bin(path: Path, tensors: list[TensorSpec], dtype: str, seed: int, progress: Progress) -> None:
@@ -168,12 +167,12 @@ def write_bin(path: Path, tensors: list[TensorSpec], dtype: str, seed: int, prog
     >>> torch.load(path, weights_only=True)["w"].shape
     torch.Size([2, 3])
     """
-    torch_dtype = TORCH_DTYPES[dtype]
+    n_bytes = DTYPES[dtype].bytes_per_number
     state: dict[str, torch.Tensor] = {}
     for tensor in tensors:
-        flat = torch.empty(tensor.numel, dtype=torch_dtype)
+        flat = torch.empty(tensor.numel, dtype=torch_dtype(dtype))
         # Same pieces, same random stream as the safetensors writer: both formats hold identical weights.
         for piece in _generate(tensor, seed, lambda start, count, flat=flat: flat[start : start + count]):
-            progress.advance(piece.numel() * torch_dtype.itemsize, path.name)
+            progress.advance(piece.numel() * n_bytes, path.name)
         state[tensor.name] = flat.view(tensor.shape)
     torch.save(state, path)

@@ -46,7 +46,9 @@ from .protocol import (
     MSG_READY,
     MSG_RESULT,
     PROTOCOL_VERSION,
+    TORCH_CACHE_ENV,
     decode_job,
+    remove_process_dir,
 )
 
 
@@ -155,7 +157,8 @@ def major_faults() -> int | None:
 
 
 def _redirect_output(job: dict[str, Any]) -> None:
-    """Send this process's stdout/stderr and temporary files to the run's own folder."""
+    """Send this process's stdout/stderr and temporary files (torch's compile cache too) to the run's own
+    folder, which the runner removes after the run."""
     stderr_fd = os.open(job["stderr_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(stderr_fd, 2)
     os.dup2(stderr_fd, 1)
@@ -164,6 +167,7 @@ def _redirect_output(job: dict[str, Any]) -> None:
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = job["tmp_dir"]
     tempfile.tempdir = job["tmp_dir"]
+    os.environ[TORCH_CACHE_ENV] = os.path.join(job["tmp_dir"], "torchinductor")
 
 
 def serve(
@@ -191,7 +195,8 @@ def serve(
             raise import_error
         import torch
 
-        from ..core.strategies import device_map_summary, forward_checksum, load_model
+        from ..core.loading import load_model
+        from ..core.strategies import device_map_summary, forward_checksum
 
         strategy, options, extra = decode_job(job)
         # The probe follows the runner's setting now, not the one the zygote was started with.
@@ -333,7 +338,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    try:
+        code = main()
+    finally:
+        remove_process_dir()
     # Skip interpreter teardown: it takes seconds with torch loaded and nothing it does is worth measuring.
     sys.stderr.flush()
     os._exit(code)

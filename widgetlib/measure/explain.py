@@ -1,7 +1,7 @@
 """``explain_call``: what the installed transformers does with every argument of a learner's own
-``from_pretrained(...)`` line, read from its source (:mod:`widgetlib.core.verdicts`), then, with ``measure=True``,
-shown: the call as written and the call without each argument found to do nothing (or to break it), each loaded
-in its own measured process like every strategy, side by side.
+``from_pretrained(...)`` line, read from its source (:mod:`widgetlib.core.from_pretrained_source`), then, with
+``measure=True``, shown: the call as written and the call without each argument found to do nothing (or to
+break it), each loaded in its own measured process like every strategy, side by side.
 
 >>> explanation = explain_call("AutoModelForCausalLM.from_pretrained(path, offload_state_dict=True)")
 >>> explanation.reading.verdict("offload_state_dict").label
@@ -19,8 +19,8 @@ from typing import Any
 
 from ..core.calls import ParsedCall, parse_call, unmeasurable
 from ..core.errors import OptionError
+from ..core.from_pretrained_source import CallReading, read_call
 from ..core.sizes import format_bytes
-from ..core.verdicts import CallReading, read_call
 from .render import report_table_markdown, report_table_text
 from .report import Report
 

@@ -28,15 +28,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import psutil
 
 from ..core.errors import OptionError
+from ..core.options import RUN_DEFAULTS
+from .samples import Event, MemorySample, non_reclaimable_bytes, now_s
 from .thinning import ThinnedSamples
+from .timeline import Timeline
 
 __all__ = [
     "Event",
@@ -92,6 +94,8 @@ def peak_source() -> str:
     except ImportError:
         return "sampled"
     return "ru_maxrss"
+
+
 _KIB = 1024
 # Keys searched with a leading newline so that "VmRSS:" cannot match inside another line.
 _K_RSS = b"\nVmRSS:"
@@ -99,59 +103,6 @@ _K_HWM = b"\nVmHWM:"
 _K_ANON = b"\nRssAnon:"
 _K_FILE = b"\nRssFile:"
 _K_SHMEM = b"\nRssShmem:"
-
-
-def now_s() -> float:
-    """Return the one clock every sample and event in Offload Lab is stamped with, in seconds.
-
-    It is ``time.monotonic()``: never jumps with wall-clock changes, and is shared by all processes on the
-    machine, so stamps from a child process compare directly with the parent's.
-
-    >>> a = now_s(); b = now_s()
-    >>> b >= a
-    True
-    """
-    return time.monotonic()
-
-
-@dataclass(frozen=True)
-class MemorySample:
-    """One reading of a process's memory.
-
-    ``t_s`` is on the :func:`now_s` clock when taken; inside a :class:`Timeline` it is seconds since
-    ``Timeline.t0_s``. Fields that the platform cannot report are ``None``. On Linux ``rss_file_bytes``
-    includes shared-memory pages (``RssShmem``): a checkpoint on tmpfs counts as file-backed, and so do
-    ``MAP_SHARED`` anonymous mappings (torch's ``share_memory_()``, Python's ``mmap.mmap(-1, n)``).
-
-    >>> s = MemorySample(t_s=1.5, rss_bytes=2_000_000, rss_anon_bytes=1_500_000, rss_file_bytes=500_000,
-    ...                  hwm_bytes=3_000_000)
-    >>> s.rss_bytes - s.rss_anon_bytes == s.rss_file_bytes, s.uss_bytes
-    (True, None)
-    """
-
-    t_s: float
-    rss_bytes: int
-    rss_anon_bytes: int | None
-    rss_file_bytes: int | None
-    hwm_bytes: int | None
-    uss_bytes: int | None = None
-    rss_shmem_bytes: int | None = None  # Linux: RssShmem, also counted in rss_file_bytes
-
-
-@dataclass(frozen=True)
-class Event:
-    """A labelled moment on the :func:`now_s` clock, e.g. ``Event(t_s, "shard 3/6 read", "shard_read")``.
-
-    ``kind`` is a short tag the plot groups markers by: ``"shard_read"``, ``"shard_assigned"``,
-    ``"shard_freed"``, ``"dispatch"``, ``"forward"``, ``"phase"`` or the default ``"info"``.
-
-    >>> Event(0.25, "shard 1/2 read", "shard_read")
-    Event(t_s=0.25, label='shard 1/2 read', kind='shard_read')
-    """
-
-    t_s: float
-    label: str
-    kind: str = "info"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -208,20 +159,6 @@ def _sample_from_status(t_s: float, data: bytes) -> MemorySample:
         hwm_bytes=_kib_field(data, _K_HWM),
         rss_shmem_bytes=shmem_bytes,
     )
-
-
-def non_reclaimable_bytes(sample: MemorySample) -> int:
-    """What the kernel cannot drop under pressure (no swap): RssAnon + RssShmem on Linux; elsewhere, where
-    no split is known, the whole RSS (the only honest figure there is, and an over-count of file pages).
-
-    >>> non_reclaimable_bytes(MemorySample(0.0, 900, 600, 300, None, None, 50))
-    650
-    >>> non_reclaimable_bytes(MemorySample(0.0, 900, None, None, None))
-    900
-    """
-    if sample.rss_anon_bytes is None:
-        return sample.rss_bytes
-    return sample.rss_anon_bytes + (sample.rss_shmem_bytes or 0)
 
 
 def _is_self(pid: int | None) -> bool:
@@ -388,6 +325,7 @@ class Sampler:
     sample of each neighbouring pair (so the peak survives; a USS value on the other one is carried over), and
     from then on one sample is kept per 2, 4, 8, ... readings: the whole run stays covered at a coarser step.
 
+    >>> import time
     >>> seen = []
     >>> with Sampler(interval_s=0.005, on_sample=seen.append) as sampler:
     ...     mark = sampler.event("checkpoint opened")
@@ -400,7 +338,7 @@ class Sampler:
         self,
         pid: int | None = None,
         *,
-        interval_s: float = 0.01,
+        interval_s: float = RUN_DEFAULTS.interval_s,
         on_sample: Callable[[MemorySample], None] | None = None,
         uss_interval_s: float | None = None,
         max_samples: int | None = None,
@@ -666,6 +604,3 @@ class Sampler:
         """
         with self._lock:
             return list(self._events)
-
-
-from .timeline import Timeline  # noqa: E402  (re-exported: it needs the classes above)

@@ -18,15 +18,17 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION
+from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROCESS_DIR_ENV, PROTOCOL_VERSION, TORCH_CACHE_ENV
 from .zygote import code_fingerprint
 
 __all__ = ["Child", "ForkedChild", "SpawnedChild", "child_env", "prewarm", "shutdown", "start_method"]
@@ -52,11 +54,13 @@ def start_method() -> str:
     return "fork"
 
 
-def child_env() -> dict[str, str]:
-    """The environment of the zygote and spawned children: offline, quiet, this same widgetlib importable.
+def child_env(folder: Path | None = None) -> dict[str, str]:
+    """The environment of the zygote and spawned children: offline, quiet, this same widgetlib importable, and
+    with ``folder`` (the process's own temporary folder) as its TMPDIR and torch's compile cache.
 
-    >>> child_env()["HF_HUB_OFFLINE"]
-    '1'
+    >>> env = child_env(Path("/tmp/own"))
+    >>> env["HF_HUB_OFFLINE"], env["TMPDIR"], env["TORCHINDUCTOR_CACHE_DIR"]
+    ('1', '/tmp/own', '/tmp/own/torchinductor')
     """
     env = dict(os.environ)
     env.update(
@@ -69,7 +73,36 @@ def child_env() -> dict[str, str]:
     )
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    if folder is not None:
+        env.update({name: str(folder) for name in ("TMPDIR", "TEMP", "TMP")})
+        env[TORCH_CACHE_ENV] = str(folder / "torchinductor")
+        env[PROCESS_DIR_ENV] = str(folder)
     return env
+
+
+class _Process(subprocess.Popen):  # type: ignore[type-arg]
+    """``python -m MODULE`` with piped stdin/stdout and a temporary folder of its own (``.folder``, see
+    :data:`~widgetlib.measure.protocol.PROCESS_DIR_ENV`), which :meth:`remove_folder` deletes once it is done.
+    """
+
+    def __init__(self, module: str, prefix: list[str] | None = None, *, new_session: bool) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="offload-lab-process-"))
+        try:
+            super().__init__(
+                [*(prefix or []), sys.executable, "-m", module],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # the zygote has nothing to say; a child points its stderr at the run's own file once it has a job
+                stderr=subprocess.DEVNULL,
+                env=child_env(self.folder),
+                start_new_session=new_session,
+            )
+        except BaseException:
+            self.remove_folder()
+            raise
+
+    def remove_folder(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Child:
@@ -99,14 +132,8 @@ class Child:
 
 class _Zygote:
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "widgetlib.measure.zygote"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=child_env(),
-            start_new_session=True,  # a Ctrl-C in the kernel does not reach it
-        )
+        # Its own session: a Ctrl-C in the kernel does not reach it.
+        self.process = _Process("widgetlib.measure.zygote", new_session=True)
         self.fingerprint = code_fingerprint()
         self.greeting: dict[str, object] | None = None
         self.ready = threading.Event()
@@ -175,6 +202,7 @@ class _Zygote:
             self.process.kill()
             self.process.wait()
         self._reader.join(5)  # it closes the zygote's stdout on EOF
+        self.process.remove_folder()  # the zygote removes it as it exits; not if it had to be killed
 
 
 _zygote: _Zygote | None = None
@@ -257,18 +285,11 @@ class ForkedChild(Child):
 # ------------------------------------------------------------------------------------------- spawn fallback
 
 
-def _popen(prefix: list[str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*(prefix or []), sys.executable, "-m", "widgetlib.measure.child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # the child points its stderr at the run's own file once it has a job
-        env=child_env(),
-        start_new_session=(os.name == "posix"),
-    )
+def _popen(prefix: list[str] | None = None) -> _Process:
+    return _Process("widgetlib.measure.child", prefix, new_session=(os.name == "posix"))
 
 
-_spare: subprocess.Popen[bytes] | None = None
+_spare: _Process | None = None
 _spare_lock = threading.Lock()
 
 
@@ -337,9 +358,10 @@ class SpawnedChild(Child):
                 self._process.stdin.close()
             except OSError:
                 pass
+        self._process.remove_folder()  # the child removes it as it exits; not if it was killed
 
 
-def _discard(child: subprocess.Popen[bytes]) -> None:
+def _discard(child: _Process) -> None:
     for stream in (child.stdin, child.stdout):
         if stream is not None:
             stream.close()  # a waiting child reads EOF on stdin and exits by itself
@@ -348,6 +370,7 @@ def _discard(child: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
+    child.remove_folder()
 
 
 def refill_spare() -> None:

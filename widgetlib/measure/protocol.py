@@ -1,7 +1,8 @@
-"""The one job schema and the message kinds between the runner (parent), the zygote and a measuring child.
+"""The one job schema and the message kinds between the runner (parent), the zygote and a measuring child, and the
+folder of its own each process the runner starts is given (:data:`PROCESS_DIR_ENV`).
 
 Every process speaks JSON lines. The parent sends exactly one job: the strategy name and the whole
-:class:`~widgetlib.core.strategies.LoadOptions` dataclass (every field, by name), plus what only the child needs
+:class:`~widgetlib.core.options.LoadOptions` dataclass (every field, by name), plus what only the child needs
 (where its stderr and temporary files go, how many forwards to run). The child rebuilds ``LoadOptions`` with
 :func:`decode_job`, so the same validation runs on both sides and no field can be forgotten on the way
 (``forward_tokens`` once was).
@@ -11,7 +12,7 @@ code (a learner who upgraded widgetlib in a running kernel) answers with its own
 restarts it instead of using it.
 
 >>> import json
->>> from widgetlib.core.strategies import LoadOptions
+>>> from widgetlib.core.options import LoadOptions
 >>> job = encode_job("/ck", "manual_shards", LoadOptions(dtype="bfloat16", forward_tokens=4), forwards=3)
 >>> strategy, options, extra = decode_job(json.loads(json.dumps(job)))
 >>> strategy, options.dtype, options.forward_tokens, extra["forwards"]
@@ -21,12 +22,14 @@ restarts it instead of using it.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import OptionError
+from ..core.options import LoadOptions
 from ..core.registry import check_strategy
-from ..core.strategies import LoadOptions
 
 __all__ = [
     "MSG_ERROR",
@@ -37,9 +40,12 @@ __all__ = [
     "MSG_READY",
     "MSG_RESULT",
     "MSG_ZYGOTE_READY",
+    "PROCESS_DIR_ENV",
     "PROTOCOL_VERSION",
+    "TORCH_CACHE_ENV",
     "decode_job",
     "encode_job",
+    "remove_process_dir",
 ]
 
 # Raise it whenever a message or the job changes shape.
@@ -55,6 +61,35 @@ MSG_ERROR = "error"  # the load failed: one sentence, a kind, maybe a traceback
 # zygote -> parent
 MSG_ZYGOTE_READY = "zygote_ready"  # imports done, accepting fork requests
 MSG_EXIT = "exit"  # a forked child has exited (pid, exit code; negative = killed by that signal)
+
+# A zygote or spawned child gets a temporary folder of its own (made by the runner, named by this variable): its
+# TMPDIR, and torch's compile cache. torch picks that cache's folder from TORCHINDUCTOR_CACHE_DIR, else
+# <TMPDIR>/torchinductor_<user> (torch/_inductor/runtime/cache_dir_utils.py, cache_dir ~14 and default_cache_dir
+# ~24), and creates it as soon as a modeling module imports torch._dynamo (torch/_dynamo/package.py ~1299, the
+# DiskDynamoCache made at import): left to its default, every session left an empty torchinductor_<user>/ in the
+# learner's TMPDIR.
+# The process removes its folder when it exits; the runner removes it too, in case the process was killed.
+# A measuring child points the cache into its run's own temporary folder once it has its job.
+PROCESS_DIR_ENV = "OFFLOAD_LAB_PROCESS_DIR"
+TORCH_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def remove_process_dir() -> None:
+    """Remove this process's own temporary folder (``$OFFLOAD_LAB_PROCESS_DIR``), if it has one: the last thing
+    a zygote or a spawned child does.
+
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> folder = tempfile.mkdtemp()
+    >>> with mock.patch.dict(os.environ, {PROCESS_DIR_ENV: folder}):
+    ...     remove_process_dir()
+    >>> os.path.exists(folder)
+    False
+    """
+    folder = os.environ.get(PROCESS_DIR_ENV)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 _PATH_FIELDS = {f.name for f in dataclasses.fields(LoadOptions) if "Path" in str(f.type)}
 

@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.calls import parse_call
-from ..core.checkpoints import CheckpointInfo, inspect_checkpoint
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
+from ..core.hf_folder import CheckpointInfo, inspect_checkpoint
+from ..core.options import RUN_DEFAULTS, LoadOptions
 from ..core.registry import check_options
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import LoadOptions, check_architecture
+from ..core.strategies import check_architecture
 from . import limits
 from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
@@ -503,20 +504,20 @@ def start(
     checkpoint: str | os.PathLike[str],
     strategy: str,
     *,
-    dtype: str = "keep",
-    max_memory: str | int | None = None,
-    offload_folder: str | os.PathLike[str] | None = None,
-    offload_via: str = "from_pretrained",
-    budget: str | int | None = None,
-    cold_cache: bool = False,
-    forwards: int = 3,
-    forward_tokens: int = 16,
-    low_cpu_mem_usage: bool = True,
-    offload_and_reload: bool = False,
-    gpu_max_memory: str | int | None = None,
-    call: str | None = None,
-    threads: int | None = None,
-    interval_s: float = 0.01,
+    dtype: str = RUN_DEFAULTS.dtype,
+    max_memory: str | int | None = RUN_DEFAULTS.max_memory,
+    offload_folder: str | os.PathLike[str] | None = RUN_DEFAULTS.offload_folder,
+    offload_via: str = RUN_DEFAULTS.offload_via,
+    budget: str | int | None = RUN_DEFAULTS.budget,
+    cold_cache: bool = RUN_DEFAULTS.cold_cache,
+    forwards: int = RUN_DEFAULTS.forwards,
+    forward_tokens: int = RUN_DEFAULTS.forward_tokens,
+    low_cpu_mem_usage: bool = RUN_DEFAULTS.low_cpu_mem_usage,
+    offload_and_reload: bool = RUN_DEFAULTS.offload_and_reload,
+    gpu_max_memory: str | int | None = RUN_DEFAULTS.gpu_max_memory,
+    call: str | None = RUN_DEFAULTS.call,
+    threads: int | None = RUN_DEFAULTS.threads,
+    interval_s: float = RUN_DEFAULTS.interval_s,
     on_sample: Callable[[MemorySample], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_done: Callable[[Report], None] | None = None,
@@ -524,7 +525,8 @@ def start(
 ) -> RunHandle:
     """Start one measured load in a fresh child process and return at once with a :class:`RunHandle`.
 
-    The options are those of :func:`run` (documented there), plus ``on_sample`` / ``on_event`` / ``on_done``,
+    The options are those of :func:`run` (documented there; their defaults are ``RUN_DEFAULTS`` in
+    :mod:`widgetlib.core.options`), plus ``on_sample`` / ``on_event`` / ``on_done``,
     called from background threads as the run goes (times in seconds from the load start), and ``queue``:
     ``False`` refuses (``RunnerBusyError``) instead of waiting when another run is in progress.
 

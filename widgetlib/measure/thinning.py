@@ -1,7 +1,7 @@
 """Bounded sample lists that keep every peak: the one thinning rule that the Sampler (for long runs) and the
 live plot (so the browser is not sent more points than it can draw) both use.
 
-Stdlib only, like :mod:`widgetlib.measure.memory`, whose :class:`~widgetlib.measure.memory.MemorySample` it
+Stdlib only, like :mod:`widgetlib.measure.samples`, whose :class:`~widgetlib.measure.samples.MemorySample` it
 holds.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .memory import MemorySample
+    from .samples import MemorySample
 
 __all__ = ["ThinnedSamples"]
 

@@ -1,7 +1,7 @@
 """Timeline: one run's memory curve and events, relative to the run's start, serialisable to JSON.
 
 Split out of :mod:`widgetlib.measure.memory` (which re-exports it) so that each module has one job: the probe
-and sampler there, the record of a run here.
+and sampler there, the record of a run here; both hold the samples and events of :mod:`widgetlib.measure.samples`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .memory import Event, MemorySample
+from .samples import Event, MemorySample
 
 __all__ = ["Timeline"]
 

@@ -33,7 +33,7 @@ import select
 import sys
 from pathlib import Path
 
-from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION
+from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION, remove_process_dir
 
 __all__ = ["code_fingerprint", "main"]
 
@@ -141,6 +141,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    try:
+        code = main()
+    finally:  # only the zygote gets here: a forked child ends in _fork_child's os._exit
+        remove_process_dir()
     sys.stdout.flush()
     os._exit(code)

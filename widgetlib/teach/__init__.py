@@ -22,18 +22,44 @@ import os
 import platform
 import re
 import sys
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.registry import choose_when, strategy_names
 from ..core.registry import get_strategy as _get_strategy
-from ..core.sizes import format_bytes
-from ..measure.memory import Event, MemorySample, non_reclaimable_bytes
+from ..measure.memory import Event, MemorySample
+from .checks import (
+    check_copies_at_peak,
+    check_empty_model,
+    check_fits_prediction,
+    check_low_cpu_mem_usage,
+    check_manual_loader,
+    check_max_memory,
+    check_mmap_answer,
+    check_model_bytes,
+    check_myths,
+    check_normal_peak,
+    check_offload_writes,
+    check_safe_loader,
+    check_shard_of,
+    check_what_a_limit_counts,
+    disk_share,
+)
+from .probes import (
+    allocator_probe,
+    fill_weights,
+    hostile_pickle,
+    mmap_probe,
+    page_cache_probe,
+    run_live,
+    spike_probe,
+    watch_this_kernel,
+)
 from .quotes import SourceQuote, quote_lines, source_quote
+from .readings import _samples, non_reclaimable_growth, sample_at
+from .verdicts import STRICT_ENV, Verdict, _ratio, fmt, not_answered, unanswered
 
 if TYPE_CHECKING:
     from ..measure.report import Report
@@ -94,13 +120,8 @@ __all__ = [
     "which_memory",
 ]
 
-STRICT_ENV = "OFFLOAD_LAB_STRICT_CHECKS"
 _LINUX = sys.platform.startswith("linux")
 _PAGE = mmap.PAGESIZE
-
-fmt = format_bytes
-"""Bytes as a learner reads them (decimal units): ``fmt(1_312_000_000) == '1.31 GB'``."""
-
 
 # ------------------------------------------------------------------------------------------- versions & text
 
@@ -158,83 +179,7 @@ def say(text: str) -> None:
         display(Markdown(text))
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The answer to an exercise: right or not, and why. Shows as one Markdown line in a notebook.
-
-    ``answered=False`` is an exercise still shipped blank (``...``): not wrong, *not answered yet*.
-
-    >>> str(Verdict(False, "write a number", answered=False))
-    '… not answered yet: write a number'
-    """
-
-    ok: bool
-    message: str
-    answered: bool = True
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __str__(self) -> str:
-        if not self.answered:
-            return f"… not answered yet: {self.message}"
-        return f"{'✔' if self.ok else '✘'} {self.message}"
-
-    def _repr_markdown_(self) -> str:
-        if not self.answered:
-            return f"✏️ **not answered yet**: {self.message}"
-        return f"{'✅ **Right.**' if self.ok else '❌ **Not yet.**'} {self.message}"
-
-
-def _verdict(ok: bool, message: str) -> Verdict:
-    if not ok and os.environ.get(STRICT_ENV) == "1":
-        raise AssertionError(f"exercise check failed: {message}")
-    return Verdict(bool(ok), message)
-
-
-def unanswered(answer: Any) -> bool:
-    """True when ``answer`` is still the blank ``...`` an exercise ships with (or holds one, as a value of a
-    dict or an item of a list/set/tuple).
-
-    >>> unanswered(...), unanswered({"a": ..., "b": True}), unanswered({"a": False}), unanswered(0)
-    (True, True, False, False)
-    """
-    if answer is Ellipsis:
-        return True
-    if isinstance(answer, Mapping):
-        return any(value is Ellipsis for value in answer.values())
-    if isinstance(answer, (list, tuple, set, frozenset)):
-        return any(item is Ellipsis for item in answer)
-    return False
-
-
-def not_answered(hint: str) -> Verdict:
-    """The verdict for a blank exercise: a hint, never an error (not even under ``OFFLOAD_LAB_STRICT_CHECKS``).
-
-    >>> not_answered("replace `...` with a number").answered
-    False
-    """
-    return Verdict(False, hint, answered=False)
-
-
-def _ratio(n: float | None) -> str:
-    return "–" if n is None else f"{n:.2f}×"
-
-
 # ------------------------------------------------------------------------------------------ reading Reports
-
-
-def _samples(report: Report) -> list[MemorySample]:
-    return report.timeline.samples
-
-
-def sample_at(report: Report, t_s: float) -> MemorySample | None:
-    """The first sample taken at or after ``t_s`` (the last sample if none), or None without samples."""
-    samples = _samples(report)
-    if not samples:
-        return None
-    i = bisect_left([s.t_s for s in samples], t_s)
-    return samples[min(i, len(samples) - 1)]
 
 
 def sampled_between(report: Report, start_kind: str, end_kind: str) -> int:
@@ -427,21 +372,6 @@ def budget_between(fits: Iterable[Report], too_big: Report) -> int:
     return int(too_big.baseline_rss_bytes + (max(fitting) + too_big.peak_above_baseline_bytes) / 2)
 
 
-def non_reclaimable_growth(report: Report) -> int | None:
-    """What a run added, from its load start to its peak, of the memory a kernel cannot drop under pressure
-    (RssAnon + RssShmem: the Report's ``non_reclaimable_peak_bytes`` minus that figure at the first sample of the
-    load). None where the probe gives no anonymous/file split (macOS, Windows, ``OFFLOAD_LAB_PROBE=portable``).
-
-    >>> from widgetlib.measure.report import Report
-    >>> non_reclaimable_growth(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1)) is None
-    True
-    """
-    after = [s for s in report.timeline.samples if s.t_s >= 0]
-    if report.non_reclaimable_peak_bytes is None or not after or after[0].rss_anon_bytes is None:
-        return None
-    return max(report.non_reclaimable_peak_bytes - non_reclaimable_bytes(after[0]), 0)
-
-
 def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
     """A simulated machine's RAM for a *real* limit, from unbudgeted runs: ``too_big``'s baseline plus a room
     halfway between the largest non-reclaimable growth among ``fits`` and the smaller of (the largest total
@@ -595,58 +525,3 @@ def embedding_table(folder: str | os.PathLike[str]) -> tuple[str, int]:
     raise ValueError(f"{folder} holds no input embedding table that Offload Lab recognises.")
 
 
-class _Payload:
-    """Pickles to 'call pathlib.Path.touch on a marker file': harmless, and visible if it ever runs."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Path.touch, (self.marker,))
-
-
-def hostile_pickle(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``folder/pytorch_model.bin``: a real tensor plus a pickled instruction to create a marker file.
-
-    Returns ``(bin_path, marker_path)``. If anything unpickles it without ``weights_only``, the marker appears:
-    proof that loading a ``.bin`` runs whatever code its author put in it.
-    """
-    import torch
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / "payload-ran.txt"
-    marker.unlink(missing_ok=True)
-    path = folder / "pytorch_model.bin"
-    torch.save({"model.norm.weight": torch.ones(4), "extra": _Payload(marker)}, path)
-    return path, marker
-
-
-# The probes and the checks live in their own modules; their names stay ``teach.x`` (imported last: they use
-# the helpers above).
-from .checks import (  # noqa: E402
-    check_copies_at_peak,
-    check_empty_model,
-    check_fits_prediction,
-    check_low_cpu_mem_usage,
-    check_manual_loader,
-    check_max_memory,
-    check_mmap_answer,
-    check_model_bytes,
-    check_myths,
-    check_normal_peak,
-    check_offload_writes,
-    check_safe_loader,
-    check_shard_of,
-    check_what_a_limit_counts,
-    disk_share,
-)
-from .probes import (  # noqa: E402
-    allocator_probe,
-    fill_weights,
-    mmap_probe,
-    page_cache_probe,
-    run_live,
-    spike_probe,
-    watch_this_kernel,
-)

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.sizes import BYTES_PER_NUMBER
+from ..core.options import BYTES_PER_NUMBER, bytes_per_number
+from ..core.sizes import parse_size
 from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
-from . import Verdict, _ratio, _verdict, fmt, hostile_pickle, not_answered, sample_at, unanswered
+from .probes import hostile_pickle
+from .readings import non_reclaimable_growth, sample_at
+from .verdicts import Verdict, _ratio, _verdict, fmt, not_answered, unanswered
 
 if TYPE_CHECKING:
     from ..core.checkpoints import CheckpointInfo
@@ -27,9 +30,10 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------------ predictions
 
 
-def disk_share(folder: str | os.PathLike[str], max_memory: int) -> dict[str, int]:
+def disk_share(folder: str | os.PathLike[str], max_memory: str | int) -> dict[str, int]:
     """Bytes ``from_pretrained(device_map="auto", max_memory={"cpu": max_memory})`` would place on ``cpu`` and
-    on ``disk``, planned by the *same* function the load calls.
+    on ``disk``, planned by the *same* function the load calls. ``max_memory`` is a size, as ``run`` takes it
+    (``"300MB"`` or a byte count).
 
     transformers 5 plans with its own copy of accelerate's planner: ``modeling_utils.py`` (~4418) calls
     ``_get_device_map`` in ``transformers/integrations/accelerate.py`` (~340), which calls that module's
@@ -41,8 +45,9 @@ def disk_share(folder: str | os.PathLike[str], max_memory: int) -> dict[str, int
 
     from ..core.strategies import build_empty_model, device_map_summary
 
+    max_memory_bytes = parse_size(max_memory, name="max_memory")
     model = build_empty_model(folder)
-    model.hf_device_map = _get_device_map(model, "auto", {"cpu": int(max_memory)}, None)
+    model.hf_device_map = _get_device_map(model, "auto", {"cpu": max_memory_bytes}, None)
     summary = device_map_summary(model)
     return {place: entry["bytes"] for place, entry in summary.items()}
 
@@ -103,7 +108,7 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
         return not_answered("write an expression of `info`, e.g. `info.parameters * <bytes per number>`.")
     if not _is_number(answer):
         return _verdict(False, f"The answer should be a number of bytes, not {type(answer).__name__}.")
-    itemsize = BYTES_PER_NUMBER.get(info.dtype, 4)
+    itemsize = bytes_per_number(info.dtype)
     expected = info.parameters * itemsize
     why = (f"{info.parameters:,} parameters × {itemsize} bytes ({info.dtype}) = {fmt(expected)}; the checkpoint's "
            f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
@@ -382,7 +387,6 @@ def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_rep
     chosen = _memory_kind(answer, "my_kind")
     if isinstance(chosen, Verdict):
         return chosen
-    from . import non_reclaimable_growth
 
     budgeted = {r.strategy: r for r in budget_reports}
     rows = []

@@ -1,5 +1,6 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
-memory spike, the allocator, the live drawing of this kernel's own memory, and a measured run drawn live.
+memory spike, the allocator, the live drawing of this kernel's own memory, a measured run drawn live, and a
+``.bin`` that runs code when unpickled.
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
@@ -16,8 +17,10 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.options import RUN_DEFAULTS
 from ..core.sizes import parse_size
 from ..measure.memory import Event, MemorySample, Sampler, kernel_peak_bytes, now_s, read_memory, reset_kernel_peak
 
@@ -184,8 +187,9 @@ def allocator_probe(n_bytes: int = 200_000_000) -> dict[str, MemorySample]:
 
 
 @contextlib.contextmanager
-def watch_this_kernel(plot: MemoryPlot, label: str = "this kernel", interval_s: float = 0.01) -> Iterator[
-        Callable[[str], None]]:
+def watch_this_kernel(
+    plot: MemoryPlot, label: str = "this kernel", interval_s: float = RUN_DEFAULTS.interval_s
+) -> Iterator[Callable[[str], None]]:
     """Draw this kernel's own memory on ``plot`` while the ``with`` block runs; yields ``mark(label)`` that puts
     an event marker on the curve.
 
@@ -243,3 +247,36 @@ def fill_weights(model: Any, folder: str | os.PathLike[str]) -> Any:
     if getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
     return model.eval()
+
+
+class _Payload:
+    """Pickles to 'call pathlib.Path.touch on a marker file': harmless, and visible if it ever runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def hostile_pickle(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``folder/pytorch_model.bin``: a real tensor plus a pickled instruction to create a marker file.
+
+    Returns ``(bin_path, marker_path)``. If anything unpickles it without ``weights_only``, the marker appears:
+    proof that loading a ``.bin`` runs whatever code its author put in it.
+
+    >>> import tempfile, torch
+    >>> path, marker = hostile_pickle(tempfile.mkdtemp())
+    >>> _ = torch.load(path, weights_only=False)  # the unsafe way
+    >>> marker.exists()
+    True
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "payload-ran.txt"
+    marker.unlink(missing_ok=True)
+    path = folder / "pytorch_model.bin"
+    torch.save({"model.norm.weight": torch.ones(4), "extra": _Payload(marker)}, path)
+    return path, marker

@@ -13,6 +13,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..core.errors import OffloadLabError
+from ..core.options import CHECKPOINT_DEFAULTS
 from ..core.sizes import format_bytes, parse_size
 from ..measure import runner
 from ..measure.memory import Event
@@ -219,7 +220,7 @@ class _LabWidget:
 
     # -------------------------------------------------------------------------------- checkpoint
 
-    def _resolve_checkpoint(self, *, shards: int | None = None, format: str = "safetensors") -> Path:
+    def _resolve_checkpoint(self, *, shards: int | None = None, format: str = CHECKPOINT_DEFAULTS.format) -> Path:
         """The folder to load: the path typed in, or one built (cached) from the size settings."""
         typed = _text_or_none(self.checkpoint_text.value)
         if typed is not None:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core.errors import OptionError
+from ..core.options import RUN_DEFAULTS
 from ..core.registry import check_strategy, get_strategy, strategy_color, strategy_names
 from ..core.sizes import format_bytes, parse_size
 from ..measure.render import report_table_html
@@ -64,8 +65,8 @@ class CompareBoard(_LabWidget):
         checkpoint: str | Path | None = None,
         *,
         size: str | int | None = None,
-        max_memory: str | int | None = None,
-        budget: str | int | None = None,
+        max_memory: str | int | None = RUN_DEFAULTS.max_memory,
+        budget: str | int | None = RUN_DEFAULTS.budget,
         strategies: Sequence[str] | None = None,
         projector: bool = False,
     ) -> None:
@@ -188,7 +189,7 @@ class CompareBoard(_LabWidget):
         return report
 
     def _compare_job(self) -> None:
-        from ..core.checkpoints import inspect_checkpoint
+        from ..core.hf_folder import inspect_checkpoint
 
         base, budget_bytes, max_memory = self._common()
         folder = self._resolve_checkpoint()
@@ -218,7 +219,7 @@ class CompareBoard(_LabWidget):
         )
 
     def _sweep_job(self) -> None:
-        from ..core.checkpoints import inspect_checkpoint
+        from ..core.hf_folder import inspect_checkpoint
 
         base, budget_bytes, _max_memory = self._common()
         values: list[int] | None = None

@@ -8,16 +8,14 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..core.options import CHECKPOINT_DEFAULTS, DTYPE_CHOICES, FORMATS, RUN_DEFAULTS
 from ..core.registry import check_strategy, get_strategy, strategy_names
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import DTYPE_CHOICES
 from ..measure.render import report_card_html
 from ..measure.report import Report
 from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 
 __all__ = ["StrategyPanel"]
-
-_FORMATS = ("safetensors", "bin")
 
 
 class StrategyPanel(_LabWidget):
@@ -48,11 +46,11 @@ class StrategyPanel(_LabWidget):
         *,
         size: str | int | None = None,
         shards: int | None = None,
-        format: str = "safetensors",
-        dtype: str = "keep",
-        max_memory: str | int | None = None,
-        budget: str | int | None = None,
-        offload_folder: str | Path | None = None,
+        format: str = CHECKPOINT_DEFAULTS.format,
+        dtype: str = RUN_DEFAULTS.dtype,
+        max_memory: str | int | None = RUN_DEFAULTS.max_memory,
+        budget: str | int | None = RUN_DEFAULTS.budget,
+        offload_folder: str | Path | None = RUN_DEFAULTS.offload_folder,
         projector: bool = False,
     ) -> None:
         check_strategy(strategy)
@@ -65,7 +63,7 @@ class StrategyPanel(_LabWidget):
                                          layout=w.Layout(width="200px"))
         self.shards_text = w.BoundedIntText(value=shards or 0, min=0, max=1000, description="shards",
                                             tooltip="0 = the default for the size", layout=w.Layout(width="160px"))
-        self.format_dropdown = w.Dropdown(options=_FORMATS, value=format, description="format",
+        self.format_dropdown = w.Dropdown(options=FORMATS, value=format, description="format",
                                           layout=w.Layout(width="220px"))
         self.max_memory_text = _max_memory_text(max_memory)
         self.offload_folder_text = w.Text(
@@ -153,7 +151,7 @@ class StrategyPanel(_LabWidget):
         return options, budget_bytes
 
     def _job(self) -> None:
-        from ..core.checkpoints import inspect_checkpoint
+        from ..core.hf_folder import inspect_checkpoint
 
         self._run_done.clear()
         strategy = self.strategy
