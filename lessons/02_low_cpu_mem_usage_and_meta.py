@@ -55,6 +55,14 @@ if truth["source_line"] is not None:
     display(teach.quote_lines(truth["source_file"], truth["source_line"], before=1, after=2))
 
 # %% [markdown]
+# The same reading works for any argument of any `from_pretrained(...)` line, yours included:
+# `lab.explain_call(line)` says what the installed transformers does with each one and cites the line that
+# decides it (lesson 06 runs the notes' own call through it, measured). Here, a line as tutorials write it:
+
+# %%
+display(lab.explain_call('AutoModelForCausalLM.from_pretrained("gpt2", low_cpu_mem_usage=True)'))
+
+# %% [markdown]
 # ## Measure it: the flag on and off
 #
 # Two runs of `from_pretrained`, identical except for the flag, drawn on one plot.

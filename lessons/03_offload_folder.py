@@ -220,6 +220,22 @@ my_answer = {
 }
 teach.check_offload_writes(my_answer, runs)
 
+# %% [markdown]
+# ## Is your own call right?
+#
+# `offload_folder` does something only in some calls. `lab.explain_call(line, checkpoint=...)` reads each
+# argument of a `from_pretrained(...)` line against the installed transformers and cites the line that decides
+# it; lesson 06 measures the notes' own call with it, and invites yours. This lesson's call, then the same call
+# without its `device_map`:
+
+# %%
+lesson_call = ('AutoModelForCausalLM.from_pretrained(folder, device_map="auto", max_memory={"cpu": '
+               f'{max_memory}}}, offload_folder=workdir)')
+for line in (lesson_call, lesson_call.replace('device_map="auto", ', "")):
+    reading = lab.explain_call(line, checkpoint=folder).reading
+    teach.say(f"`{reading.call.source}`\n\n" + "\n".join(
+        f"- `{v.written}`: *{v.label}* (`{v.citations[-1]}`)" for v in reading.verdicts if v.position is None))
+
 # %%
 shutil.rmtree(workdir, ignore_errors=True)  # the offload folders are scratch: give the disk back
 

@@ -15,6 +15,8 @@
 #
 # **What you will learn**
 #
+# - what the installed transformers does with every argument of the notes' own `from_pretrained(...)` call,
+#   read from its source and measured, and how to ask the same of your own line (`lab.explain_call`);
 # - whether `offload_folder` is a valid `from_pretrained` argument (a run that uses it);
 # - whether `low_cpu_mem_usage=True` is what saves memory (the source and two runs);
 # - what "contiguous RAM" and "fragmentation" mean with virtual memory, measured;
@@ -46,18 +48,35 @@ workdir = Path(tempfile.mkdtemp(prefix="offload-lab-06-"))
 evidence = {}  # claim -> what this notebook's runs say about it (True = the claim holds)
 
 # %% [markdown]
-# ## Claim 1: "`offload_folder` is NOT a valid parameter for `from_pretrained()`"
+# ## The notes' own call, checked
 #
-# The notes said it belongs to accelerate, not transformers. First, what the installed transformers does
-# with the argument, from its source:
+# The notes loaded their model with `low_cpu_mem_usage=True` ("already doing this") and an `offload_folder` in a
+# temporary folder, and then decided the folder was "NOT a valid parameter". `lab.explain_call` reads every
+# argument of a call against the transformers installed here (its source files, not a table typed in), cites the
+# file and line that decides each verdict, and with `measure=True` loads the call as written and without each
+# argument found to do nothing, each in its own measured process, on this lesson's checkpoint. The model name
+# and the folder are stand-ins: the checker loads your checkpoint, and gives the call a folder of its own.
 
 # %%
-for quote in teach.source_quote("transformers", "modeling_utils.py", r'kwargs\.pop\("offload_folder"',
-                                before=0, after=0):
-    display(quote)
+notes_call = ("model = AutoModelForCausalLM.from_pretrained(model_name, low_cpu_mem_usage=True, "
+              "offload_folder=temp_dir)")
+checked = lab.explain_call(notes_call, checkpoint=folder, measure=True)
+display(checked)
+assert all(run.report.ok for run in checked.runs), [run.report.error for run in checked.runs]
 
 # %% [markdown]
-# Then a run that passes it: `from_pretrained(folder, device_map="auto", max_memory=..., offload_folder=...)`.
+# ## Claim 1: "`offload_folder` is NOT a valid parameter for `from_pretrained()`"
+#
+# The notes said it belongs to accelerate, not transformers. The checker above found `from_pretrained` taking it
+# from the keyword arguments; here is that line of the installed source:
+
+# %%
+offload_verdict = checked.reading.verdict("offload_folder")
+display(teach.quote_lines(offload_verdict.citations[0].path, offload_verdict.citations[0].line, before=0, after=0))
+
+# %% [markdown]
+# Then a run that passes it with a device map: `from_pretrained(folder, device_map="auto", max_memory=...,
+# offload_folder=...)`.
 
 # %%
 panel = lab.StrategyPanel(folder, strategy="offload_folder", offload_folder=workdir / "offload")
@@ -78,44 +97,39 @@ teach.say(
 )
 
 # %% [markdown]
-# The notes' own call passed `offload_folder=` **without** `device_map`. The installed `from_pretrained` pops
-# the argument and hands it only to the disk-offload step, which runs when a device map sends weights to
-# `"disk"`; without a device map there is no such step, so the folder is never made and
-# `model.hf_device_map` does not exist (the run below also counts what was warned). The notes were right that
-# their code offloaded nothing, and wrong about why. From the source:
+# The notes' own call passed `offload_folder=` **without** `device_map`. The checker's verdict on it, and what
+# its measured run of the call as written found:
 
 # %%
-offload_steps = teach.source_quote("transformers", "modeling_utils.py",
-                                   r'if device_map is not None and \(len\(set\(device_map\.values', before=1,
-                                   after=1, limit=1)
-for quote in offload_steps:
-    display(quote)
-assert offload_steps, "the installed from_pretrained offloads only under a device_map"
+as_written = checked.run("as written")
+places = ", ".join(f"{place} {teach.fmt(entry['bytes'])}" for place, entry in as_written.report.device_map.items())
+teach.say(f"*{offload_verdict.label}*: {offload_verdict.says}\n\n"
+          f"Measured, as written: offload folder made **{as_written.report.details['offload_folder_made']}**, "
+          f"{teach.fmt(as_written.report.offload_folder_bytes)} written to it, weights placed {places}, "
+          f"**{len(as_written.warnings)}** warning(s)" + (f" ({'; '.join(as_written.warnings)})"
+                                                          if as_written.warnings else "") + ".")
+assert offload_verdict.kind == "no_effect", offload_verdict.says
+assert as_written.report.details["offload_folder_made"] is False and "disk" not in as_written.report.device_map
 
 # %% [markdown]
-# And the notes' call itself, run on a tiny checkpoint in this kernel (the question is what the call does, not
-# what it costs): `from_pretrained(checkpoint, offload_folder=...)` with no `device_map`.
-
-# %%
-seen = teach.offload_folder_without_device_map(workdir)
-teach.say(f"Folder made: **{seen['folder_made']}**; warnings: **{len(seen['warnings'])}**"
-          + (f" ({'; '.join(seen['warnings'])})" if seen["warnings"] else "")
-          + f"; `model.hf_device_map`: **{seen['hf_device_map']}**.")
-assert not seen["folder_made"] and seen["hf_device_map"] is None, "without a device_map nothing is offloaded"
+# The notes were right that their code offloaded nothing, and wrong about why: the argument is valid, and it
+# takes effect only behind the tests the checker quoted, which need a device map.
 
 # %% [markdown]
 # ## Claim 2: "Rely on `low_cpu_mem_usage=True`"
 #
-# Lesson 02 in one cell: what the installed source says, and the same load with the flag on and off.
+# Lesson 02 in one cell, from the checker's runs above: its verdict on the flag, and the notes' call as written
+# against the same call without the flag (one thing changed), drawn on one plot.
 
 # %%
-truth = lab.low_cpu_mem_usage_truth()
-teach.say(f"{truth['evidence']} (`{truth['source_file']}`, line {truth['source_line']})")
-plot = lab.MemoryPlot(title="from_pretrained with and without low_cpu_mem_usage")
+flag_verdict = checked.reading.verdict("low_cpu_mem_usage")
+honoured = {"ignored": False, "used": True}.get(flag_verdict.kind)  # None: the source did not say
+teach.say(f"*{flag_verdict.label}*: {flag_verdict.says} (`{flag_verdict.citations[0]}`)")
+plot = lab.MemoryPlot(title="the notes' call with and without low_cpu_mem_usage")
 display(plot.figure)
-on = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=True, note="flag on")
-off = teach.run_live(plot, folder, "low_cpu_mem_usage", low_cpu_mem_usage=False, note="flag off")
-assert on.ok and off.ok, (on.error, off.error)
+on, off = checked.run("as written").report, checked.run("without low_cpu_mem_usage").report
+plot.add_report(on, note="as written (flag on)")
+plot.add_report(off, note="without low_cpu_mem_usage")
 
 # %%
 a, b = on.peak_above_baseline_bytes, off.peak_above_baseline_bytes
@@ -125,12 +139,12 @@ if exact:
     teach.say(
         f"Peak above baseline with the flag {teach.fmt(a)}, without {teach.fmt(b)}: the flag "
         f"{'lowers' if lowers else 'does not lower'} the peak here. Meta-device loading "
-        f"{'is' if truth['honoured'] is False else 'may not be'} always on; nothing to rely on."
+        f"{'is' if honoured is False else 'may not be'} always on; nothing to rely on."
     )
-    if truth["honoured"] is False:
+    if honoured is False:
         assert not lowers, "an ignored flag cannot lower the peak"
 else:  # the portable probe's peaks may include start-up: let the source decide
-    lowers = bool(truth["honoured"])
+    lowers = bool(honoured)
     teach.say(f"Peaks above baseline: {teach.fmt(a)} with the flag, {teach.fmt(b)} without; on this OS they may "
               "include each process's start-up, so the source above decides: the flag "
               f"{'is honoured' if lowers else 'is ignored'} here.")
@@ -197,8 +211,8 @@ assert pread_quotes and "win32" in pread_quotes[0].text, "the Windows pread path
 # %% [markdown]
 # ## Half-truth: "RSS shows what the model takes"
 #
-# RSS counts file-backed pages too, and a mapped checkpoint's pages arrive only when read. From the
-# `low_cpu_mem_usage` run above:
+# RSS counts file-backed pages too, and a mapped checkpoint's pages arrive only when read. From the measured run
+# of the notes' call as written, above:
 
 # %%
 at_load = teach.growth(on, "ready", "loaded")
@@ -268,6 +282,20 @@ safe_load = ...  # replace with: def safe_load(path): ...
 
 teach.check_safe_loader(safe_load)
 
+# %% [markdown]
+# ## Your own line
+#
+# Paste the `from_pretrained(...)` line you use (or one you found in a tutorial) between the quotes below and run
+# the cell. The checker reads each argument against the transformers installed here, then loads your call on this
+# lesson's checkpoint as written and without each argument it found to do nothing. Names it cannot see (your
+# model id, your folder) are replaced by the checkpoint and a temporary folder; any other value must be written
+# out, such as `dtype=torch.bfloat16` or a `max_memory` dict. The line already there is a common one.
+
+# %%
+# ▶ YOUR LINE: paste it between the quotes, then run this cell.
+my_call = 'AutoModelForCausalLM.from_pretrained("my-model", torch_dtype=torch.float16, offload_state_dict=True)'
+display(lab.explain_call(my_call, checkpoint=folder, measure=True))
+
 # %%
 shutil.rmtree(workdir, ignore_errors=True)
 
@@ -294,6 +322,9 @@ shutil.rmtree(workdir, ignore_errors=True)
 #
 # ## Summary
 #
+# - `lab.explain_call(line, checkpoint=..., measure=True)` (or `offload-lab explain 'line' --checkpoint DIR
+#   --measure`) says what the installed transformers does with each argument of a call, with the line that
+#   decides it, and measures the call with and without each argument that does nothing.
 # - `offload_folder` is a valid `from_pretrained` argument, effective only with a `device_map`;
 #   `low_cpu_mem_usage` is not what saves memory in the transformers installed here; fragmentation does not
 #   stop a contiguous allocation.

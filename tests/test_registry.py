@@ -132,8 +132,12 @@ def test_the_registry_holds_the_loaders_themselves() -> None:
 
 def test_every_option_is_accepted_by_some_strategy_and_the_four_differ_in_colour() -> None:
     four = registry.strategies()
-    assert {option for s in four for option in s.options} == set(registry.STRATEGY_OPTIONS)
-    assert len({s.color for s in four}) == len(four)
+    every = registry.strategies(unlisted=True)
+    assert {option for s in every for option in s.options} == set(registry.STRATEGY_OPTIONS)
+    assert len({s.color for s in every}) == len(every)
+    # The strategy explain_call runs is no way of loading to choose: no list offers it, a name still finds it.
+    assert [s.name for s in four] == ["normal", "low_cpu_mem_usage", "offload_folder", "manual_shards"]
+    assert get_strategy("from_pretrained_call").listed is False
 
 
 # --------------------------------------------------------------------------------------------- public API

@@ -58,6 +58,8 @@ _LAZY = {
     "run": ("widgetlib.measure.runner", "run"),
     "start": ("widgetlib.measure.runner", "start"),
     "default_max_memory_bytes": ("widgetlib.measure.runner", "default_max_memory_bytes"),
+    # a learner's own from_pretrained line, read against the installed source, then measured
+    "explain_call": ("widgetlib.measure.explain", "explain_call"),
     # widgets
     "MemoryPlot": ("widgetlib.widgets", "MemoryPlot"),
     "StrategyPanel": ("widgetlib.widgets", "StrategyPanel"),

@@ -11,6 +11,7 @@ Subcommands::
                      [--forward-tokens 16] [--threads N] [--json]
     offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--cold-cache] [--forwards 3]
                         [--json] [--html report.html]
+    offload-lab explain 'from_pretrained(...)' [--checkpoint DIR] [--measure] [--forwards 1] [--json]
     offload-lab --version
 
 A learner's mistake (an :class:`~widgetlib.core.errors.OffloadLabError`) is printed as one ``error: ...`` line
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered.
 
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['compare', 'inspect', 'load', 'make-checkpoint']
+    ['compare', 'explain', 'inspect', 'load', 'make-checkpoint']
     """
     parser = _Parser(
         prog="offload-lab",
@@ -392,5 +393,40 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+# ------------------------------------------------------------------------------------------------------------
+# explain: a learner's own from_pretrained line, read against the installed source, then measured
+
+
+def _add_explain(subparsers: Subparsers) -> None:
+    sub = _subcommand(subparsers, "explain", _run_explain)
+    sub.add_argument("call", metavar="CALL", help="your from_pretrained(...) line, in quotes")
+    sub.add_argument("--checkpoint", metavar="DIR",
+                     help="a checkpoint folder or a model id in the local HF cache: tells which model class and "
+                     "config get what from_pretrained does not take (needed by --measure)")
+    sub.add_argument("--measure", action="store_true",
+                     help="also run the call as written and without each argument found to do nothing, each in "
+                     "its own measured process, on --checkpoint")
+    sub.add_argument("--forwards", type=int, default=1, help="forward passes after each measured load (default 1)")
+    sub.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    """say what the installed transformers does with each argument of your from_pretrained(...) call
+
+    Parse CALL (nothing in it is run here) and, for every argument, say what the installed transformers does with
+    it: used, popped and ignored, renamed, without effect in this call, passed on to the config or the model, or
+    refused. Each verdict cites the file and line of the installed source that decides it. With --measure (and
+    --checkpoint) the call is also loaded as written and without each argument found to do nothing, each in its
+    own measured process, and the peaks, times and offload folder bytes are shown side by side.
+    """
+    from .measure.explain import explain_call
+
+    explanation = explain_call(args.call, args.checkpoint, measure=args.measure, forwards=args.forwards)
+    print(json.dumps(explanation.to_dict(), indent=2) if args.json else explanation.text())
+    return 0
+
+
 # The subcommands, in --help order.
-_SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_make_checkpoint, _add_inspect, _add_load, _add_compare]
+_SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_make_checkpoint, _add_inspect, _add_load, _add_compare, _add_explain,
+]

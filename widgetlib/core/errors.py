@@ -39,6 +39,10 @@ ERROR_KIND_ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
                                            "be written"),
     (("cache_in_repository",), "`OFFLOAD_LAB_CACHE` points inside the Offload Lab repository, where gigabytes of "
                                "weights could end up in a commit"),
+    (("not_a_call",), "what was given to `explain_call` / `offload-lab explain` is not one model's "
+                      "`from_pretrained(...)` call (or not Python)"),
+    (("not_measurable",), "a value in the call names something the measured process cannot see (a variable, a "
+                          "call): write the value out"),
     (("offload_not_writable",), "the offload folder is a file, or cannot be created or written"),
     (("disk_full",), "the disk filled up while building a checkpoint or writing the offload folder"),
     (("dtype_unsupported",), "this machine's CPU cannot compute in that dtype"),

@@ -177,6 +177,7 @@ class RunDefaults:
     low_cpu_mem_usage: bool = True
     offload_and_reload: bool = False
     gpu_max_memory: str | int | None = None
+    call: str | None = None  # from_pretrained_call: the learner's from_pretrained(...) line
     threads: int | None = None  # None = torch's own default
     interval_s: float = 0.01
 
@@ -188,7 +189,7 @@ RUN_DEFAULTS = RunDefaults()
 STRATEGY_OPTIONS: dict[str, Any] = {
     name: getattr(RUN_DEFAULTS, name)
     for name in ("max_memory", "offload_folder", "offload_via", "gpu_max_memory", "low_cpu_mem_usage",
-                 "offload_and_reload")
+                 "offload_and_reload", "call")
 }
 
 
@@ -220,7 +221,8 @@ class LoadOptions:
     to disk; ``offload_folder`` is where it goes (the runner makes a temporary one when none is given);
     ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
     ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
-    ``scratch_folder`` and read back at the end).
+    ``scratch_folder`` and read back at the end). ``call`` is a learner's ``from_pretrained(...)`` line, which
+    the ``from_pretrained_call`` strategy runs as written (:mod:`widgetlib.core.calls`).
 
     >>> LoadOptions(dtype="bfloat16").dtype
     'bfloat16'
@@ -240,6 +242,7 @@ float32, bfloat16, float16.
     scratch_folder: Path | None = None
     gpu_max_memory_bytes: int | None = None
     forward_tokens: int = RUN_DEFAULTS.forward_tokens
+    call: str | None = RUN_DEFAULTS.call
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPE_CHOICES:

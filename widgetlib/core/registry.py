@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import OptionError
 from .options import STRATEGY_OPTIONS
 from .sizes import format_bytes
-from .strategies import load_from_pretrained, load_manual_shards, load_normal, load_offload
+from .strategies import load_call, load_from_pretrained, load_manual_shards, load_normal, load_offload
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,6 +77,8 @@ class Strategy:
     """One way of loading a checkpoint: ``loader(folder, options, emit)`` does it; ``estimate(inputs)`` returns
     (predicted peak bytes above baseline, the arithmetic in words); ``options`` are the names in
     :data:`STRATEGY_OPTIONS` it accepts; ``color`` its colour in every plot; ``choose_when`` one line of advice.
+    ``listed=False`` keeps it out of every list of ways to load (tables, the panel, ``compare``): it is run by name
+    only, as ``explain_call`` runs a learner's own call.
 
     >>> get_strategy("manual_shards").options
     ('offload_and_reload',)
@@ -88,6 +90,7 @@ class Strategy:
     options: tuple[str, ...]
     color: str
     choose_when: str
+    listed: bool = True
 
     def accepts(self, option: str) -> bool:
         """Whether ``option`` (a name in :data:`STRATEGY_OPTIONS`) means something to this strategy.
@@ -138,13 +141,14 @@ def registered(strategy: Strategy) -> Iterator[Strategy]:
         _REGISTRY.pop(strategy.name, None)
 
 
-def strategies() -> tuple[Strategy, ...]:
-    """The registered strategies, in registration order (the order every table and plot shows them in).
+def strategies(*, unlisted: bool = False) -> tuple[Strategy, ...]:
+    """The registered ways of loading, in registration order (the order every table and plot shows them in);
+    ``unlisted=True`` adds the strategies that are run by name only.
 
-    >>> len(strategies()) >= 4
-    True
+    >>> len(strategies()) >= 4, [s.name for s in strategies(unlisted=True) if not s.listed]
+    (True, ['from_pretrained_call'])
     """
-    return tuple(_REGISTRY.values())
+    return tuple(s for s in _REGISTRY.values() if unlisted or s.listed)
 
 
 def strategy_names() -> tuple[str, ...]:
@@ -153,7 +157,7 @@ def strategy_names() -> tuple[str, ...]:
     >>> strategy_names()[:2]
     ('normal', 'low_cpu_mem_usage')
     """
-    return tuple(_REGISTRY)
+    return tuple(s.name for s in _REGISTRY.values() if s.listed)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -169,7 +173,7 @@ low_cpu_mem_usage, offload_folder, manual_shards.
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise OptionError(
-            f"strategy={name!r} is not a strategy; use one of {', '.join(_REGISTRY)}.", kind="unknown_strategy"
+            f"strategy={name!r} is not a strategy; use one of {', '.join(strategy_names())}.", kind="unknown_strategy"
         ) from None
 
 
@@ -199,7 +203,8 @@ def check_options(name: str, given: Mapping[str, Any]) -> Strategy:
     strategy = get_strategy(name)
     for option, value in given.items():
         if option in STRATEGY_OPTIONS and value != STRATEGY_OPTIONS[option] and not strategy.accepts(option):
-            users = [s.name for s in _REGISTRY.values() if s.accepts(option)]
+            users = ([s.name for s in strategies() if s.accepts(option)]
+                     or [s.name for s in strategies(unlisted=True) if s.accepts(option)])
             raise OptionError(
                 f"{option}={value!r} means nothing to strategy {name!r} (only {', '.join(users) or 'none'} "
                 f"use{'s' if len(users) == 1 else ''} it); leave it out or pick that strategy.",
@@ -224,7 +229,7 @@ def choose_when() -> dict[str, str]:
     >>> choose_when()["offload_folder"]
     'not even one copy fits: some weights stay on disk, every forward pays for it'
     """
-    return {s.name: s.choose_when for s in _REGISTRY.values()}
+    return {s.name: s.choose_when for s in strategies()}
 
 
 # ------------------------------------------------------------------------------- the four strategies
@@ -255,6 +260,11 @@ def _estimate_offload(x: EstimateInputs) -> tuple[int, str]:
                             f"({format_bytes(extra)})")
 
 
+def _estimate_call(x: EstimateInputs) -> tuple[int, str]:
+    peak, how = _estimate_from_pretrained(x)
+    return peak, f"from_pretrained as the call asks, if it keeps every weight in RAM: {how}"
+
+
 def _estimate_manual_shards(x: EstimateInputs) -> tuple[int, str]:
     extra = x.largest_shard_bytes if x.converts else 0
     why = f"empty model filled shard by shard: one copy ({format_bytes(x.model_bytes)})"
@@ -279,4 +289,8 @@ register(Strategy(
     "manual_shards", load_manual_shards, _estimate_manual_shards,
     ("offload_and_reload",), "#1f77b4",
     "you write your own loader (conversion, custom formats) and need one copy at most",
+))
+register(Strategy(
+    "from_pretrained_call", load_call, _estimate_call, ("call", "offload_folder"), "#9467bd",
+    "you want to see what your own from_pretrained(...) line does (explain_call runs it)", listed=False,
 ))

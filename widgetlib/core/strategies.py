@@ -21,8 +21,6 @@ import contextlib
 import functools
 import gc
 import hashlib
-import inspect
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +42,7 @@ __all__ = [
     "check_dtype_usable",
     "device_map_summary",
     "forward_checksum",
+    "load_call",
     "load_from_pretrained",
     "load_manual_shards",
     "load_normal",
@@ -316,9 +315,10 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
     """Say what ``low_cpu_mem_usage`` does in the installed transformers, read from its own source.
 
     transformers 5.x lists the flag among arguments "Not used anymore" and pops it from the keyword arguments
-    of ``from_pretrained`` without a word (meta-device loading is always on). The answer names the version,
-    the file and the line, so a learner can open it and check; where that pattern is not found (another major
-    version) ``honoured`` is None and the learner is told to measure. The source is read once per process.
+    of ``from_pretrained`` without a word (meta-device loading is always on). The answer is
+    :func:`widgetlib.core.from_pretrained_source.read_argument`'s verdict on the flag, with the version, the file
+    and the line, so a learner can open it and check; where the source shows neither (another major version)
+    ``honoured`` is None and the learner is told to measure. The source is read once per process.
 
     >>> truth = low_cpu_mem_usage_truth()
     >>> sorted(truth)
@@ -330,35 +330,27 @@ def low_cpu_mem_usage_truth() -> dict[str, Any]:
 @functools.cache
 def _low_cpu_mem_usage_truth() -> dict[str, Any]:
     # Cached: the measuring child reads it once before its baseline (measure/child.py, import_libraries), so a
-    # low_cpu_mem_usage load does not parse from_pretrained's ~500 source lines inside its measured window.
-    from transformers import PreTrainedModel
+    # low_cpu_mem_usage load does not parse from_pretrained's source inside its measured window.
+    from .from_pretrained_source import read_argument
 
-    function = inspect.unwrap(PreTrainedModel.from_pretrained)
-    lines, first_line = inspect.getsourcelines(function)
-    source_file = inspect.getsourcefile(function) or "?"
+    verdict = read_argument("low_cpu_mem_usage")
     version = _version("transformers")
-    # The 5.x pattern: `for name in [..., "low_cpu_mem_usage", ...]: _ = kwargs.pop(name, None)`.
-    pop_loop = re.compile(r"for\s+(\w+)\s+in\s+\[([^\]]*)\]\s*:")
-    for offset, line in enumerate(lines):
-        match = pop_loop.search(line)
-        if match and "low_cpu_mem_usage" in match.group(2):
-            body = "".join(lines[offset : offset + 3])
-            if re.search(rf"kwargs\.pop\(\s*{match.group(1)}\b", body):
-                return {
-                    "transformers": version,
-                    "honoured": False,
-                    "source_file": source_file,
-                    "source_line": first_line + offset,
-                    "evidence": f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword "
-                    "arguments and never reads it: meta-device loading is always on.",
-                }
+    where = verdict.citations[0] if verdict.citations else None
+    honoured = {"ignored": False, "used": True}.get(verdict.kind)
+    if honoured is False:
+        evidence = (f"transformers {version} from_pretrained pops low_cpu_mem_usage from its keyword arguments and "
+                    "never reads it: meta-device loading is always on.")
+    elif honoured:
+        evidence = f"transformers {version} from_pretrained reads low_cpu_mem_usage: {verdict.says}"
+    else:
+        evidence = (f"transformers {version}: what from_pretrained does with low_cpu_mem_usage was not found in its "
+                    "source; measure True and False to see what it does.")
     return {
         "transformers": version,
-        "honoured": None,
-        "source_file": source_file,
-        "source_line": None,
-        "evidence": f"transformers {version}: low_cpu_mem_usage was not found in from_pretrained's source; "
-        "measure True and False to see what it does.",
+        "honoured": honoured,
+        "source_file": where.path if where and honoured is not None else None,
+        "source_line": where.line if where and honoured is not None else None,
+        "evidence": evidence,
     }
 
 
@@ -386,6 +378,75 @@ def load_from_pretrained(folder: Path, options: LoadOptions, emit: Emit) -> Load
     model.eval()
     emit("from_pretrained returned", "weights_assigned")
     return LoadResult(model, {"low_cpu_mem_usage": options.low_cpu_mem_usage, "low_cpu_mem_usage_truth": truth})
+
+
+def load_call(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
+    """The ``from_pretrained_call`` strategy: run the learner's ``from_pretrained(...)`` line (``options.call``)
+    as written, on ``folder``, and record what it said.
+
+    The checkpoint stands in for their model name and, when the call gives an ``offload_folder``, a folder inside
+    the run's own stands in for theirs (not made beforehand, so whether transformers makes it is seen). A name
+    the line calls from_pretrained on that is no transformers class (``model_class``) is read as
+    ``AutoModelForCausalLM``, as :func:`widgetlib.core.from_pretrained_source.read_call` reads it. Every warning and
+    transformers log record at WARNING or above during the call is kept in ``details["warnings"]``.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> call = "AutoModelForCausalLM.from_pretrained(p, torch_dtype=torch.bfloat16)"
+    >>> result = load_call(make_checkpoint(size="5MB"), LoadOptions(call=call), lambda label, kind: None)
+    >>> result.details["called_on"], result.details["model_class"], result.details["dtype"]
+    ('AutoModelForCausalLM', 'LlamaForCausalLM', 'bfloat16')
+    """
+    import logging
+    import warnings
+
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    from .calls import call_values, parse_call
+
+    if options.call is None:
+        raise OptionError("the from_pretrained_call strategy needs call='from_pretrained(...)'.", kind="bad_option")
+    call = parse_call(options.call)
+    name = call.class_name
+    model_class = transformers.AutoModelForCausalLM
+    if name and name[:1].isupper():
+        model_class = getattr(transformers, name, None)
+        if model_class is None or not hasattr(model_class, "from_pretrained"):
+            raise OptionError(f"{name} is not a class the installed transformers {_version('transformers')} has; "
+                              "call from_pretrained on AutoModelForCausalLM or your model's class.",
+                              kind="bad_option")
+    target = Path(options.offload_folder) / "as_written" if options.offload_folder is not None else None
+    args, kwargs = call_values(call, folder, target)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers")
+    verbosity = hf_logging.get_verbosity()
+    # The child runs at ERROR: the call's own warnings are what is asked. (transformers' warning_once says a
+    # thing once per process: a measured child is a fresh fork of a zygote that never made this call.)
+    hf_logging.set_verbosity_warning()
+    logger.addHandler(handler)
+    emit(f"{model_class.__name__}.from_pretrained(...) called", "phase")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = model_class.from_pretrained(*args, **kwargs)
+    finally:
+        logger.removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
+    model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True returns a pair
+    model.eval()
+    emit("from_pretrained returned", "weights_assigned")
+    details = {
+        "call": call.source,
+        "called_on": model_class.__name__,
+        "model_class": type(model).__name__,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "hf_device_map": getattr(model, "hf_device_map", None) is not None,
+        "offload_folder_made": target.exists() if target is not None else None,
+        "warnings": list(dict.fromkeys([str(w.message) for w in caught] + [r.getMessage() for r in records])),
+    }
+    return LoadResult(model, details)
 
 
 def _max_memory(options: LoadOptions) -> dict[Any, int]:

@@ -35,6 +35,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.calls import parse_call
 from ..core.errors import OptionError, RunnerBusyError
 from ..core.estimates import estimate_peak
 from ..core.hf_folder import CheckpointInfo, inspect_checkpoint
@@ -436,6 +437,7 @@ def start(
     low_cpu_mem_usage: bool = RUN_DEFAULTS.low_cpu_mem_usage,
     offload_and_reload: bool = RUN_DEFAULTS.offload_and_reload,
     gpu_max_memory: str | int | None = RUN_DEFAULTS.gpu_max_memory,
+    call: str | None = RUN_DEFAULTS.call,
     threads: int | None = RUN_DEFAULTS.threads,
     interval_s: float = RUN_DEFAULTS.interval_s,
     on_sample: Callable[[MemorySample], None] | None = None,
@@ -477,6 +479,11 @@ def start(
         max_memory_bytes=max_memory_bytes, gpu_max_memory_bytes=gpu_bytes,
     )
     check_architecture(info.folder)
+    if accepts("call"):
+        if call is None:
+            raise OptionError(f"strategy {strategy!r} needs call='from_pretrained(...)', the line to run.",
+                              kind="bad_option")
+        parse_call(call)  # a line that is no from_pretrained call is refused here, in one sentence
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
             f"budget={budget!r} is smaller than the largest tensor ({info.largest_tensor}, "
@@ -570,7 +577,9 @@ def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Re
       the rest); ``forward_tokens``: tokens per forward.
     - ``low_cpu_mem_usage``: the flag passed to ``from_pretrained`` (low_cpu_mem_usage strategy);
       ``offload_and_reload`` (manual_shards): write every shard to a scratch folder and read it back;
-      ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads.
+      ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads;
+      ``call`` (from_pretrained_call, the strategy :func:`widgetlib.measure.explain.explain_call` runs): a
+      ``from_pretrained(...)`` line, run as written on the checkpoint.
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 

@@ -249,49 +249,6 @@ def fill_weights(model: Any, folder: str | os.PathLike[str]) -> Any:
     return model.eval()
 
 
-
-
-def offload_folder_without_device_map(scratch: str | os.PathLike[str]) -> dict[str, Any]:
-    """The call the notes made, run: ``from_pretrained(checkpoint, offload_folder=...)`` with no ``device_map``.
-
-    Returns whether the folder was made, everything warned on the way (Python warnings and transformers' own
-    logger at WARNING and above) and the model's ``hf_device_map`` (``None`` when it has none). A tiny checkpoint
-    loaded in this kernel: the question is what the call does, not what it costs in memory.
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     seen = offload_folder_without_device_map(tmp)
-    >>> seen["folder_made"], seen["warnings"], seen["hf_device_map"]
-    (False, [], None)
-    """
-    import logging
-    import warnings
-    from pathlib import Path
-
-    from transformers import AutoModelForCausalLM
-
-    from ..core.checkpoints import make_checkpoint
-
-    tiny = make_checkpoint(size="8MB")
-    target = Path(scratch) / "offload-without-device-map"
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("transformers")
-    logger.addHandler(handler)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = AutoModelForCausalLM.from_pretrained(tiny, offload_folder=str(target))
-    finally:
-        logger.removeHandler(handler)
-    return {
-        "folder_made": target.exists(),
-        "warnings": [str(w.message) for w in caught] + [r.getMessage() for r in records],
-        "hf_device_map": getattr(model, "hf_device_map", None),
-    }
-
-
 class _Payload:
     """Pickles to 'call pathlib.Path.touch on a marker file': harmless, and visible if it ever runs."""
 

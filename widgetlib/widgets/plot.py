@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from ..core.registry import strategy_color, strategy_names
+from ..core.registry import strategies, strategy_color
 from ..core.sizes import format_bytes
 from ..measure.memory import Event, MemorySample
 from ..measure.thinning import ThinnedSamples
@@ -204,7 +204,7 @@ class MemoryPlot(PlotReadout):
         'run-1'
         """
         if zero_at_ready is None:
-            zero_at_ready = strategy in strategy_names()
+            zero_at_ready = any(s.name == strategy for s in strategies(unlisted=True))
         with self._lock:
             if replace:
                 for old in [r for r in self._runs.values() if r.strategy == strategy]:
