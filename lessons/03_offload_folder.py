@@ -102,7 +102,9 @@ teach.say(
 )
 for r in runs.values():
     assert r.bytes_on("disk") > 0, "max_memory below the model must offload something"
-    assert r.peak_ratio < 1.5 or not teach.peak_is_exact(r), "offloading never needs more than one copy"
+    # Normal loading holds two copies; here the peak is one copy at most, plus the pages mapped from the files
+    # and the forward's working memory.
+    assert r.peak_ratio < 2 or not teach.peak_is_exact(r), "offloading never holds the two copies normal loading does"
 assert st.offload_folder_files == 0, "safetensors weights are read in place: nothing written"
 assert pickle_run.offload_folder_files > 0 and acc.offload_folder_files > 0, "these two write the folder"
 assert any(p.suffix == ".dat" for p in (workdir / "accelerate").iterdir()), "accelerate writes .dat files"

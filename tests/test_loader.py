@@ -95,12 +95,16 @@ def test_manual_shards_emits_the_staircase(reports: dict[str, Report]) -> None:
 
 
 # The predicted peak (core/registry.py's arithmetic, from the headers alone) against the measured one, above
-# baseline. Measured here (2-core Linux box, 4 shards, float32): meas/pred at 40 MB: normal 1.02,
-# low_cpu_mem_usage 1.25, offload_folder 1.17-1.19, manual_shards 1.29 (a fixed ~10 MB of allocator and
-# forward overhead the arithmetic leaves out); at 160 MB: 1.00, 0.90, 0.71 (accelerate keeps less than
-# max_memory in RAM), 1.08. A factor of 1.6 either way leaves a margin above every one of them, and still fails
-# an estimate that forgets a copy (normal's would be off by 2).
+# baseline. The arithmetic counts the weights only; the first forward's working memory (activations, the
+# allocator's arenas, torch's per-thread buffers) comes on top, a roughly fixed amount: measured here (2-core
+# Linux box, 4 shards, float32, torch 2.14.1, transformers 5.24.0), the forward took offload_folder from 10 MB
+# to 36 MB and manual_shards from 43 MB to 59 MB above baseline at 40 MB. meas/pred at 40 MB: normal 1.03,
+# low_cpu_mem_usage 1.41-1.45, offload_folder 1.55-1.62, manual_shards 1.47-1.48; at 160 MB: 1.00, 0.90, 0.71
+# (accelerate keeps less than max_memory in RAM), 1.08. So the measurement must lie within a factor of 1.6 of
+# the prediction, plus at most FORWARD_ALLOWANCE_BYTES above it: that still fails an estimate that forgets a
+# copy (normal's would be off by 2, checked separately below).
 PREDICTION_FACTOR = 1.6
+FORWARD_ALLOWANCE_BYTES = 25 * 10**6
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +118,14 @@ def test_prediction_is_within_a_stated_factor_of_the_measurement(
     request: pytest.FixtureRequest, size: str
 ) -> None:
     runs = request.getfixturevalue("small_reports" if size == "40MB" else "reports")
-    ratios = {}
+    ratios, within = {}, {}
     for strategy, report in runs.items():
         assert report.outcome == "ok", (strategy, report.error)
-        ratios[strategy] = round(report.peak_above_baseline_bytes / report.predicted_above_baseline_bytes, 2)
-    assert all(1 / PREDICTION_FACTOR <= r <= PREDICTION_FACTOR for r in ratios.values()), (size, ratios)
+        measured, predicted = report.peak_above_baseline_bytes, report.predicted_above_baseline_bytes
+        ratios[strategy] = round(measured / predicted, 2)
+        upper = predicted * PREDICTION_FACTOR + FORWARD_ALLOWANCE_BYTES
+        within[strategy] = predicted / PREDICTION_FACTOR <= measured <= upper
+    assert all(within.values()), (size, ratios)
     assert runs["normal"].prediction and ratios["normal"] >= 0.8  # the two copies are there in full
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "ArgumentVerdict",
     "CallReading",
     "Citation",
+    "forget_parsed_sources",
     "read_argument",
     "read_call",
     "transformers_root",
@@ -735,6 +736,22 @@ class _Source:
 @functools.lru_cache(maxsize=4)
 def _source(root: str, version_key: str) -> _Source:
     return _Source(Path(root))
+
+
+def forget_parsed_sources() -> None:
+    """Drop the parsed transformers sources this module keeps (tens of MB of syntax trees).
+
+    The measuring processes call it after their one reading: a forked child would otherwise copy the pages
+    holding those trees as soon as its garbage collector or a reference count touches them, and that copy
+    would count as memory the load added.
+
+    >>> _ = read_argument("low_cpu_mem_usage")
+    >>> forget_parsed_sources()
+    >>> _parse.cache_info().currsize, _source.cache_info().currsize
+    (0, 0)
+    """
+    _parse.cache_clear()
+    _source.cache_clear()
 
 
 def _installed() -> _Source | None:

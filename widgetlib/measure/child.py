@@ -18,6 +18,7 @@ crash, an out-of-memory kill or a budget stop ends this process, never the kerne
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -72,10 +73,14 @@ def import_libraries() -> None:
     import transformers
 
     from ..core import strategies
+    from ..core.from_pretrained_source import forget_parsed_sources
 
     # Read (and cached) here, before any baseline, so a low_cpu_mem_usage load does not parse from_pretrained's
-    # source inside its measured window: forked children inherit the zygote's cache.
+    # source inside its measured window: forked children inherit the zygote's cache. The syntax trees it was
+    # read from go (only the small verdict stays): a forked child would copy their pages during its load.
     strategies.low_cpu_mem_usage_truth()
+    forget_parsed_sources()
+    gc.collect()
     # Progress bars and advice go to stderr anyway; silencing them keeps the saved stderr tail readable.
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

@@ -26,6 +26,7 @@ The zygote starts no threads of its own (forking a multi-threaded process is uns
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -118,6 +119,11 @@ def main() -> int:
         os.environ["OFFLOAD_LAB_TORCH_THREADS"] = str(torch.get_num_threads())
         torch.set_num_threads(1)
         warm_up(None, "keep")  # imports the demo checkpoints' architecture too (a hub model's comes per child)
+        # Python's documented advice for a process that forks without exec (the gc module's freeze()): what is
+        # alive now goes to a generation the collector never visits, so a child's collections do not write to
+        # (and so copy) the pages of the zygote's objects, which would count as memory the load added.
+        gc.collect()
+        gc.freeze()
     except Exception as exc:  # a child reports it (spawned children do the same import and fail the same way)
         import_error = f"{type(exc).__name__}: {exc}"
     _send({"type": MSG_ZYGOTE_READY, "protocol": PROTOCOL_VERSION, "fingerprint": fingerprint,
