@@ -22,6 +22,7 @@ import functools
 import gc
 import hashlib
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -212,25 +213,64 @@ def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dt
     return model.eval()
 
 
-def _match_keys(model: Any, state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Map checkpoint names onto the model's, adding or dropping the base-model prefix where needed.
+# Per model, read once (a shard-by-shard load asks for every shard); weak, so a model is not kept alive by it.
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, tuple[list[Any], list[Any], dict[str, bool]]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    Older hub checkpoints (GPT-2's among them) store ``h.0.attn...`` for a model whose names are
-    ``transformer.h.0.attn...``; ``from_pretrained`` fixes that silently, so the manual paths must too.
+
+def _conversions(model: Any) -> tuple[list[Any], list[Any], dict[str, bool]]:
+    """transformers' own checkpoint conversions for ``model`` (renamings, converters) and its parameter names.
+
+    The same list ``from_pretrained`` applies (modeling_utils.py calls ``get_model_conversion_mapping``): the
+    toolkit keeps no copy of its tables, so a model type transformers converts is converted here too.
     """
-    expected = set(model.state_dict().keys())
-    prefix = getattr(model, "base_model_prefix", "") or ""
+    if model not in _CONVERSIONS:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, WeightRenaming
+
+        mapping = get_model_conversion_mapping(model)
+        renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
+        converters = [m for m in mapping if isinstance(m, WeightConverter)]
+        # rename_source_key asks `names.get(key) is not None`: the names are enough, no tensors are held.
+        _CONVERSIONS[model] = (renamings, converters, dict.fromkeys(model.state_dict(), True))
+    return _CONVERSIONS[model]
+
+
+def _match_keys(model: Any, state_dict: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
+    """Map checkpoint names onto the model's as ``from_pretrained`` does: transformers' renamings for the model
+    type (GPT-NeoX's ``embed_out.`` is the model's ``lm_head.``), then the base-model prefix added or dropped
+    (older hub checkpoints such as GPT-2's store ``h.0.attn...`` for ``transformer.h.0.attn...``), with
+    transformers' own ``rename_source_key``.
+
+    A tensor that transformers fuses with others at load time (a ``WeightConverter``: a mixture-of-experts
+    checkpoint's per-expert weights become one ``experts.gate_up_proj``) is refused with a sentence saying so:
+    these loaders do not do that conversion.
+    """
+    from transformers.core_model_loading import rename_source_key
+
+    renamings, converters, expected = _conversions(model)
+    prefix = getattr(model, "base_model_prefix", "") or None
     matched: dict[str, Any] = {}
     for key, value in state_dict.items():
-        if key in expected:
-            matched[key] = value
-        elif prefix and f"{prefix}.{key}" in expected:
-            matched[f"{prefix}.{key}"] = value
-        elif prefix and key.startswith(prefix + ".") and key[len(prefix) + 1 :] in expected:
-            matched[key[len(prefix) + 1 :]] = value
-        else:
-            matched[key] = value  # left for load_state_dict to report as unexpected
+        renamed, converter_pattern = rename_source_key(key, renamings, converters, prefix, expected)
+        if renamed not in expected and key in expected:  # transformers' own fallback: the name as it was
+            renamed, converter_pattern = rename_source_key(key, [], [], prefix, expected)
+        if converter_pattern is not None and renamed in expected:
+            raise CheckpointError(_conversion_sentence(model, folder, key, renamed), kind="needs_conversion")
+        matched[renamed if renamed in expected else key] = value  # an unknown name is left to be reported
     return matched
+
+
+def _conversion_sentence(model: Any, folder: Path | None, key: str, target: str) -> str:
+    import transformers
+
+    where = f"{folder} ({model.config.model_type})" if folder else f"This {model.config.model_type} checkpoint"
+    return (
+        f"{where} stores tensors that transformers {transformers.__version__} combines at load time (e.g. {key} "
+        f"goes into {target}; transformers/conversion_mapping.py), a conversion the normal and manual_shards "
+        "loaders do not do: use low_cpu_mem_usage or offload_folder, which load it through from_pretrained."
+    )
 
 
 def _tied_targets(model: Any) -> set[str]:
@@ -300,7 +340,7 @@ def load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     for k, path in enumerate(files, 1):
         state_dict.update(_read(path, emit, f"shard {k}/{len(files)} read"))
     emit("whole state dict in RAM: copy 2", "state_dict_read")
-    result = model.load_state_dict(_match_keys(model, _convert(state_dict, dtype_name)), strict=False)
+    result = model.load_state_dict(_match_keys(model, _convert(state_dict, dtype_name), folder), strict=False)
     if _tied_targets(model):
         model.tie_weights()
     _check_complete(model, folder, set(result.missing_keys))
@@ -561,8 +601,10 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
         for k, target in enumerate(written, 1):
             everything.update(load_file(target))
             emit(f"shard {k}/{n} loaded back", "shard_read")
-        model.load_state_dict(_match_keys(model, _convert(everything, convert_to)), strict=False, assign=True)
-        missing -= set(_match_keys(model, everything))
+        matched = _match_keys(model, _convert(everything, convert_to), folder)
+        model.load_state_dict(matched, strict=False, assign=True)
+        missing -= set(matched)
+        del matched
         emit("all shards assigned", "shard_assigned")
         del everything
         gc.collect()
@@ -574,7 +616,7 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
             mapped = read_shard(path, mmap=True)
             _page_in(mapped)
             emit(f"shard {k}/{n} read", "shard_read")
-            tensors = _match_keys(model, _convert(mapped, convert_to))
+            tensors = _match_keys(model, _convert(mapped, convert_to), folder)
             del mapped
             # assign=True makes the loaded tensors the parameters: no second copy is made.
             model.load_state_dict(tensors, strict=False, assign=True)
