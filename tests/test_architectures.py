@@ -1,11 +1,10 @@
 """Architectures whose checkpoints transformers converts at load time, saved by transformers' own
 ``save_pretrained`` (tiny configs, built offline): the hand loaders (``normal``, ``manual_shards``) apply the same
-conversion ``from_pretrained`` does, through transformers' own conversion code, or say truthfully that they cannot.
+conversion ``from_pretrained`` does, with transformers' own conversion code, and give the same logits.
 
 - GPT-NeoX (Pythia's architecture) stores ``embed_out.weight`` for the model's ``lm_head.weight``: a renaming.
-- Mixtral stores one tensor per expert, which transformers fuses into ``experts.gate_up_proj``: a conversion
-  these loaders do not do; the sentence says so and names the strategies that load it, never that a file is
-  broken (every shard is there).
+- Mixtral and Qwen3-MoE store one tensor per expert, which transformers combines into ``experts.gate_up_proj`` and
+  ``experts.down_proj``; split over several shards, manual_shards holds the pieces until the last one is read.
 - Qwen2 needs neither: the control.
 """
 
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from widgetlib import run
-from widgetlib.core.errors import CheckpointError
 from widgetlib.core.options import LoadOptions
 from widgetlib.core.strategies import load_manual_shards, load_normal
 
@@ -28,6 +26,9 @@ CONFIGS = {
     "gpt_neox": lambda: transformers.GPTNeoXConfig(**_SMALL, intermediate_size=64, tie_word_embeddings=False),
     "mixtral": lambda: transformers.MixtralConfig(**_SMALL, num_key_value_heads=2, intermediate_size=48,
                                                   num_local_experts=4, num_experts_per_tok=2),
+    "qwen3_moe": lambda: transformers.Qwen3MoeConfig(**_SMALL, num_key_value_heads=2, intermediate_size=64,
+                                                     moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                                                     decoder_sparse_step=1),
     "qwen2": lambda: transformers.Qwen2Config(**_SMALL, num_key_value_heads=2, intermediate_size=64),
 }
 HAND_LOADERS = {"normal": load_normal, "manual_shards": load_manual_shards}
@@ -53,38 +54,38 @@ def _logits(model, vocab_size: int):
 
 
 @pytest.mark.parametrize("loader", HAND_LOADERS)
-@pytest.mark.parametrize("name", ["gpt_neox", "qwen2"])
+@pytest.mark.parametrize("name", CONFIGS)
 def test_hand_loaders_give_what_from_pretrained_gives(checkpoints: dict[str, Path], name: str, loader: str) -> None:
-    folder = checkpoints[name]
-    if name == "gpt_neox":  # the premise: the checkpoint's name is not the model's
-        import json
+    import json
 
-        names = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
-        assert "embed_out.weight" in names and "lm_head.weight" not in names
+    folder = checkpoints[name]
+    names = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
     reference = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    model_names = set(reference.state_dict())
+    # The premise: what the checkpoint calls a tensor is not what the model calls it.
+    if name == "gpt_neox":
+        assert "embed_out.weight" in names and "lm_head.weight" in model_names - set(names)
+    if name in ("mixtral", "qwen3_moe"):
+        assert any(".experts.0." in key for key in names)
+        assert any(key.endswith("experts.gate_up_proj") for key in model_names - set(names))
     loaded = HAND_LOADERS[loader](folder, LoadOptions(), lambda label, kind: None).model
     assert torch.equal(_logits(loaded, _SMALL["vocab_size"]), _logits(reference, _SMALL["vocab_size"]))
 
 
-@pytest.mark.parametrize("loader", HAND_LOADERS)
-def test_a_fused_moe_checkpoint_is_refused_truthfully(checkpoints: dict[str, Path], loader: str) -> None:
+def test_manual_shards_holds_the_pieces_of_a_combined_tensor_until_the_last_is_read(
+    checkpoints: dict[str, Path],
+) -> None:
+    import json
+
     folder = checkpoints["mixtral"]
-    with pytest.raises(CheckpointError) as caught:
-        HAND_LOADERS[loader](folder, LoadOptions(), lambda label, kind: None)
-    assert caught.value.kind == "needs_conversion"
-    message = str(caught.value)
-    assert str(folder) in message and "experts.0." in message and "experts." in message
-    assert "low_cpu_mem_usage or offload_folder" in message
-    for false_claim in ("incomplete", "re-download", "rebuild", "broken", "corrupt"):
-        assert false_claim not in message
-    # ... and what it names does load that checkpoint.
-    assert transformers.AutoModelForCausalLM.from_pretrained(folder) is not None
-
-
-def test_the_refusal_reaches_the_report(checkpoints: dict[str, Path]) -> None:
-    report = run(checkpoints["mixtral"], "manual_shards")
-    assert not report.ok
-    assert report.error_kind == "needs_conversion", (report.outcome, report.error)
-    assert "low_cpu_mem_usage or offload_folder" in report.error
-    lighter = run(checkpoints["mixtral"], "low_cpu_mem_usage")
-    assert lighter.ok, lighter.error
+    names = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    # The premise: one layer's experts are split over more than one shard.
+    assert len({file for key, file in names.items() if "layers.0.block_sparse_moe.experts." in key}) > 1
+    report = run(folder, "manual_shards")
+    assert report.ok, report.error
+    assert report.details["held_for_combining_peak_bytes"] > 0
+    held = [e for e in report.timeline.events if e.kind == "pieces_held"]
+    assert held and all("held until the rest are read" in e.label for e in held)
+    plain = run(checkpoints["qwen2"], "manual_shards")
+    assert plain.details["held_for_combining_peak_bytes"] == 0
+    assert not [e for e in plain.timeline.events if e.kind == "pieces_held"]

@@ -27,9 +27,6 @@ ERROR_KIND_ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("unsafe_pickle",), "a `.bin` file asks to run code when unpickled; `weights_only=True` refused it and none of "
                          "it ran"),
     (("unknown_architecture",), "transformers cannot build a causal LM from this `config.json`"),
-    (("needs_conversion",), "`normal` or `manual_shards` met tensors that transformers combines at load time (a "
-                            "mixture-of-experts checkpoint's per-expert weights); the message names one and the "
-                            "strategies that load it"),
     (("unknown_strategy", "bad_size", "bad_dtype", "bad_format", "bad_option"),
      "a strategy name, a size such as `max_memory='3 bananas'`, a dtype, a checkpoint format or an option that is "
      "not allowed"),

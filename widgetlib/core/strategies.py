@@ -23,14 +23,16 @@ import gc
 import hashlib
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, OffloadLabError, OptionError
-from .hf_folder import inspect_checkpoint, read_shard, shard_files
+from .hf_folder import inspect_checkpoint, read_shard, shard_files, weight_map
 from .options import KEEP_DTYPE, LOAD_DTYPES, RUN_DEFAULTS, LoadOptions, torch_dtype
+from .sizes import format_bytes
 
 if TYPE_CHECKING:  # for annotations only; functions import torch where they use it
     import torch
@@ -214,13 +216,13 @@ def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dt
 
 
 # Per model, read once (a shard-by-shard load asks for every shard); weak, so a model is not kept alive by it.
-_CONVERSIONS: weakref.WeakKeyDictionary[Any, tuple[list[Any], list[Any], dict[str, bool]]] = (
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, tuple[list[Any], list[Any], list[Any], dict[str, bool]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _conversions(model: Any) -> tuple[list[Any], list[Any], dict[str, bool]]:
-    """transformers' own checkpoint conversions for ``model`` (renamings, converters) and its parameter names.
+def _conversions(model: Any) -> tuple[list[Any], list[Any], list[Any], dict[str, bool]]:
+    """transformers' own checkpoint conversions for ``model`` (all, renamings, converters) and its names.
 
     The same list ``from_pretrained`` applies (modeling_utils.py calls ``get_model_conversion_mapping``): the
     toolkit keeps no copy of its tables, so a model type transformers converts is converted here too.
@@ -233,44 +235,58 @@ def _conversions(model: Any) -> tuple[list[Any], list[Any], dict[str, bool]]:
         renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
         converters = [m for m in mapping if isinstance(m, WeightConverter)]
         # rename_source_key asks `names.get(key) is not None`: the names are enough, no tensors are held.
-        _CONVERSIONS[model] = (renamings, converters, dict.fromkeys(model.state_dict(), True))
+        _CONVERSIONS[model] = (mapping, renamings, converters, dict.fromkeys(model.state_dict(), True))
     return _CONVERSIONS[model]
 
 
-def _match_keys(model: Any, state_dict: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
-    """Map checkpoint names onto the model's as ``from_pretrained`` does: transformers' renamings for the model
-    type (GPT-NeoX's ``embed_out.`` is the model's ``lm_head.``), then the base-model prefix added or dropped
-    (older hub checkpoints such as GPT-2's store ``h.0.attn...`` for ``transformer.h.0.attn...``), with
-    transformers' own ``rename_source_key``.
+def _model_name(model: Any, key: str) -> tuple[str, bool]:
+    """The model's name for checkpoint tensor ``key`` as ``from_pretrained`` finds it (transformers' own
+    ``rename_source_key``: its renamings for the model type, then the base-model prefix added or dropped), and
+    whether transformers combines it with other tensors at load time (a ``WeightConverter``: a
+    mixture-of-experts checkpoint's per-expert weights become one ``experts.gate_up_proj``). A name the model
+    does not have comes back as it was, for load_state_dict to report.
 
-    A tensor that transformers fuses with others at load time (a ``WeightConverter``: a mixture-of-experts
-    checkpoint's per-expert weights become one ``experts.gate_up_proj``) is refused with a sentence saying so:
-    these loaders do not do that conversion.
+    GPT-NeoX stores ``embed_out.`` for the model's ``lm_head.``; older hub checkpoints such as GPT-2's store
+    ``h.0.attn...`` for ``transformer.h.0.attn...``.
     """
     from transformers.core_model_loading import rename_source_key
 
-    renamings, converters, expected = _conversions(model)
+    _, renamings, converters, expected = _conversions(model)
     prefix = getattr(model, "base_model_prefix", "") or None
-    matched: dict[str, Any] = {}
+    renamed, converter_pattern = rename_source_key(key, renamings, converters, prefix, expected)
+    if renamed not in expected and key in expected:  # transformers' own fallback: the name as it was
+        renamed, converter_pattern = rename_source_key(key, [], [], prefix, expected)
+    if renamed not in expected:
+        return key, False
+    return renamed, converter_pattern is not None
+
+
+def _match_keys(model: Any, state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split a (partial) state dict into tensors under the model's own names and, per combined parameter (its
+    first model name), the checkpoint tensors transformers combines into it (see :func:`_model_name`)."""
+    direct: dict[str, Any] = {}
+    combined: dict[str, dict[str, Any]] = {}
     for key, value in state_dict.items():
-        renamed, converter_pattern = rename_source_key(key, renamings, converters, prefix, expected)
-        if renamed not in expected and key in expected:  # transformers' own fallback: the name as it was
-            renamed, converter_pattern = rename_source_key(key, [], [], prefix, expected)
-        if converter_pattern is not None and renamed in expected:
-            raise CheckpointError(_conversion_sentence(model, folder, key, renamed), kind="needs_conversion")
-        matched[renamed if renamed in expected else key] = value  # an unknown name is left to be reported
-    return matched
+        name, is_combined = _model_name(model, key)
+        if is_combined:
+            combined.setdefault(name, {})[key] = value
+        else:
+            direct[name] = value
+    return direct, combined
 
 
-def _conversion_sentence(model: Any, folder: Path | None, key: str, target: str) -> str:
-    import transformers
+def _combine(model: Any, pieces: dict[str, Any], dtype_name: str) -> set[str]:
+    """Load checkpoint tensors that transformers combines (all the pieces of one or more parameters) into
+    ``model`` with transformers' own ``convert_and_load_state_dict_in_model``, the function ``from_pretrained``
+    calls; returns the model names it filled."""
+    from transformers.core_model_loading import convert_and_load_state_dict_in_model
+    from transformers.modeling_utils import LoadStateDictConfig
 
-    where = f"{folder} ({model.config.model_type})" if folder else f"This {model.config.model_type} checkpoint"
-    return (
-        f"{where} stores tensors that transformers {transformers.__version__} combines at load time (e.g. {key} "
-        f"goes into {target}; transformers/conversion_mapping.py), a conversion the normal and manual_shards "
-        "loaders do not do: use low_cpu_mem_usage or offload_folder, which load it through from_pretrained."
-    )
+    mapping = _conversions(model)[0]
+    config = LoadStateDictConfig(device_map={"": "cpu"}, dtype=torch_dtype(dtype_name), weight_mapping=mapping)
+    before = set(_conversions(model)[3])
+    info, _ = convert_and_load_state_dict_in_model(model, pieces, config)
+    return before - set(info.missing_keys)
 
 
 def _tied_targets(model: Any) -> set[str]:
@@ -340,10 +356,15 @@ def load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     for k, path in enumerate(files, 1):
         state_dict.update(_read(path, emit, f"shard {k}/{len(files)} read"))
     emit("whole state dict in RAM: copy 2", "state_dict_read")
-    result = model.load_state_dict(_match_keys(model, _convert(state_dict, dtype_name), folder), strict=False)
+    direct, combined = _match_keys(model, _convert(state_dict, dtype_name))
+    result = model.load_state_dict(direct, strict=False)
+    missing = set(result.missing_keys)
+    if combined:  # all pieces are here: transformers combines them (mixture-of-experts weights)
+        missing -= _combine(model, {key: t for pieces in combined.values() for key, t in pieces.items()}, dtype_name)
+    del direct, combined
     if _tied_targets(model):
         model.tie_weights()
-    _check_complete(model, folder, set(result.missing_keys))
+    _check_complete(model, folder, missing)
     emit("load_state_dict done (weights copied into the model)", "weights_assigned")
     del state_dict, result
     gc.collect()
@@ -601,14 +622,22 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
         for k, target in enumerate(written, 1):
             everything.update(load_file(target))
             emit(f"shard {k}/{n} loaded back", "shard_read")
-        matched = _match_keys(model, _convert(everything, convert_to), folder)
-        model.load_state_dict(matched, strict=False, assign=True)
-        missing -= set(matched)
-        del matched
+        direct, combined = _match_keys(model, _convert(everything, convert_to))
+        model.load_state_dict(direct, strict=False, assign=True)
+        missing -= set(direct)
+        if combined:
+            missing -= _combine(model, {key: t for pieces in combined.values() for key, t in pieces.items()},
+                                convert_to)
+        del direct, combined
         emit("all shards assigned", "shard_assigned")
         del everything
         gc.collect()
     else:
+        # How many checkpoint tensors go into each combined parameter, from the index (or the headers).
+        pieces_expected = Counter(name for name, combined in map(functools.partial(_model_name, model),
+                                                                 weight_map(folder)) if combined)
+        pending: dict[str, dict[str, Any]] = {}
+        details["held_for_combining_peak_bytes"] = 0
         for k, path in enumerate(files, 1):
             # Memory-mapped, then paged in: the shard's bytes become resident (file-backed, straight from the
             # page cache, no copy) now, so the plot shows the staircase and the forward pass pays nothing later.
@@ -616,15 +645,28 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
             mapped = read_shard(path, mmap=True)
             _page_in(mapped)
             emit(f"shard {k}/{n} read", "shard_read")
-            tensors = _match_keys(model, _convert(mapped, convert_to), folder)
+            tensors, combined = _match_keys(model, _convert(mapped, convert_to))
             del mapped
             # assign=True makes the loaded tensors the parameters: no second copy is made.
             model.load_state_dict(tensors, strict=False, assign=True)
             missing -= set(tensors)
             emit(f"shard {k}/{n} assigned", "shard_assigned")
+            # Pieces of a combined parameter wait until the last of them has been read (they may sit in several
+            # shards), then transformers combines them: that held memory is part of a shard-by-shard load.
+            for name, pieces in combined.items():
+                pending.setdefault(name, {}).update(pieces)
+            complete = [name for name, pieces in pending.items() if len(pieces) == pieces_expected[name]]
+            if complete:
+                missing -= _combine(model, {key: t for name in complete for key, t in pending.pop(name).items()},
+                                    convert_to)
+            held_bytes = sum(t.nbytes for pieces in pending.values() for t in pieces.values())
+            details["held_for_combining_peak_bytes"] = max(details["held_for_combining_peak_bytes"], held_bytes)
+            if held_bytes:
+                emit(f"shard {k}/{n}: {format_bytes(held_bytes)} of pieces held until the rest are read",
+                     "pieces_held")
             # The shard's dict goes; its tensors live on as parameters. No gc.collect(): nothing here is in a
             # reference cycle, and a full collection over transformers' heap costs ~0.3 s a shard.
-            del tensors
+            del tensors, combined
             emit(f"shard {k}/{n} dict released", "shard_freed")
     if _tied_targets(model):
         model.tie_weights()

@@ -25,6 +25,7 @@ EVENT_SYMBOLS = {
     "shard_read": "circle",
     "shard_assigned": "diamond",
     "weights_assigned": "diamond",
+    "pieces_held": "hourglass",
     "shard_freed": "x",
     "state_dict_freed": "x",
     "dispatch": "square",
