@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import CheckpointError, OffloadLabError, OptionError
 from .hf_folder import inspect_checkpoint, read_shard, shard_files, weight_map
@@ -215,14 +215,19 @@ def build_empty_model(folder: str | Path, *, how: str = "init_empty_weights", dt
     return model.eval()
 
 
+class _Conversions(NamedTuple):
+    mapping: list[Any]  # in transformers' order, as from_pretrained passes it on
+    renamings: list[Any]
+    converters: list[Any]
+    names: dict[str, bool]  # the model's state-dict names (rename_source_key asks `names.get(key) is not None`)
+
+
 # Per model, read once (a shard-by-shard load asks for every shard); weak, so a model is not kept alive by it.
-_CONVERSIONS: weakref.WeakKeyDictionary[Any, tuple[list[Any], list[Any], list[Any], dict[str, bool]]] = (
-    weakref.WeakKeyDictionary()
-)
+_CONVERSIONS: weakref.WeakKeyDictionary[Any, _Conversions] = weakref.WeakKeyDictionary()
 
 
-def _conversions(model: Any) -> tuple[list[Any], list[Any], list[Any], dict[str, bool]]:
-    """transformers' own checkpoint conversions for ``model`` (all, renamings, converters) and its names.
+def _conversions(model: Any) -> _Conversions:
+    """transformers' own checkpoint conversions for ``model`` and its names.
 
     The same list ``from_pretrained`` applies (modeling_utils.py calls ``get_model_conversion_mapping``): the
     toolkit keeps no copy of its tables, so a model type transformers converts is converted here too.
@@ -232,10 +237,12 @@ def _conversions(model: Any) -> tuple[list[Any], list[Any], list[Any], dict[str,
         from transformers.core_model_loading import WeightConverter, WeightRenaming
 
         mapping = get_model_conversion_mapping(model)
-        renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
-        converters = [m for m in mapping if isinstance(m, WeightConverter)]
-        # rename_source_key asks `names.get(key) is not None`: the names are enough, no tensors are held.
-        _CONVERSIONS[model] = (mapping, renamings, converters, dict.fromkeys(model.state_dict(), True))
+        _CONVERSIONS[model] = _Conversions(
+            mapping,
+            [m for m in mapping if isinstance(m, WeightRenaming)],
+            [m for m in mapping if isinstance(m, WeightConverter)],
+            dict.fromkeys(model.state_dict(), True),  # names only: no tensors are held
+        )
     return _CONVERSIONS[model]
 
 
@@ -251,9 +258,11 @@ def _model_name(model: Any, key: str) -> tuple[str, bool]:
     """
     from transformers.core_model_loading import rename_source_key
 
-    _, renamings, converters, expected = _conversions(model)
+    conversions = _conversions(model)
+    expected = conversions.names
     prefix = getattr(model, "base_model_prefix", "") or None
-    renamed, converter_pattern = rename_source_key(key, renamings, converters, prefix, expected)
+    renamed, converter_pattern = rename_source_key(key, conversions.renamings, conversions.converters, prefix,
+                                                   expected)
     if renamed not in expected and key in expected:  # transformers' own fallback: the name as it was
         renamed, converter_pattern = rename_source_key(key, [], [], prefix, expected)
     if renamed not in expected:
@@ -275,18 +284,20 @@ def _match_keys(model: Any, state_dict: Mapping[str, Any]) -> tuple[dict[str, An
     return direct, combined
 
 
-def _combine(model: Any, pieces: dict[str, Any], dtype_name: str) -> set[str]:
-    """Load checkpoint tensors that transformers combines (all the pieces of one or more parameters) into
-    ``model`` with transformers' own ``convert_and_load_state_dict_in_model``, the function ``from_pretrained``
-    calls; returns the model names it filled."""
+def _combine(model: Any, groups: Mapping[str, Mapping[str, Any]], dtype_name: str) -> set[str]:
+    """Load checkpoint tensors that transformers combines (``groups``: per combined parameter, all its pieces,
+    as :func:`_match_keys` splits them) into ``model`` with transformers' own
+    ``convert_and_load_state_dict_in_model``, the function ``from_pretrained`` calls; returns the model names it
+    filled."""
     from transformers.core_model_loading import convert_and_load_state_dict_in_model
     from transformers.modeling_utils import LoadStateDictConfig
 
-    mapping = _conversions(model)[0]
-    config = LoadStateDictConfig(device_map={"": "cpu"}, dtype=torch_dtype(dtype_name), weight_mapping=mapping)
-    before = set(_conversions(model)[3])
+    conversions = _conversions(model)
+    config = LoadStateDictConfig(device_map={"": "cpu"}, dtype=torch_dtype(dtype_name),
+                                 weight_mapping=conversions.mapping)
+    pieces = {key: tensor for group in groups.values() for key, tensor in group.items()}
     info, _ = convert_and_load_state_dict_in_model(model, pieces, config)
-    return before - set(info.missing_keys)
+    return set(conversions.names) - set(info.missing_keys)
 
 
 def _tied_targets(model: Any) -> set[str]:
@@ -360,7 +371,7 @@ def load_normal(folder: Path, options: LoadOptions, emit: Emit) -> LoadResult:
     result = model.load_state_dict(direct, strict=False)
     missing = set(result.missing_keys)
     if combined:  # all pieces are here: transformers combines them (mixture-of-experts weights)
-        missing -= _combine(model, {key: t for pieces in combined.values() for key, t in pieces.items()}, dtype_name)
+        missing -= _combine(model, combined, dtype_name)
     del direct, combined
     if _tied_targets(model):
         model.tie_weights()
@@ -626,8 +637,7 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
         model.load_state_dict(direct, strict=False, assign=True)
         missing -= set(direct)
         if combined:
-            missing -= _combine(model, {key: t for pieces in combined.values() for key, t in pieces.items()},
-                                convert_to)
+            missing -= _combine(model, combined, convert_to)
         del direct, combined
         emit("all shards assigned", "shard_assigned")
         del everything
@@ -657,8 +667,7 @@ def load_manual_shards(folder: Path, options: LoadOptions, emit: Emit) -> LoadRe
                 pending.setdefault(name, {}).update(pieces)
             complete = [name for name, pieces in pending.items() if len(pieces) == pieces_expected[name]]
             if complete:
-                missing -= _combine(model, {key: t for name in complete for key, t in pending.pop(name).items()},
-                                    convert_to)
+                missing -= _combine(model, {name: pending.pop(name) for name in complete}, convert_to)
             held_bytes = sum(t.nbytes for pieces in pending.values() for t in pieces.values())
             details["held_for_combining_peak_bytes"] = max(details["held_for_combining_peak_bytes"], held_bytes)
             if held_bytes:
