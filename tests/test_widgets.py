@@ -297,6 +297,35 @@ def test_memory_plot_overlays_runs_one_colour_per_strategy_and_static_copy():
     plot.join()
 
 
+def test_three_runs_of_one_strategy_are_distinguishable_and_the_legend_sits_under_the_plot():
+    plot = MemoryPlot()
+    notes = ["max_memory=8 MB", "max_memory=16 MB", "max_memory=24 MB, offload_folder=offload, dtype=bfloat16"]
+    for k, note in enumerate(notes):
+        tl = timeline([_sample(0.1, 100), _sample(0.2, 120 + 10 * k)], [Event(0.15, "forward pass started", "forward")],
+                      baseline_rss_bytes=100 * MB)
+        plot.add_report(make_report("offload_folder", checkpoint_bytes=30 * MB, baseline_rss_bytes=100 * MB,
+                                    peak_rss_bytes=(125 + 10 * k) * MB, timeline=tl), note=note)
+    by_run: dict[str, set[str]] = {}
+    for trace in plot.figure.data:  # the line, its anon/file split and its markers: one colour per run
+        color = trace.marker.color if "markers" in trace.mode else trace.line.color
+        by_run.setdefault(trace.meta.split(":")[0], set()).add(color)
+    peaks = {s.name.split(":")[0]: s.line.color for s in plot.figure.layout.shapes if s.name.endswith(":peak")}
+    assert all(len(colors) == 1 for colors in by_run.values()) and len(by_run) == 3, by_run
+    assert [next(iter(by_run[run_id])) for run_id in plot.run_ids] == [peaks[run_id] for run_id in plot.run_ids]
+    assert len(set(peaks.values())) == 3
+    assert next(iter(by_run[plot.run_ids[0]])) == strategy_color("offload_folder")  # the strategy's hue first
+    # The legend under the plot, in a row, with short entries: the plot keeps the figure's width.
+    legend = plot.figure.layout.legend
+    assert legend.orientation == "h" and legend.y < 0 and legend.yanchor == "top"
+    names = plot.legend_names()
+    assert names[2] == "offload_folder · max_memory=24 MB, offload_f… · +45 MB = 1.50x"
+    lines = [t for t in plot.figure.data if t.meta.endswith(":rss")]
+    assert notes[2] in lines[2].hovertemplate  # the note in full where the pointer asks for it
+    static = plot.static_figure()
+    assert static.layout.legend.orientation == "h"
+    plot.join()
+
+
 def test_memory_plot_draws_gpu_samples_from_the_report():
     plot = MemoryPlot()
     tl = timeline([_sample(0.1, 100)], [], gpu_samples=[(0.1, 5 * MB), (0.2, 7 * MB)])
@@ -402,9 +431,15 @@ def test_panel_run_plot_holds_samples_events_and_peak(panel_runs):
     panel, report = panel_runs.panel, panel_runs.report
     assert report.outcome == "ok" and panel.message is None
     plot = panel.plot
-    # The budget-stopped run was replaced; the legend gives the peak above baseline.
-    assert plot.legend_names() == [f"manual_shards · +{format_bytes(report.peak_above_baseline_bytes)} = "
-                                   f"{report.peak_above_baseline_bytes / report.checkpoint_bytes:.2f}x"]
+    # Both runs stay on the plot, named by what sets them apart (the budget) and told apart by shade; the
+    # legend gives each run's peak above baseline where it has one (the budget stop comes as the load starts:
+    # whether the child read its peak before it was stopped is the scheduler's call).
+    stopped, finished = plot.legend_names()
+    assert stopped.startswith("manual_shards · budget=150 MB") and "+-" not in stopped
+    assert finished == (f"manual_shards · +{format_bytes(report.peak_above_baseline_bytes)} = "
+                        f"{report.peak_above_baseline_bytes / report.checkpoint_bytes:.2f}x")
+    colors = [t.line.color for t in plot.figure.data if t.meta.endswith(":rss")]
+    assert len(colors) == 2 and colors[0] != colors[1]
     assert plot.point_count() > 0
     assert plot.point_count() <= plot.max_points
     assert plot.y_mode == "above_baseline"
@@ -450,6 +485,9 @@ def test_panel_stop_cancels_and_a_second_panel_is_refused(checkpoint, tmp_path, 
     assert second.plot.run_ids == [] and second.report is None  # nothing interleaved into its plot
     assert first.busy
 
+    first.clear_button.click()  # refused while running: the curve being drawn stays
+    assert "in progress" in first.message and first.plot.run_ids == [first.plot.latest_run_id]
+
     first.stop_button.click()
     assert first.wait(60)
     assert first.report.outcome == "cancelled"
@@ -457,6 +495,8 @@ def test_panel_stop_cancels_and_a_second_panel_is_refused(checkpoint, tmp_path, 
     assert first.plot.run_ids == [first.plot.latest_run_id]
     assert list(run_tmp.glob("offload-lab-run-*")) == []
     assert not first.run_button.disabled and first.stop_button.disabled
+    first.clear_button.click()  # once the run has ended, Clear empties the plot and the card
+    assert first.plot.run_ids == [] and first.report is None and first.result.value == "" and not first.message
 
 
 def test_panel_builds_a_checkpoint_with_a_progress_bar_then_runs():

@@ -10,7 +10,7 @@ import re
 
 from .errors import OptionError
 
-__all__ = ["format_bytes", "parse_size"]
+__all__ = ["format_bytes", "format_signed_bytes", "parse_size"]
 
 _UNITS = {
     "": 1,
@@ -85,3 +85,15 @@ def format_bytes(n_bytes: int | float | None) -> str:
     if n >= 1000:
         return f"{sign}{n / 1000:.1f} kB"
     return f"{sign}{int(n)} B"
+
+
+def format_signed_bytes(n_bytes: int | float | None) -> str:
+    """A change in bytes, with its sign: what a load added above a baseline (a load stopped before it began
+    can read a few kB below it, and says so rather than "+-41.0 kB").
+
+    >>> format_signed_bytes(37_000_000), format_signed_bytes(-41_000), format_signed_bytes(None)
+    ('+37 MB', '-41.0 kB', '–')
+    """
+    if n_bytes is None:
+        return format_bytes(None)
+    return format_bytes(n_bytes) if n_bytes < 0 else f"+{format_bytes(n_bytes)}"

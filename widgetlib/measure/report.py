@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..core.sizes import format_bytes
+from ..core.sizes import format_bytes, format_signed_bytes
 from .columns import COLUMNS
 from .timeline import Timeline
 
@@ -197,7 +197,7 @@ class Report:
             ratio = f" = {cell('peak_ratio')} the checkpoint" if self.peak_ratio is not None else ""
             lines.append(
                 f"  peak RSS {cell('peak_rss_bytes')} (baseline {cell('baseline_rss_bytes')}, "
-                f"+{cell('peak_above_baseline_bytes')}{ratio})"
+                f"{format_signed_bytes(self.peak_above_baseline_bytes)}{ratio})"
             )
         if self.predicted_peak_rss_bytes is not None:
             lines.append(f"  predicted peak {cell('predicted_peak_rss_bytes')}: {self.prediction}")

@@ -7,12 +7,13 @@ Pure functions of plain values, so they are tested without a figure.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.sizes import format_bytes
+from ..core.sizes import format_bytes, format_signed_bytes
 
-__all__ = ["EVENT_SYMBOLS", "name_markers", "place_labels", "short_label"]
+__all__ = ["EVENT_SYMBOLS", "budget_label", "legend_note", "name_markers", "place_labels", "run_shade", "short_label"]
 
 BYTES_PER_MB = 1_000_000
 
@@ -34,6 +35,60 @@ EVENT_SYMBOLS = {
     "forward_done": "star-open",
     "budget_stop": "circle-x",
 }
+
+# How the k-th run of one strategy on a figure differs from the first: mixed this far towards black (< 0) or
+# white (> 0). The strategy keeps its hue, so a learner still reads "blue = manual_shards", and two runs of it
+# (bfloat16 against float32, two budgets) are told apart at a glance; past the list the shades repeat and the
+# legend's note tells the runs apart.
+_SHADES = (0.0, -0.45, 0.45, -0.7, 0.65)
+# A legend entry's note is cut here: the legend sits under the plot, and an entry as long as the plot is wide
+# would push the others onto rows of their own. The full label stays in the hover text.
+LEGEND_NOTE_CHARS = 28
+
+
+def run_shade(color: str, k: int) -> str:
+    """The colour of the ``k``-th run (0 = the first) of a strategy drawn in ``color`` ("#rrggbb").
+
+    >>> run_shade("#1f77b4", 0), run_shade("#1f77b4", 1), run_shade("#1f77b4", 2)
+    ('#1f77b4', '#114163', '#84b4d6')
+    """
+    mix = _SHADES[k % len(_SHADES)]
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    target = 255 if mix > 0 else 0
+    return "#" + "".join(f"{round(c + (target - c) * abs(mix)):02x}" for c in rgb)
+
+
+def legend_note(note: str | None) -> str | None:
+    """A run's note as its legend entry shows it: at most ``LEGEND_NOTE_CHARS`` characters.
+
+    >>> legend_note("dtype=bfloat16"), legend_note("max_memory=30 MB, offload_folder=offload, dtype=bfloat16")
+    ('dtype=bfloat16', 'max_memory=30 MB, offload_f…')
+    """
+    if not note or len(note) <= LEGEND_NOTE_CHARS:
+        return note
+    return note[:LEGEND_NOTE_CHARS - 1] + "…"
+
+
+def budget_label(budget_bytes: int, budget_mode: str | None, above_baseline_bytes: int | None = None) -> str:
+    """The budget line's label: the budget, what was counted against it (the runner's two ways of enforcing
+    one, ``Report.budget_mode``), and where the line sits in the above-baseline view.
+
+    >>> budget_label(300_000_000, "cgroup", 200_000_000)
+    'budget 300 MB (what the kernel charges) = +200 MB above baseline'
+    >>> budget_label(300_000_000, None)
+    'budget 300 MB'
+    """
+    text = f"budget {format_bytes(budget_bytes)}"
+    if budget_mode in ("cgroup", "systemd"):
+        text += " (what the kernel charges)"
+    elif budget_mode == "watchdog":
+        # The watchdog counts the start-up RSS plus the growth of what the kernel cannot drop, where Linux splits
+        # RSS; elsewhere the whole RSS (runner._sample, samples.non_reclaimable_bytes).
+        text += " (start-up RSS + anonymous + shared)" if sys.platform.startswith("linux") else " (RSS)"
+    if above_baseline_bytes is not None:
+        text += f" = {format_signed_bytes(above_baseline_bytes)} above baseline"
+    return text
+
 
 _SHARD = re.compile(r"^shard (\d+/\d+)( loaded back)?")
 
@@ -146,7 +201,7 @@ def shared_lines(items: list[dict[str, Any]], *, above_baseline: bool, font_px: 
                 shapes.append(hline(name, y / BYTES_PER_MB, text, line, "start", font_px))
             else:
                 y = value - last["baseline"] if above_baseline else value
-                text = f"budget {format_bytes(value)} (RSS)"
+                text = budget_label(value, last.get("budget_mode"), y if above_baseline else None)
                 line = {"color": "black", "dash": "dash", "width": 1.5 * width_scale}
                 shapes.append(hline(name, y / BYTES_PER_MB, text, line, "middle", font_px))
     return shapes

@@ -18,6 +18,27 @@ from ._base import _budget_text, _LabWidget, _max_memory_text, _text_or_none
 __all__ = ["StrategyPanel"]
 
 
+def _options_note(options: dict[str, Any]) -> str | None:
+    """What sets a panel's run apart from the defaults, as its legend note: the options not at their default
+    (sizes in bytes read back as sizes, an offload folder by its name); None when every option is a default.
+
+    >>> _options_note({"dtype": "bfloat16", "max_memory": "30MB", "budget": None})
+    'dtype=bfloat16, max_memory=30 MB'
+    >>> _options_note({"dtype": "keep", "offload_folder": "/tmp/runs/offload"}), _options_note({"dtype": "keep"})
+    ('offload_folder=offload', None)
+    """
+    parts = []
+    for name, value in options.items():
+        if value is None or value == getattr(RUN_DEFAULTS, name, None):
+            continue
+        if name == "offload_folder":
+            value = Path(value).name
+        elif name in ("max_memory", "budget"):
+            value = format_bytes(parse_size(value, name=name))
+        parts.append(f"{name}={value}")
+    return ", ".join(parts) or None
+
+
 class StrategyPanel(_LabWidget):
     """One strategy, one checkpoint, one measured run in a fresh process, drawn live on ``.plot``.
 
@@ -29,6 +50,8 @@ class StrategyPanel(_LabWidget):
 
     The Run button never blocks the kernel; :meth:`run` does the same from code and blocks until the Report is
     in (``None`` if the run could not start: the reason is in ``.message`` and shown in the widget).
+    Each run is added to the plot, named by the options that differ from the defaults, so a change can be
+    compared with the run before it; the Clear button (or :meth:`clear`) empties the plot.
 
     >>> from widgetlib.core.checkpoints import make_checkpoint
     >>> panel = StrategyPanel(make_checkpoint(size="8MB", shards=2), "manual_shards")
@@ -73,6 +96,9 @@ class StrategyPanel(_LabWidget):
         )
         self.budget_text = _budget_text(budget)
         self.result = w.HTML("")
+        self.clear_button = w.Button(description="Clear", icon="trash", tooltip="Remove every run from the plot")
+        self.clear_button.add_class("offload-lab-clear")
+        self.clear_button.on_click(lambda _button: self.clear())
         self.strategy_dropdown.observe(lambda _change: self._sync_enabled(), names="value")
         self._sync_enabled()
         self.widget = w.VBox([
@@ -80,7 +106,7 @@ class StrategyPanel(_LabWidget):
             w.HBox([w.HTML("<b>build a checkpoint:</b>"), self.size_text, self.shards_text, self.format_dropdown]),
             w.HBox([self.strategy_dropdown, self.dtype_dropdown, self.budget_text]),
             w.HBox([self.max_memory_text, self.offload_folder_text]),
-            w.HBox([self.run_button, self.stop_button, self.build_progress]),
+            w.HBox([self.run_button, self.stop_button, self.clear_button, self.build_progress]),
             self.status,
             self.plot.figure,
             self.message_box,
@@ -131,6 +157,24 @@ class StrategyPanel(_LabWidget):
         self._show_static_copies()
         return self.report if self._run_done.is_set() else None
 
+    def clear(self) -> bool:
+        """Remove every run from the plot and the result card (what the Clear button does); False, with a
+        message, while a run is in progress (its curve would have nowhere to go).
+
+        >>> panel = StrategyPanel()
+        >>> panel.clear(), panel.plot.run_ids
+        (True, [])
+        """
+        if self.busy:
+            self._show_message("A run is in progress; press Stop or wait for it to finish, then Clear.")
+            return False
+        self.plot.clear()
+        self.report = None
+        self.result.value = ""
+        self._show_message(None)
+        self._set_status("ready")
+        return True
+
     # ------------------------------------------------------------------------------------ internals
 
     def _sync_enabled(self) -> None:
@@ -160,7 +204,7 @@ class StrategyPanel(_LabWidget):
         info = inspect_checkpoint(folder)
         self.result.value = ""
         handle = self._start_run(folder, strategy, options, checkpoint_bytes=info.total_bytes,
-                                 budget_bytes=budget_bytes, replace=True, on_done=self._on_done)
+                                 budget_bytes=budget_bytes, note=_options_note(options), on_done=self._on_done)
         if handle is None:
             self._set_status("stopped before the run started")
             return

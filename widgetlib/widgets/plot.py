@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from ..core.registry import strategies, strategy_color
-from ..core.sizes import format_bytes
+from ..core.sizes import format_bytes, format_signed_bytes
 from ..measure.memory import Event, MemorySample
 from ..measure.thinning import ThinnedSamples
-from ._marks import BYTES_PER_MB, EVENT_SYMBOLS, hline, name_markers, shared_lines
+from ._marks import BYTES_PER_MB, EVENT_SYMBOLS, hline, legend_note, name_markers, run_shade, shared_lines
 from ._readout import PlotReadout
 from ._static import StaticCopy
 
@@ -49,6 +49,10 @@ _SERIES = {
 Y_MODES = ("above_baseline", "rss")
 # projector=True: text, lines and markers this much larger.
 _PROJECTOR_SCALE = 1.6
+# The legend sits under the plot, in rows: about this many characters of entries fit in one row of a plot of
+# plotly's default width, and each row adds this much height, so the plotting area keeps its size.
+_LEGEND_ROW_CHARS = 95
+_LEGEND_ROW_PX = 22
 
 
 def to_mb(n_bytes: int | float | None) -> float | None:
@@ -60,9 +64,16 @@ def to_mb(n_bytes: int | float | None) -> float | None:
     return None if n_bytes is None else n_bytes / BYTES_PER_MB
 
 
-def _color(strategy: str) -> str:
-    # One fixed colour per strategy (the registry's), so it looks the same in every plot of every lesson.
-    return strategy_color(strategy)
+def _colors(runs: list[_Run]) -> dict[str, str]:
+    """Each run's colour: its strategy's hue (the registry's, the same in every plot of every lesson), in a
+    shade of its own for the second, third, ... run of that strategy, so no two runs on one figure look alike."""
+    seen: dict[str, int] = {}
+    colors = {}
+    for run in runs:
+        k = seen.get(run.strategy, 0)
+        seen[run.strategy] = k + 1
+        colors[run.run_id] = run_shade(strategy_color(run.strategy), k)
+    return colors
 
 
 @dataclass
@@ -83,6 +94,8 @@ class _Run:
     startup_s: float | None = None
     live: bool = True
     ready_t_s: float | None = None
+    budget_mode: str | None = None
+    color: str = ""
 
     def __post_init__(self) -> None:
         # Bounded as the module docstring says, by the Sampler's own rule.
@@ -126,11 +139,21 @@ class _Run:
         return t_zero - min(before) if before and self.ready_t_s is not None else None
 
     def label(self) -> str:
+        """The run's full name, as its hover text gives it."""
         return f"{self.strategy} · {self.note}" if self.note else self.strategy
+
+    def short_label(self) -> str:
+        """The run's name in the legend: the note cut short (:func:`~._marks.legend_note`)."""
+        note = legend_note(self.note)
+        return f"{self.strategy} · {note}" if note else self.strategy
 
 
 class MemoryPlot(PlotReadout):
     """A live RAM timeline: one solid RSS line per run, coloured by strategy, with named event markers and lines.
+
+    A second, third, ... run of one strategy is drawn in a darker or lighter shade of its colour, so that two
+    runs of one strategy (two dtypes, two budgets) are told apart; the legend, under the plot, names each run
+    with its note cut short (the hover text gives it in full).
 
     Feed it from any thread: :meth:`begin_run`, then :meth:`add_sample` / :meth:`add_event` as the run goes,
     :meth:`end_run` with the Report (adds the kernel-peak line); or :meth:`add_report` for a finished Report.
@@ -171,7 +194,7 @@ class MemoryPlot(PlotReadout):
         self.projector = bool(projector)
         self.title = title
         self._scale = _PROJECTOR_SCALE if projector else 1.0
-        self.height_px = int(height_px or (560 if projector else 440))
+        self.height_px = int(height_px or (600 if projector else 480))
         self._lock = threading.Condition()
         self._runs: dict[str, _Run] = {}
         self._dirty: set[str] = set()
@@ -342,6 +365,7 @@ class MemoryPlot(PlotReadout):
         if report.budget_bytes is not None:
             run.budget_bytes = report.budget_bytes
         run.checkpoint_bytes = report.checkpoint_bytes
+        run.budget_mode = report.budget_mode
         run.live = False
         self._dirty.add(run.run_id)
         self._structure_changed = True  # legend names (peaks) and the subtitle change
@@ -419,6 +443,7 @@ class MemoryPlot(PlotReadout):
         """Copy what changed, events on the load's time axis (called with the lock held; the samples, thousands,
         are shifted in :meth:`_columns`, without it); drawing happens without it."""
         runs = []
+        colors = _colors(list(self._runs.values()))
         for run in self._runs.values():
             t_zero = run.t_zero()
             samples = run.load_samples(t_zero) if t_zero is not None else []
@@ -440,8 +465,9 @@ class MemoryPlot(PlotReadout):
                 "started_in_s": run.started_in_s(t_zero) if t_zero is not None else None,
                 "peak": run.peak_rss_bytes,
                 "budget": run.budget_bytes,
+                "budget_mode": run.budget_mode,
                 "checkpoint": run.checkpoint_bytes,
-                "color": _color(run.strategy),
+                "color": colors[run.run_id],
                 "live": run.live,
             })
         structure = self._structure_changed
@@ -469,7 +495,7 @@ class MemoryPlot(PlotReadout):
         for item in runs:
             for uid in self._uids(item):
                 if uid not in existing:
-                    fig.add_trace(self._new_trace(item["run"], uid))
+                    fig.add_trace(self._new_trace(item["run"], uid, item["color"]))
                     existing.add(uid)
         traces = {t.meta: t for t in fig.data}
         for item in runs:
@@ -483,6 +509,7 @@ class MemoryPlot(PlotReadout):
                          self._scale, font_px=10 * self._scale, shapes=shapes)
             fig.layout.shapes = shapes
             self._update_titles(runs)
+            self._update_height()
         # A view that renders late (the first FigureWidget takes seconds on a busy machine, or the learner
         # scrolls to it) draws plotly's _widget_data/_widget_layout, which plotly refreshes only when the figure
         # itself is displayed (plotly/basewidget.py:736), not as a panel's child: refresh them on structural
@@ -502,7 +529,9 @@ class MemoryPlot(PlotReadout):
             "font": {"size": font_px},
             "xaxis": {"title": {"text": "seconds since the load started"}, "rangemode": "tozero"},
             "yaxis": {"title": {"text": "RAM above baseline (MB)"}, "rangemode": "tozero", "zeroline": True},
-            "legend": {"title": {"text": "strategy · kernel peak"}},
+            # Under the plot, in rows, so the plotting area keeps the figure's width however many runs it shows.
+            "legend": {"title": {"text": "strategy · kernel peak", "side": "top"}, "orientation": "h",
+                       "x": 0, "xanchor": "left", "y": -0.16, "yanchor": "top"},
             "template": "plotly_white",
             "height": self.height_px,
             "hovermode": "closest",
@@ -556,12 +585,22 @@ class MemoryPlot(PlotReadout):
             uids.append(f"{run_id}:gpu")
         return uids
 
-    def _new_trace(self, run: _Run, uid: str) -> go.Scatter:
+    def _update_height(self) -> None:
+        """Grow the figure by the legend's rows (estimated from the entries' length), so the plot keeps
+        ``height_px`` of room however many runs the legend lists."""
+        names = [t.name or "" for t in self.figure.data if t.showlegend is not False]
+        chars = sum(len(n) + 6 for n in names)  # an entry is its text and its line sample
+        rows = -(-chars // _LEGEND_ROW_CHARS) if names else 0
+        height = self.height_px + round(max(rows - 1, 0) * _LEGEND_ROW_PX * self._scale)
+        if self.figure.layout.height != height:
+            self.figure.layout.height = height
+
+    def _new_trace(self, run: _Run, uid: str, color: str) -> go.Scatter:
         series = uid.rsplit(":", 1)[1]
-        color = _color(run.strategy)
+        run.color = color
         if series == "events":
             return go.Scatter(
-                x=[], y=[], meta=uid, mode="markers+text", name=f"{run.label()} events", legendgroup=run.run_id,
+                x=[], y=[], meta=uid, mode="markers+text", name=f"{run.short_label()} events", legendgroup=run.run_id,
                 showlegend=False, cliponaxis=False,
                 marker={"color": color, "size": 9 * self._scale, "line": {"width": 1, "color": "white"}},
                 textfont={"size": round(10 * self._scale), "color": color},
@@ -570,7 +609,7 @@ class MemoryPlot(PlotReadout):
         style = _SERIES[series]
         return go.Scatter(
             x=[], y=[], meta=uid, mode="lines", legendgroup=run.run_id,
-            name=run.label() if series == "rss" else f"{run.label()} {style['what']}",
+            name=run.short_label() if series == "rss" else f"{run.short_label()} {style['what']}",
             showlegend=series == "rss",
             line={"color": color, "dash": style["dash"], "width": style["width"] * self._scale},
             hovertemplate=f"{run.label()} {style['what']}: %{{y:.1f}} MB at %{{x:.2f}} s<extra></extra>",
@@ -607,6 +646,16 @@ class MemoryPlot(PlotReadout):
     def _update_run(self, traces: dict[str, Any], item: dict[str, Any]) -> None:
         run: _Run = item["run"]
         xs, columns = item["xs"], item["columns"]
+        if run.color != item["color"]:  # an earlier run of its strategy was removed: its shade moved up
+            run.color = color = item["color"]
+            for series in (*columns, "gpu"):
+                trace = traces.get(f"{run.run_id}:{series}")
+                if trace is not None:
+                    trace.line.color = color
+            markers = traces.get(f"{run.run_id}:events")
+            if markers is not None:
+                markers.marker.color = color
+                markers.textfont.color = color
         for series, ys in columns.items():
             trace = traces.get(f"{run.run_id}:{series}")
             if trace is not None:
@@ -632,23 +681,17 @@ class MemoryPlot(PlotReadout):
         run: _Run = item["run"]
         peak = item["peak"]
         if peak is None:
-            return run.label()
+            return run.short_label()
         if self.y_mode == "above_baseline" and item["baseline"] is not None:
             above = peak - item["baseline"]
             ratio = f" = {above / item['checkpoint']:.2f}x" if item["checkpoint"] else ""
-            return f"{run.label()} · +{format_bytes(above)}{ratio}"
-        return f"{run.label()} · {format_bytes(peak)}"
+            return f"{run.short_label()} · {format_signed_bytes(above)}{ratio}"
+        return f"{run.short_label()} · {format_bytes(peak)}"
 
     def _plot_width_px(self, fig: go.FigureWidget) -> float:
         """About how wide the plotting area is: plotly's figure (700 px unless told otherwise) less the margins
-        and the legend at its right, whose entries carry the peaks and take a third of it or more."""
-        font_px = 12 * self._scale
-        names = [t.name or "" for t in fig.data if t.showlegend is not False]
-        legend_px = 0.0
-        if names:
-            title = str(fig.layout.legend.title.text or "")
-            legend_px = max(len(title) * 0.6 * font_px + 10, max(len(n) for n in names) * 0.6 * font_px + 50)
-        return max(700 - 80 - 20 - legend_px, 100.0)
+        (the legend is under the plot, not beside it)."""
+        return 700 - 80 - 20
 
     def _shapes(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         above = self.y_mode == "above_baseline"
@@ -665,7 +708,7 @@ class MemoryPlot(PlotReadout):
             if len(drawn) == 1:
                 text = f"{run.strategy} peak {format_bytes(item['peak'])}"
                 if above:
-                    text += f" (+{format_bytes(y)})"
+                    text += f" ({format_signed_bytes(y)})"
             shapes.append(hline(f"{run.run_id}:peak", y / BYTES_PER_MB, text,
                                 {"color": item["color"], "dash": "dashdot", "width": 1.5 * self._scale}, "end",
                                 font_px))
