@@ -16,6 +16,7 @@ from widgetlib.measure import runner
 from widgetlib.measure.columns import BASES, COLUMNS, column
 from widgetlib.measure.render import (
     REPORT_COLUMNS,
+    card_columns,
     report_card_html,
     report_figures,
     report_table_html,
@@ -67,6 +68,20 @@ def test_every_table_is_a_choice_of_catalogued_columns() -> None:
     html_headers = re.findall(r"<th[^>]*>([^<]*)</th>", report_table_html(RUNS) + report_card_html(RUNS[0]))
     assert set(html_headers) - HEADERS <= {"strategy"}
     assert report_table_text(RUNS).splitlines()[0].split("  ")[0] == "run"
+
+
+def test_the_card_adds_the_experiments_figures_where_the_run_has_them() -> None:
+    plain = make_report("normal", checkpoint_bytes=100 * MB)
+    assert "budget_bytes" not in report_card_html(plain) and "disk_bytes" not in report_card_html(plain)
+    offloaded = make_report("offload_folder", checkpoint_bytes=100 * MB, budget_bytes=900 * MB,
+                            budget_mode="watchdog", major_faults=0,
+                            device_map={"cpu": {"tensors": 3, "bytes": 40 * MB},
+                                        "disk": {"tensors": 5, "bytes": 60 * MB}})
+    card = report_card_html(offloaded)
+    for key, cell in {"budget_bytes": "900 MB", "budget_mode": "watchdog", "major_faults": "0",
+                      "disk_bytes": "60 MB"}.items():
+        assert f'data-figure="{key}">{cell}<' in card, key
+    assert card_columns(offloaded)[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
 
 
 def test_one_figure_reads_the_same_in_every_table() -> None:

@@ -21,6 +21,7 @@ from widgetlib.core.registry import strategy_color
 from widgetlib.core.sizes import format_bytes
 from widgetlib.measure import runner
 from widgetlib.measure.memory import Event, MemorySample
+from widgetlib.measure.render import card_columns
 from widgetlib.widgets import default_sweep_values, report_figures, to_mb
 
 pytestmark = pytest.mark.timeout(300)
@@ -356,7 +357,7 @@ def test_report_reads_well_in_a_cell():
     assert line == ("<Report offload_folder: ok, peak 560 MB (+60 MB = 0.60x the checkpoint), load 1.23 s, "
                     "forward 0.500 s>")
     card = report._repr_html_()
-    assert _figures_in(card) == report_figures(report) and len(card) < 5000
+    assert _figures_in(card) == report_figures(report, card_columns(report)) and len(card) < 5000
     # One set of figures, written four ways.
     assert report_table_text([report]).splitlines()[1].split()[:4] == ["offload_folder", "ok", "560", "MB"]
     assert "| offload_folder | ok | 560 MB | 60 MB | 0.60x |" in report_table_markdown([report])
@@ -455,7 +456,8 @@ def test_panel_run_plot_holds_samples_events_and_peak(panel_runs):
 def test_panel_result_card_shows_the_reports_figures(panel_runs):
     panel, report = panel_runs.panel, panel_runs.report
     shown = _figures_in(panel.result.value)
-    assert shown == report_figures(report)
+    assert shown == report_figures(report, card_columns(report))
+    assert shown["major_faults"] == str(report.major_faults)  # Linux: the child's own count, 0 included
     assert shown["peak_rss_bytes"] == format_bytes(report.peak_rss_bytes)
     assert shown["peak_ratio"] == f"{report.peak_ratio:.2f}x"
     assert shown["load_s"] == f"{report.load_s:.2f} s"

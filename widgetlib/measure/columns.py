@@ -152,6 +152,7 @@ COLUMNS: dict[str, Column] = _catalogue(
     Column("disk_bytes", "weights on disk", "bytes", derive=lambda r: r.bytes_on("disk"), format=format_bytes),
     Column("major_faults", "major faults", "count"),
     Column("oom_kills", "OOM kills", "count"),
+    Column("budget_bytes", "budget (absolute)", "bytes", "absolute", format=format_bytes),
     Column("budget_mode", "budget enforced by", "text"),
     Column("choose_when", "choose it when", "text", derive=_choose_when),
 )

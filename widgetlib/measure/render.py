@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .report import Report
 
 __all__ = [
+    "CARD_EXTRA_COLUMNS",
     "REPORT_COLUMNS",
+    "card_columns",
     "error_html",
     "report_card_html",
     "report_figures",
@@ -34,6 +36,28 @@ __all__ = [
 # The figures of the widgets' card and table, and the default of every table here, in order.
 REPORT_COLUMNS = ("outcome", "peak_rss_bytes", "peak_above_baseline_bytes", "peak_ratio", "predicted_peak_rss_bytes",
                   "load_s", "forward_s", "offload_written")
+
+
+# What a card adds where its run has the figure: the ones the lessons' experiments ask the learner to read.
+CARD_EXTRA_COLUMNS = ("budget_bytes", "budget_mode", "major_faults", "disk_bytes")
+
+
+def card_columns(report: Report) -> tuple[str, ...]:
+    """The card's columns for ``report``: :data:`REPORT_COLUMNS`, then each of :data:`CARD_EXTRA_COLUMNS` the run
+    has (a budget, weights on disk, a major-fault count, 0 included: none read from disk is a figure too).
+
+    >>> from widgetlib.measure.report import Report
+    >>> card_columns(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1))[-1]
+    'offload_written'
+    >>> card_columns(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, budget_bytes=10**9,
+    ...                     budget_mode="cgroup", major_faults=0))[-3:]
+    ('budget_bytes', 'budget_mode', 'major_faults')
+    """
+    def has(key: str) -> bool:
+        value = COLUMNS[key].value(report)
+        return value is not None and (value != 0 or key == "major_faults")
+
+    return REPORT_COLUMNS + tuple(key for key in CARD_EXTRA_COLUMNS if has(key))
 
 
 def report_figures(report: Report, chosen: Iterable[str | Column] = REPORT_COLUMNS) -> dict[str, str]:
@@ -64,7 +88,8 @@ def error_html(message: str | None) -> str:
 
 
 def report_card_html(report: Report) -> str:
-    """The result card of one run: peak RSS, ratio to the checkpoint, times, offload bytes, prediction.
+    """The result card of one run: peak RSS, ratio to the checkpoint, times, offload bytes, prediction, and the
+    budget, its mode, major faults and bytes on disk where the run has them (:func:`card_columns`).
 
     >>> from widgetlib.measure.report import Report
     >>> card = report_card_html(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=10**8))
@@ -74,7 +99,7 @@ def report_card_html(report: Report) -> str:
     rows = "".join(
         f'<tr><th style="text-align:left;padding-right:12px">{html.escape(c.header)}</th>'
         f'<td data-figure="{html.escape(c.key)}">{html.escape(c.cell(report))}</td></tr>'
-        for c in _choose(REPORT_COLUMNS)
+        for c in _choose(card_columns(report))
     )
     details = [f"{report.strategy} on {report.checkpoint} ({format_bytes(report.checkpoint_bytes)})"]
     if report.baseline_rss_bytes is not None:
