@@ -133,7 +133,8 @@ if torch.cuda.is_available():
 # ## The sweep: how much RAM, how much time
 #
 # The **CompareBoard** runs the `offload_folder` strategy at several `max_memory` values, from the largest
-# tensor up to the size of all the weights, and plots the peak and the forward time against `max_memory`.
+# tensor up to the size of all the weights, and plots the peak above baseline (as the table under it reads it)
+# and the forward time against `max_memory`.
 # (Even less works too: with too little room for any layer, every layer goes to disk.)
 
 # %%

@@ -569,6 +569,9 @@ def test_compare_board_sweep_increases_max_memory_and_draws_points(checkpoint):
     assert [r.strategy for r in reports] == ["offload_folder"] * 2
     ok = sum(r.ok for r in reports)
     assert ok >= 1, [r.error for r in reports]
-    assert board.sweep_points() == {"peak RSS": ok, "forward latency": ok}
+    assert board.sweep_points() == {"peak above baseline": ok, "forward latency": ok}
+    peak = board.sweep_figure.data[0]  # the basis of the table under it and of the load plot: above baseline
+    done = [r for r in reports if r.ok]
+    assert list(peak.y) == pytest.approx([to_mb(r.peak_above_baseline_bytes) for r in done])
     assert len(board.plot.run_ids) == 2
     assert all(name.startswith("offload_folder · max_memory") for name in board.plot.legend_names())

@@ -1,5 +1,6 @@
 """CompareBoard: the four strategies on one checkpoint, one after another, overlaid on one plot, plus a
-table; and a sweep of offload_folder over max_memory (peak RAM and forward latency against max_memory)."""
+table; and a sweep of offload_folder over max_memory (peak RAM above baseline and forward latency against
+max_memory)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ class CompareBoard(_LabWidget):
     process; overlay their RAM timelines on ``.plot`` and show their figures in one table.
 
     :meth:`run` blocks and returns the Reports (also in ``.reports``); the Run button does the same in the
-    background. :meth:`sweep` runs offload_folder at several ``max_memory`` values and plots peak RAM and
-    forward latency against max_memory on ``.sweep_figure``. ``max_memory`` and ``budget`` apply as in
+    background. :meth:`sweep` runs offload_folder at several ``max_memory`` values and plots peak RAM above
+    baseline and forward latency against max_memory on ``.sweep_figure``. ``max_memory`` and ``budget`` apply as in
     :class:`~widgetlib.widgets.StrategyPanel`; ``projector=True`` draws everything larger, for a classroom
     screen. The plot shows each strategy's peak in its legend entry (and the table below it), so the four
     figures never print on top of each other.
@@ -138,7 +139,7 @@ class CompareBoard(_LabWidget):
         """Run offload_folder at each ``max_memory`` value, smallest first, and return the Reports.
 
         Default values: 4 from the largest tensor to the full model size. Each run draws on ``.plot`` as it
-        goes; its peak RSS and forward latency are added to ``.sweep_figure`` when it ends.
+        goes; its peak above baseline and forward latency are added to ``.sweep_figure`` when it ends.
 
         >>> board = CompareBoard("/no/such/folder")
         >>> board.sweep(["lots"]), board.message
@@ -151,10 +152,10 @@ class CompareBoard(_LabWidget):
         return list(self.sweep_reports)
 
     def sweep_points(self) -> dict[str, int]:
-        """How many points each sweep trace shows (``"peak RSS"``, ``"forward latency"``).
+        """How many points each sweep trace shows (``"peak above baseline"``, ``"forward latency"``).
 
         >>> CompareBoard().sweep_points()
-        {'peak RSS': 0, 'forward latency': 0}
+        {'peak above baseline': 0, 'forward latency': 0}
         """
         return {t.name: 0 if t.x is None else len(t.x) for t in self.sweep_figure.data}
 
@@ -258,20 +259,21 @@ class CompareBoard(_LabWidget):
     def _new_sweep_figure(projector: bool = False) -> go.FigureWidget:
         fig = make_subplots(specs=[[{"secondary_y": True}]])
         color = strategy_color("offload_folder")
-        fig.add_trace(go.Scatter(x=[], y=[], name="peak RSS", mode="lines+markers",
-                                 line={"color": color}, hovertemplate="max_memory %{x:.1f} MB: peak %{y:.1f} MB"
-                                 "<extra></extra>"), secondary_y=False)
+        # Above baseline, as the table under it and the load plot read: what the load added at its peak.
+        fig.add_trace(go.Scatter(x=[], y=[], name="peak above baseline", mode="lines+markers",
+                                 line={"color": color}, hovertemplate="max_memory %{x:.1f} MB: peak +%{y:.1f} MB "
+                                 "above baseline<extra></extra>"), secondary_y=False)
         fig.add_trace(go.Scatter(x=[], y=[], name="forward latency", mode="lines+markers",
                                  line={"color": "#9467bd", "dash": "dash"},
                                  hovertemplate="max_memory %{x:.1f} MB: forward %{y:.3f} s<extra></extra>"),
                       secondary_y=True)
-        fig.update_layout(title={"text": "offload_folder: peak RAM and forward latency against max_memory"},
+        fig.update_layout(title={"text": "offload_folder: peak RAM above baseline and forward latency against max_memory"},
                           template="plotly_white", height=520 if projector else 380,
                           font={"size": 19 if projector else 12}, legend={"orientation": "h", "y": -0.2})
         if projector:
             fig.update_traces(line_width=3.5, marker_size=11)
         fig.update_xaxes(title_text="max_memory (MB)")
-        fig.update_yaxes(title_text="peak RSS (MB)", secondary_y=False, rangemode="tozero")
+        fig.update_yaxes(title_text="peak RAM above baseline (MB)", secondary_y=False, rangemode="tozero")
         fig.update_yaxes(title_text="forward latency (s)", secondary_y=True, rangemode="tozero")
         return go.FigureWidget(fig)
 
@@ -283,11 +285,12 @@ class CompareBoard(_LabWidget):
     def _draw_sweep(self) -> None:
         # Only the board's worker thread calls this (once per run), so the sweep figure has one mutator.
         with self._results_lock:
-            done = [r for r in self.sweep_reports if r.ok and r.max_memory_bytes is not None]
+            done = [r for r in self.sweep_reports
+                    if r.ok and r.max_memory_bytes is not None and r.peak_above_baseline_bytes is not None]
         xs = [r.max_memory_bytes / BYTES_PER_MB for r in done]
         with self.sweep_figure.batch_update():
             peak, forward = self.sweep_figure.data
-            peak.x, peak.y = xs, [(r.peak_rss_bytes or 0) / BYTES_PER_MB for r in done]
+            peak.x, peak.y = xs, [r.peak_above_baseline_bytes / BYTES_PER_MB for r in done]
             forward.x, forward.y = xs, [r.forward_s for r in done]
 
     # --------------------------------------------------------------------------------------- display
