@@ -328,8 +328,10 @@ class RunHandle:
                 }
                 self._kill(None)
         with self._origin_lock:
-            if self._t0_s is None:
-                return  # start-up: kept in the Timeline (negative times), not streamed
+            # Start-up is kept in the Timeline (negative times), not streamed: that includes a sample the
+            # sampler took just before the load start but delivered after it was set.
+            if self._t0_s is None or sample.t_s < self._t0_s:
+                return
             shifted = replace(sample, t_s=sample.t_s - self._t0_s)
         self._call(self._on_sample, shifted)
 
