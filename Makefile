@@ -33,9 +33,15 @@ checkpoint: install-lab
 	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/offload-lab make-checkpoint --demo
 	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/offload-lab make-checkpoint --demo --format bin
 
+# Jupyter refuses to start as root unless told to; in a container root is often the only user, so say so and go on.
+AS_ROOT := $(shell [ "$$(id -u 2>/dev/null)" = 0 ] && echo yes)
+
 # 127.0.0.1 only, and Jupyter's own token auth (it prints the URL with the token).
 lab: checkpoint
-	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	@$(if $(AS_ROOT),echo "make lab: running as root (a container?): starting JupyterLab with --allow-root;" \
+		"as a normal user it is not needed.")
+	OFFLOAD_LAB_SIZE=$(OFFLOAD_LAB_SIZE) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+		$(if $(AS_ROOT),--allow-root)
 
 # Without a browser the browser tests are skipped and the run ends saying so and how to get them; CI (.ci/run)
 # sets OFFLOAD_LAB_REQUIRE_BROWSER=1 so that there a missing browser fails. One part alone:
