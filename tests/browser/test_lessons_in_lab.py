@@ -34,6 +34,8 @@ LESSON_05 = "05_choosing_a_strategy.ipynb"
 # A figure as format_bytes prints it: "1.16 GB", "513 MB", "2.0 kB", "12 B".
 SIZE = re.compile(r"^\d+(\.\d+)? (B|kB|MB|GB)$")
 _UNIT = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}
+# Whether a plot lies wholly inside the browser's viewport (the notebook's own scrolling included).
+IN_VIEWPORT = "gd => { const r = gd.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
 
 
 def _bytes(text: str) -> float:
@@ -175,6 +177,9 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
     # it: they read the page's own record of every redraw.
     shot: bytes | None = None
     shot_events = 0
+    # Run All makes the last cell active and scrolls there; the panel's follow widget brings the plot back into
+    # the viewport as the run starts. Recorded at every look mid-load: (points drawn, plot inside the viewport).
+    in_view: list[tuple[int, bool]] = []
 
     def card_or_picture() -> dict[str, str] | None:
         nonlocal shot, shot_events
@@ -183,6 +188,8 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
             return card
         state = lab_page.plot_state(plot)
         rss, events = _newest(state, "rss"), _newest(state, "events")
+        if rss and rss["n"] > 0:
+            in_view.append((rss["n"], plot.evaluate(IN_VIEWPORT)))
         if rss and rss["n"] >= 10 and events and events["n"] >= 2 and events["n"] > shot_events:
             lab_page.page.mouse.move(0, 0)  # no hover toolbar in the picture
             image = panel.screenshot(animations="disabled")
@@ -201,6 +208,9 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
         f"the RSS trace did not grow while the load ran: {rss_live}; (meta, points) on the page now: {now}"
     )
     assert max(events_live, default=0) >= 2, f"no event markers drawn before the card: {events_live}"
+    # The learner watched it: after Run All, the growing plot was in the viewport (the first look may come
+    # before the scroll; every later one must find it there).
+    assert in_view and all(seen for _n, seen in in_view[1:]), f"(points, plot in the viewport): {in_view}"
     if shot is not None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         (SCREENSHOTS / "strategy_panel_mid_load.png").write_bytes(shot)

@@ -19,6 +19,7 @@ from ..measure import runner
 from ..measure.memory import Event
 from ..measure.render import error_html
 from ..measure.report import Report
+from ._follow import FollowRuns
 from ._poll import wait_handling_ui
 from .plot import MemoryPlot
 
@@ -69,6 +70,9 @@ class _LabWidget:
     def __init__(self, checkpoint: str | Path | None, size: str | int | None, *, projector: bool = False) -> None:
         self.projector = bool(projector)
         self.plot = MemoryPlot(projector=self.projector)
+        # In the widget's box next to the plot: scrolls the plot into view as a run starts (Run All leaves the
+        # viewport at the notebook's last cell otherwise).
+        self.follow = FollowRuns()
         self.checkpoint_text = w.Text(
             value="" if checkpoint is None else str(checkpoint), description="checkpoint",
             placeholder="path to a Hugging Face checkpoint folder; empty = build one with the settings below",
@@ -264,6 +268,7 @@ class _LabWidget:
         run_id = self.plot.begin_run(strategy, checkpoint_bytes=checkpoint_bytes, budget_bytes=budget_bytes,
                                      note=note, replace=replace)
         label = f"{strategy} · {note}" if note else strategy
+        self.follow.run_started()
 
         def on_event(event: Event) -> None:
             self.plot.add_event(event, run_id)

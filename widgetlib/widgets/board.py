@@ -92,6 +92,7 @@ class CompareBoard(_LabWidget):
             w.HBox([self.max_memory_text, self.budget_text]),
             w.HBox([self.run_button, self.stop_button, self.sweep_button, self.build_progress]),
             self.status,
+            self.follow,
             self.plot.figure,
             self.message_box,
             self.table,

@@ -108,6 +108,7 @@ class StrategyPanel(_LabWidget):
             w.HBox([self.max_memory_text, self.offload_folder_text]),
             w.HBox([self.run_button, self.stop_button, self.clear_button, self.build_progress]),
             self.status,
+            self.follow,
             self.plot.figure,
             self.message_box,
             self.result,
