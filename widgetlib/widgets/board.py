@@ -268,7 +268,8 @@ class CompareBoard(_LabWidget):
                                  line={"color": "#9467bd", "dash": "dash"},
                                  hovertemplate="max_memory %{x:.1f} MB: forward %{y:.3f} s<extra></extra>"),
                       secondary_y=True)
-        fig.update_layout(title={"text": "offload_folder: peak RAM above baseline and forward latency against max_memory"},
+        fig.update_layout(title={"text": "offload_folder: peak RAM above baseline and forward latency against "
+                                         "max_memory"},
                           template="plotly_white", height=520 if projector else 380,
                           font={"size": 19 if projector else 12}, legend={"orientation": "h", "y": -0.2})
         if projector:
