@@ -9,6 +9,13 @@
 # %% [markdown]
 # # Lesson 00 · Memory you can see
 #
+# *Step through a lesson with **Shift+Enter**, one cell at a time, to watch each load as it happens. Under
+# Run All, JupyterLab shows the notebook's last cell while the cells above it run: a panel or board brings its
+# plot back into view when its load starts; to watch any other plot, scroll up to it.*
+#
+# *When you have finished a lesson, shut its kernel down (Kernel → Shut Down Kernel): an open lesson's
+# kernel, and the spare process it keeps ready for measured runs, hold RAM until then.*
+#
 # **What you will learn**
 #
 # - what "RAM used" means for a process: the *resident set* (RSS), and its two kinds, **anonymous** memory

@@ -9,6 +9,10 @@
 # %% [markdown]
 # # Lesson 01 · Normal loading, and the copies that make its peak
 #
+# *Step through a lesson with **Shift+Enter**, one cell at a time, to watch each load as it happens. Under
+# Run All, JupyterLab shows the notebook's last cell while the cells above it run: a panel or board brings its
+# plot back into view when its load starts; to watch any other plot, scroll up to it.*
+#
 # **What you will learn**
 #
 # - the textbook PyTorch way to load weights: build the model, read the state dict, `load_state_dict`;

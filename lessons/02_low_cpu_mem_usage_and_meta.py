@@ -9,6 +9,10 @@
 # %% [markdown]
 # # Lesson 02 · `low_cpu_mem_usage` and the meta device
 #
+# *Step through a lesson with **Shift+Enter**, one cell at a time, to watch each load as it happens. Under
+# Run All, JupyterLab shows the notebook's last cell while the cells above it run: a panel or board brings its
+# plot back into view when its load starts; to watch any other plot, scroll up to it.*
+#
 # **What you will learn**
 #
 # - what `low_cpu_mem_usage=True` did in older transformers, and what it does in *yours*, read from the source

@@ -13,6 +13,10 @@
 # their claims were wrong for today's libraries, some were never right, and some are half-truths. This lesson
 # checks each claim with a run on your machine, then lists what to look at when a load fails.
 #
+# *Step through a lesson with **Shift+Enter**, one cell at a time, to watch each load as it happens. Under
+# Run All, JupyterLab shows the notebook's last cell while the cells above it run: a panel or board brings its
+# plot back into view when its load starts; to watch any other plot, scroll up to it.*
+#
 # **What you will learn**
 #
 # - what the installed transformers does with every argument of the notes' own `from_pretrained(...)` call,

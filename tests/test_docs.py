@@ -154,3 +154,10 @@ def test_the_history_pattern_catches(line: str) -> None:
                                   "no longer fits"])
 def test_the_history_pattern_leaves_alone(line: str) -> None:
     assert not HISTORY.search(line)
+
+
+def test_every_lesson_opens_by_saying_how_to_watch_its_loads() -> None:
+    for lesson in sorted((REPO / "lessons").glob("[0-9][0-9]_*.py")):
+        first_markdown = lesson.read_text().split("# %% [markdown]")[1].split("# %%")[0]
+        assert "Shift+Enter" in first_markdown and "Run All" in first_markdown, lesson.name
+    assert "Shut Down Kernel" in (REPO / "lessons" / "00_memory_you_can_see.py").read_text()
