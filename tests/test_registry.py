@@ -53,7 +53,7 @@ def checkpoint() -> Path:
 
 def test_a_registered_strategy_is_offered_by_the_cli_and_the_panel_and_goes_again(checkpoint: Path) -> None:
     from widgetlib import StrategyPanel
-    from widgetlib.widgets.plot import _color
+    from widgetlib.core.registry import strategy_color
 
     before = strategy_names()
     assert "throwaway" not in _cli_strategy_choices()
@@ -65,7 +65,7 @@ def test_a_registered_strategy_is_offered_by_the_cli_and_the_panel_and_goes_agai
         assert list(panel.strategy_dropdown.options) == [*before, "throwaway"]
         # The option boxes follow what the strategy accepts: max_memory yes, offload_folder no.
         assert not panel.max_memory_text.disabled and panel.offload_folder_text.disabled
-        assert _color("throwaway") == "#123456"
+        assert strategy_color("throwaway") == "#123456"  # the hue every plot draws its runs in
         assert registry.choose_when()["throwaway"] == "never: it exists for one test"
     assert strategy_names() == before and "throwaway" not in _cli_strategy_choices()
     with pytest.raises(OptionError) as err:
