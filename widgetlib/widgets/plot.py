@@ -52,6 +52,9 @@ _PROJECTOR_SCALE = 1.6
 # The legend sits under the plot, in rows: about this many characters of entries fit in one row of a plot of
 # plotly's default width, and each row adds this much height, so the plotting area keeps its size.
 _LEGEND_ROW_CHARS = 95
+# About how wide the plotting area is: plotly's figure (700 px unless told otherwise) less its margins; the
+# legend is under the plot, so it takes none of the width.
+_PLOT_WIDTH_PX = 700 - 80 - 20
 _LEGEND_ROW_PX = 22
 
 
@@ -505,7 +508,7 @@ class MemoryPlot(PlotReadout):
                 if item["dirty"] or structure_changed:
                     self._update_run(traces, item)
             shapes = self._shapes(runs)
-            name_markers(traces, runs, plot_width_px=self._plot_width_px(fig), plot_height_px=self.height_px - 170 *
+            name_markers(traces, runs, plot_width_px=_PLOT_WIDTH_PX, plot_height_px=self.height_px - 170 *
                          self._scale, font_px=10 * self._scale, shapes=shapes)
             fig.layout.shapes = shapes
             self._update_titles(runs)
@@ -687,11 +690,6 @@ class MemoryPlot(PlotReadout):
             ratio = f" = {above / item['checkpoint']:.2f}x" if item["checkpoint"] else ""
             return f"{run.short_label()} · {format_signed_bytes(above)}{ratio}"
         return f"{run.short_label()} · {format_bytes(peak)}"
-
-    def _plot_width_px(self, fig: go.FigureWidget) -> float:
-        """About how wide the plotting area is: plotly's figure (700 px unless told otherwise) less the margins
-        (the legend is under the plot, not beside it)."""
-        return 700 - 80 - 20
 
     def _shapes(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         above = self.y_mode == "above_baseline"
