@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from widgetlib.core import checkpoints
+from widgetlib.core import checkpoints, weights_writer
 from widgetlib.core.checkpoints import (
     MARKER_FILE,
     CheckpointInfo,
@@ -310,7 +310,7 @@ def test_disk_full_during_the_build_is_reported_and_cleaned_up(tmp_path, monkeyp
         path.write_bytes(b"\0" * 1000)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoints, "_write_safetensors", full_disk)
+    monkeypatch.setattr(weights_writer, "write_safetensors", full_disk)
     with pytest.raises(CheckpointError) as err:
         make_checkpoint(tmp_path / "ckpt", size="5MB")
     assert err.value.kind == "disk_full" and str(tmp_path / "ckpt") in str(err.value)
@@ -590,3 +590,35 @@ def test_reading_a_folder_does_not_import_torch(small_checkpoint, tmp_path):
     info = inspect_checkpoint(small_checkpoint)
     assert done.stdout.split() == [str(info.parameters), "3", str(len(weight_map(small_checkpoint))), "not_cached",
                                    "False", "False"]
+
+
+def test_finding_a_built_checkpoint_again_does_not_import_torch(offload_lab_cache, tmp_path):
+    """A lesson's first cell asks for the demo checkpoint every time the lesson opens: once built, it is found
+    from the request remembered at build time, with neither torch nor transformers imported into the kernel."""
+    built = demo_checkpoint("6MB")
+    explicit = make_checkpoint(tmp_path / "mine", size="6MB", shards=2)
+    code = (
+        "import sys\n"
+        "from widgetlib.core.checkpoints import demo_checkpoint, make_checkpoint\n"
+        f"print(demo_checkpoint('6MB'), make_checkpoint({str(explicit)!r}, size='6MB', shards=2))\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    env = {**os.environ, "OFFLOAD_LAB_CACHE": str(offload_lab_cache)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(built), str(explicit), "False", "False"]
+
+
+@pytest.mark.parametrize("damage", ["delete_shard", "garble_request"])
+def test_a_remembered_request_whose_folder_changed_is_built_again(offload_lab_cache, damage):
+    folder = make_checkpoint(size="6MB", shards=2, seed=300 + len(damage))
+    good = _sha256(folder)
+    (request,) = [p for p in (offload_lab_cache / "requests").iterdir()
+                  if json.loads(p.read_text())["spec"]["seed"] == 300 + len(damage)]
+    if damage == "delete_shard":
+        (folder / "model-00002-of-00002.safetensors").unlink()
+    else:
+        request.write_text("{not json")
+    assert make_checkpoint(size="6MB", shards=2, seed=300 + len(damage)) == folder
+    assert _sha256(folder) == good
+    assert json.loads(request.read_text())["spec"]["seed"] == 300 + len(damage)  # remembered again

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -24,8 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
+# torch and transformers are imported only where a checkpoint is built: finding one already built (every lesson's
+# first cell) must not load them into the learner's kernel, where they would stay for its whole life.
 from .errors import CheckpointError, OptionError
 from .hf_folder import (
     _BIN_INDEX,
@@ -47,8 +48,6 @@ from .sizes import format_bytes, parse_size
 from .weights_writer import Progress as _Progress
 from .weights_writer import ProgressCallback
 from .weights_writer import TensorSpec as _Tensor
-from .weights_writer import write_bin as _write_bin
-from .weights_writer import write_safetensors as _write_safetensors
 
 __all__ = [
     "CheckpointInfo",
@@ -128,7 +127,8 @@ def _is_within(path: Path, parent: Path) -> bool:
 
 
 def _check_choice(value: object, allowed: tuple[str, ...], name: str, kind: str) -> str:
-    if isinstance(value, torch.dtype):  # accept torch.bfloat16 as well as "bfloat16"
+    torch = sys.modules.get("torch")  # a torch.dtype can only come from a caller that imported torch
+    if torch is not None and isinstance(value, torch.dtype):  # accept torch.bfloat16 as well as "bfloat16"
         value = str(value).removeprefix("torch.")
     if not isinstance(value, str) or value not in allowed:
         raise OptionError(
@@ -183,6 +183,7 @@ def _llama_config(plan: _Plan, dtype: str) -> Any:
 
 def _llama_tensors(config: Any, plan: _Plan) -> list[_Tensor]:
     """Names, shapes and order of the state dict, straight from transformers (a model on the meta device)."""
+    import torch
     from transformers import LlamaForCausalLM
 
     # The meta device allocates nothing, so this is instant even for 7B parameters, and the names can never
@@ -241,6 +242,12 @@ def _shard_names(fmt: str, count: int) -> list[str]:
 
 def _spec_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _cache_folder(spec: dict[str, Any]) -> Path:
+    """Where the cache keeps the build of ``spec``: a readable name, and the spec's hash."""
+    shape = f"{_format_count(spec['parameters'])}-{spec['dtype']}-{len(spec['shards'])}x{spec['format']}"
+    return cache_dir() / "checkpoints" / f"llama-{shape}-{_spec_hash(spec)}"
 
 
 def _format_count(count: int) -> str:
@@ -449,12 +456,20 @@ def _make_checkpoint(
             )
 
     plan = _plan_model(_target_parameters(size, params, dtype))
+    if demo and shards is None and max_shard_bytes is None:
+        shards = min(_DEMO_SHARDS, plan.num_layers)
+    request = {"format": fmt, "dtype": dtype, "seed": seed, "parameters": plan.parameters, "shards": shards,
+               "max_shard_bytes": max_shard_bytes}
+    built = _built_before(request, folder)
+    if built is not None:
+        if callable(progress):
+            progress(built[1]["total_size"], built[1]["total_size"], "reused")
+        return built[0]
+
     config = _llama_config(plan, dtype)
     tensors = _llama_tensors(config, plan)
     itemsize = DTYPES[dtype].bytes_per_number
     tensor_bytes = [t.numel * itemsize for t in tensors]
-    if demo and shards is None and max_shard_bytes is None:
-        shards = min(_DEMO_SHARDS, plan.num_layers)
     if shards is not None:
         if shards > len(tensors):
             raise OptionError(
@@ -488,13 +503,10 @@ def _make_checkpoint(
         "total_size": total_bytes,
         "shards": [[tensors[i].name for i in (group[0], group[-1])] for group in groups],
     }
-    if folder is None:
-        readable = f"llama-{_format_count(plan.parameters)}-{dtype}-{len(groups)}x{fmt}"
-        target = cache_dir() / "checkpoints" / f"{readable}-{_spec_hash(spec)}"
-    else:
-        target = Path(folder).expanduser().absolute()
+    target = _cache_folder(spec) if folder is None else Path(folder).expanduser().absolute()
 
     if _is_complete(target, spec):
+        _remember(request, spec)
         if callable(progress):
             progress(total_bytes, total_bytes, "reused")
         return target
@@ -541,7 +553,42 @@ def _make_checkpoint(
         raise
     finally:
         bar.close()
+    _remember(request, spec)
     return target
+
+
+# The spec of a build names its tensors, which only transformers can tell (a model on the meta device: torch
+# and transformers imported, seconds and hundreds of MB). Each finished build is remembered under the request
+# that made it, with the transformers version that named the tensors, so that asking again finds the folder
+# with a JSON read. A memory that is missing, stale or unreadable only means the slow way is taken.
+
+
+def _request_file(request: dict[str, Any]) -> Path:
+    keyed = {**request, "generator_version": _GENERATOR_VERSION,
+             "transformers": importlib.metadata.version("transformers")}
+    return cache_dir() / "requests" / f"{_spec_hash(keyed)}.json"
+
+
+def _built_before(request: dict[str, Any], folder: str | Path | None) -> tuple[Path, dict[str, Any]] | None:
+    """The folder and spec of an earlier complete build of ``request`` (into ``folder``, or the cache)."""
+    try:
+        spec = json.loads(_request_file(request).read_text(encoding="utf-8"))["spec"]
+        target = _cache_folder(spec) if folder is None else Path(folder).expanduser().absolute()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (target, spec) if _is_complete(target, spec) else None
+
+
+def _remember(request: dict[str, Any], spec: dict[str, Any]) -> None:
+    path = _request_file(request)
+    record = json.dumps({"request": request, "spec": spec}, indent=2) + "\n"
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(record, encoding="utf-8")
+        os.replace(partial, path)  # atomic: a reader sees the old record or the new one
+    except OSError:  # a read-only cache still builds and loads; only the next lookup is slower
+        partial.unlink(missing_ok=True)
 
 
 def _write_folder(
@@ -557,6 +604,9 @@ def _write_folder(
     progress: _Progress,
 ) -> None:
     from transformers import GenerationConfig
+
+    from .weights_writer import write_bin as _write_bin
+    from .weights_writer import write_safetensors as _write_safetensors
 
     # transformers' own writers, so the files are exactly what from_pretrained expects in this version.
     config.save_pretrained(partial)

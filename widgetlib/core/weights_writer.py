@@ -16,11 +16,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .options import DTYPES, torch_dtype
+
+if TYPE_CHECKING:  # imported where bytes are made: TensorSpec and Progress serve torch-free callers too
+    import torch
 
 __all__ = ["Progress", "ProgressCallback", "TensorSpec", "write_bin", "write_safetensors"]
 
@@ -68,6 +69,8 @@ def _generate(
     The pieces have a fixed size, so the random stream (and so the bytes) depend only on the name and seed,
     not on whether the caller reuses one small buffer (safetensors) or fills a whole tensor (``.bin``).
     """
+    import torch
+
     generator = torch.Generator().manual_seed(_tensor_seed(seed, tensor.name))
     vector = len(tensor.shape) == 1  # RMSNorm weights start at one, as in a freshly initialised LLaMA
     for start in range(0, tensor.numel, _CHUNK_ELEMENTS):
@@ -145,6 +148,8 @@ def write_safetensors(
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     # Pad to 8 bytes with spaces, as the safetensors library does, so the data that follows stays aligned.
     header_bytes += b" " * (-len(header_bytes) % 8)
+    import torch
+
     buffer = torch.empty(min(_CHUNK_ELEMENTS, max(t.numel for t in tensors)), dtype=torch_dtype(dtype))
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(header_bytes)))
@@ -161,12 +166,14 @@ def write_bin(path: Path, tensors: list[TensorSpec], dtype: str, seed: int, prog
 
     Same pieces, same random stream as :func:`write_safetensors`: both formats hold identical weights.
 
-    >>> import tempfile
+    >>> import tempfile, torch
     >>> path = Path(tempfile.mkdtemp()) / "w.bin"
     >>> write_bin(path, [TensorSpec("w", (2, 3))], "float32", 0, Progress(False, 24))
     >>> torch.load(path, weights_only=True)["w"].shape
     torch.Size([2, 3])
     """
+    import torch
+
     n_bytes = DTYPES[dtype].bytes_per_number
     state: dict[str, torch.Tensor] = {}
     for tensor in tensors:
