@@ -136,10 +136,14 @@ assert built_on_meta and buffers_again, "the installed transformers builds on me
 #
 # ## The meta device by hand
 #
-# Watch this kernel's RSS while a model of the checkpoint's size is "built" under `torch.device("meta")`:
+# Watch this kernel's RSS while a model of the checkpoint's size is "built" under `torch.device("meta")`. The
+# first build of an architecture in a process also imports its modeling code, which costs RSS of its own; so the
+# model is built once before the measurement, and the second build is the one measured:
 
 # %%
 config = AutoConfig.from_pretrained(folder)
+with torch.device("meta"):
+    AutoModelForCausalLM.from_config(config)  # imports the modeling code: not what is measured
 before = lab.read_memory().rss_bytes
 with torch.device("meta"):
     empty = AutoModelForCausalLM.from_config(config)

@@ -139,6 +139,64 @@ def test_runs_fork_from_the_zygote_and_start_at_the_load(small_checkpoint: Path)
     assert ready[0].t_s == 0 and ready[0].label.startswith("load starts: baseline")
 
 
+_KERNEL = """
+import json, sys, time
+import psutil
+from widgetlib.measure import processes
+from widgetlib.measure.runner import run
+first = run(sys.argv[1], "manual_shards", forwards=1)
+zygote = processes._zygote.process.pid
+imported = ["torch" in sys.modules, "transformers" in sys.modules]
+time.sleep(float(sys.argv[2]))  # idle: no run in progress
+ended = processes._zygote is None and not psutil.pid_exists(zygote)
+second = run(sys.argv[1], "manual_shards", forwards=1)
+print(json.dumps({"outcomes": [first.outcome, second.outcome], "imported": imported, "ended": ended,
+                  "fresh": processes._zygote.process.pid != zygote}))
+"""
+
+
+def test_a_kernel_that_runs_loads_holds_no_torch_and_an_idle_zygote_ends(small_checkpoint: Path) -> None:
+    """What a lesson's kernel keeps: runs (their architecture check included) leave torch and transformers out of
+    it, and the zygote that holds them ends after OFFLOAD_LAB_IDLE_EXIT_S without a run; the next run starts a
+    fresh one."""
+    if processes.start_method() != "fork":
+        pytest.skip("this OS has no fork")
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, processes.IDLE_EXIT_ENV: "1"}
+    done = subprocess.run([sys.executable, "-c", _KERNEL, str(small_checkpoint), "3"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"outcomes": ["ok", "ok"], "imported": [False, False], "ended": True, "fresh": True}
+
+
+def test_the_idle_clock_ends_the_processes_only_when_no_run_is_in_progress(monkeypatch) -> None:
+    import threading
+
+    ended = threading.Event()
+    monkeypatch.setattr(processes, "shutdown", ended.set)
+    monkeypatch.setenv(processes.IDLE_EXIT_ENV, "0.2")
+    clock = processes._IdleClock()
+    clock.run_started()
+    clock.idle()  # a process started while a run is in progress: not counted as idle
+    assert not ended.wait(0.5)
+    clock.run_started()  # a second, queued run
+    clock.run_ended()
+    assert not ended.wait(0.5)  # one is still in progress
+    clock.run_ended()
+    clock.run_started()  # the next run comes before the time is up
+    assert not ended.wait(0.5)
+    clock.run_ended()
+    assert ended.wait(5)
+    ended.clear()
+    monkeypatch.setenv(processes.IDLE_EXIT_ENV, "0")  # never
+    clock.idle()
+    assert not ended.wait(0.5)
+
+
 def test_spawn_fallback_still_measures_and_leaves_nothing(small_checkpoint: Path, monkeypatch, fresh_tmpdir) -> None:
     monkeypatch.setenv("OFFLOAD_LAB_START", "spawn")
     monkeypatch.setenv("OFFLOAD_LAB_WARM_CHILD", "0")

@@ -28,13 +28,20 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROCESS_DIR_ENV, PROTOCOL_VERSION, TORCH_CACHE_ENV
+from ..core.errors import CheckpointError
+from .protocol import MSG_CHECKED, MSG_EXIT, MSG_ZYGOTE_READY, PROCESS_DIR_ENV, PROTOCOL_VERSION, TORCH_CACHE_ENV
 from .zygote import code_fingerprint
 
-__all__ = ["Child", "ForkedChild", "SpawnedChild", "child_env", "prewarm", "shutdown", "start_method"]
+__all__ = ["IDLE_EXIT_ENV", "Child", "ForkedChild", "SpawnedChild", "check_architecture", "child_env", "idle_exit_s",
+           "prewarm", "run_ended", "run_started", "shutdown", "start_method"]
 
 # How long a run waits for the zygote to finish importing (a first run of a session, on a slow machine).
 _ZYGOTE_READY_TIMEOUT_S = 300.0
+# The zygote (and the spawn path's spare child) hold torch and transformers imported: ~0.7 GB of RSS per open
+# lesson, for nothing while no run comes. After this many seconds without a run they end; the next run starts a
+# fresh one and waits for its import, which its Report's ``startup_s`` shows. 0 keeps them for the kernel's life.
+IDLE_EXIT_ENV = "OFFLOAD_LAB_IDLE_EXIT_S"
+_IDLE_EXIT_S = 600.0
 
 
 def start_method() -> str:
@@ -132,6 +139,92 @@ class Child:
         pass
 
 
+# ------------------------------------------------------------------------------------------ the idle clock
+
+
+def idle_exit_s() -> float | None:
+    """Seconds without a run after which the zygote and the spare child end (None: never), from
+    ``$OFFLOAD_LAB_IDLE_EXIT_S`` (default 600; 0 for never).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {IDLE_EXIT_ENV: "0"}):
+    ...     idle_exit_s()
+    >>> with mock.patch.dict(os.environ, {IDLE_EXIT_ENV: ""}):
+    ...     idle_exit_s()
+    600.0
+    """
+    text = os.environ.get(IDLE_EXIT_ENV, "").strip()
+    try:
+        seconds = float(text) if text else _IDLE_EXIT_S
+    except ValueError:
+        seconds = _IDLE_EXIT_S  # a garbled setting must not keep a run from starting
+    return seconds if seconds > 0 else None
+
+
+class _IdleClock:
+    """Ends the zygote and the spare child once no run has been in progress for :func:`idle_exit_s` seconds.
+
+    A threading.Timer per idle stretch, here in the parent: the zygote itself must start no threads (it forks).
+    Shutting down holds the clock's lock, and a run takes that lock before it asks for a process, so a run never
+    gets a zygote that is being ended: it waits, then starts a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._timer: threading.Timer | None = None
+
+    def run_started(self) -> None:
+        with self._lock:
+            self._runs += 1
+            self._cancel()
+
+    def run_ended(self) -> None:
+        with self._lock:
+            self._runs = max(self._runs - 1, 0)
+            if self._runs == 0:
+                self._arm()
+
+    def idle(self) -> None:
+        """Start counting now, unless a run is in progress (a process was just started for runs to come)."""
+        with self._lock:
+            if self._runs == 0:
+                self._arm()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        self._cancel()
+        seconds = idle_exit_s()
+        if seconds is not None:
+            self._timer = threading.Timer(seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._runs or self._timer is not threading.current_thread():
+                return  # a run started meanwhile, or this timer was replaced
+            self._timer = None
+            shutdown()
+
+
+_idle_clock = _IdleClock()
+
+
+def run_started() -> None:
+    """A run is in progress (the runner calls it first): the idle processes are kept, and not ended meanwhile."""
+    _idle_clock.run_started()
+
+
+def run_ended() -> None:
+    """A run has finished: once none is in progress, the idle clock starts again."""
+    _idle_clock.run_ended()
+
+
 # ------------------------------------------------------------------------------------------------ the zygote
 
 
@@ -143,6 +236,8 @@ class _Zygote:
         self.greeting: dict[str, object] | None = None
         self.ready = threading.Event()
         self._exits: dict[int, int] = {}
+        self._checked: dict[int, dict[str, object]] = {}
+        self._next_check = 0
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="offload-lab-zygote", daemon=True)
@@ -163,6 +258,10 @@ class _Zygote:
                     with self._cond:
                         self._exits[int(message["pid"])] = int(message["code"])
                         self._cond.notify_all()
+                elif message.get("type") == MSG_CHECKED:
+                    with self._cond:
+                        self._checked[int(message["id"])] = message
+                        self._cond.notify_all()
         self.ready.set()  # gone: nobody waits forever
         with self._cond:
             self._cond.notify_all()
@@ -182,13 +281,29 @@ class _Zygote:
             self.greeting.get("protocol") == PROTOCOL_VERSION and self.greeting.get("fingerprint") == code_fingerprint()
         )
 
-    def fork(self, socket_path: str) -> None:
+    def _write(self, request: dict[str, object]) -> None:
         if not self.ready.wait(_ZYGOTE_READY_TIMEOUT_S) or not self.alive:
-            raise RuntimeError("the zygote process ended before it could fork a child")
+            raise RuntimeError("the zygote process ended before it could answer")
         assert self.process.stdin is not None
         with self._write_lock:
-            self.process.stdin.write((json.dumps({"socket": socket_path}) + "\n").encode())
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
+
+    def fork(self, socket_path: str) -> None:
+        self._write({"socket": socket_path})
+
+    def check(self, folder: str) -> dict[str, object] | None:
+        """The zygote's answer to a check of ``folder`` (None: it ended, or had no answer within a minute)."""
+        with self._cond:
+            self._next_check += 1
+            request_id = self._next_check
+        try:
+            self._write({"check": folder, "id": request_id})
+        except (RuntimeError, OSError, ValueError):  # ended meanwhile (ValueError: its stdin was closed)
+            return None
+        with self._cond:
+            self._cond.wait_for(lambda: request_id in self._checked or not self.alive, 60)
+            return self._checked.pop(request_id, None)
 
     def exit_code(self, pid: int, timeout: float | None) -> int | None:
         with self._cond:
@@ -222,6 +337,36 @@ def _get_zygote() -> _Zygote:
             if old is not None:
                 threading.Thread(target=old.close, daemon=True).start()
         return _zygote
+
+
+def check_architecture(folder: str | Path) -> str:
+    """:func:`widgetlib.core.strategies.check_architecture`, asked of the zygote where runs fork from it.
+
+    The check reads ``config.json`` through transformers, and importing transformers imports torch: done in the
+    learner's kernel it would hold ~0.5 GB there for the kernel's whole life, for a check. The zygote has both
+    imported already. Where there is no zygote (spawn), or it cannot answer, the check runs here.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> check_architecture(make_checkpoint(size="5MB"))
+    'LlamaForCausalLM'
+    """
+    if start_method() == "fork":
+        # Counted as a run while it waits (the zygote may be importing); the clock starts again after it, so a
+        # check that no run follows (an option refused next) does not keep the zygote for good.
+        _idle_clock.run_started()
+        try:
+            answer = _get_zygote().check(str(folder))
+        finally:
+            _idle_clock.run_ended()
+        if answer is not None and "class_name" in answer:
+            return str(answer["class_name"])
+        error = answer.get("error") if answer is not None else None
+        if isinstance(error, dict):  # the error check_architecture raised in the zygote, raised here
+            kind = str(error["kind"])
+            raise CheckpointError(str(error["message"]), kind=kind)
+    from ..core.strategies import check_architecture as check_here
+
+    return check_here(folder)
 
 
 class ForkedChild(Child):
@@ -402,6 +547,7 @@ def prewarm() -> None:
         _get_zygote()
     else:
         refill_spare()
+    _idle_clock.idle()
 
 
 @atexit.register

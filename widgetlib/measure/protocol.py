@@ -31,6 +31,7 @@ from ..core.options import LoadOptions
 from ..core.registry import check_strategy
 
 __all__ = [
+    "MSG_CHECKED",
     "MSG_ERROR",
     "MSG_EVENT",
     "MSG_EXIT",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 # Raise it whenever a message or the job changes shape.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # child -> parent
 MSG_HELLO = "hello"  # the child exists (pid), imports done, waiting for its job
@@ -60,6 +61,7 @@ MSG_ERROR = "error"  # the load failed: one sentence, a kind, maybe a traceback
 # zygote -> parent
 MSG_ZYGOTE_READY = "zygote_ready"  # imports done, accepting fork requests
 MSG_EXIT = "exit"  # a forked child has exited (pid, exit code; negative = killed by that signal)
+MSG_CHECKED = "checked"  # the answer to {"check": FOLDER}: the model class name, or the learner-facing error
 
 # A zygote or spawned child gets a temporary folder of its own (made by the runner, named by this variable): its
 # TMPDIR, and torch's compile cache. torch picks that cache's folder from TORCHINDUCTOR_CACHE_DIR, else
@@ -120,7 +122,7 @@ def decode_job(job: dict[str, Any]) -> tuple[str, LoadOptions, dict[str, Any]]:
     >>> decode_job({"protocol": 1, "strategy": "normal", "options": {}})
     Traceback (most recent call last):
     ...
-    widgetlib.core.errors.OptionError: the job speaks protocol 1 but this code speaks 2; restart the kernel so \
+    widgetlib.core.errors.OptionError: the job speaks protocol 1 but this code speaks 3; restart the kernel so \
 every process runs the same widgetlib.
     """
     version = job.get("protocol")

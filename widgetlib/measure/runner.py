@@ -42,8 +42,7 @@ from ..core.hf_folder import CheckpointInfo, inspect_checkpoint
 from ..core.options import RUN_DEFAULTS, LoadOptions
 from ..core.registry import check_options
 from ..core.sizes import format_bytes, parse_size
-from ..core.strategies import check_architecture
-from . import limits
+from . import limits, processes
 from .assemble import RunRecord, assemble_report, base_report
 from .folders import check_offload_folder as _check_offload_folder
 from .folders import snapshot as _snapshot
@@ -259,6 +258,13 @@ class RunHandle:
         child.send("go")
 
     def _run(self) -> None:
+        processes.run_started()
+        try:
+            self._run_measured()
+        finally:
+            processes.run_ended()
+
+    def _run_measured(self) -> None:
         global _active
         try:
             try:
@@ -480,7 +486,7 @@ def start(
         **{f.name: given[f.name] for f in fields(LoadOptions) if f.name in given and f.name != "offload_folder"},
         max_memory_bytes=max_memory_bytes, gpu_max_memory_bytes=gpu_bytes,
     )
-    check_architecture(info.folder)
+    processes.check_architecture(info.folder)
     if accepts("call"):
         if call is None:
             raise OptionError(f"strategy {strategy!r} needs call='from_pretrained(...)', the line to run.",

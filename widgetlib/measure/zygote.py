@@ -18,7 +18,10 @@ charged for what it brings in after the fork.
 Protocol (JSON lines; kinds in :mod:`widgetlib.measure.protocol`): the zygote says ``zygote_ready`` (protocol
 version, fingerprint of the code it imported); the runner writes ``{"socket": PATH}``; the zygote forks, the
 child connects to PATH and speaks the child protocol there; the zygote reports ``{"type": "exit", "pid",
-"code"}`` when that child ends (negative code: killed by that signal). The zygote exits when its stdin closes.
+"code"}`` when that child ends (negative code: killed by that signal). The runner may also write ``{"check":
+FOLDER, "id": N}``: the zygote answers ``{"type": "checked", "id": N, "class_name": ...}`` or ``..."error":
+{"kind", "message"}}`` (:func:`widgetlib.core.strategies.check_architecture`, which needs transformers: asked
+here, the learner's kernel never imports it). The zygote exits when its stdin closes.
 The zygote starts no threads of its own (forking a multi-threaded process is unsafe): it waits with
 ``select``. The one other thread it has is an idle native thread that ``import torch`` starts (checked:
 /proc/<pid>/task lists 2 after the import, 1 before); torch's own DataLoader workers fork after the same import.
@@ -34,7 +37,7 @@ import select
 import sys
 from pathlib import Path
 
-from .protocol import MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION, remove_process_dir
+from .protocol import MSG_CHECKED, MSG_EXIT, MSG_ZYGOTE_READY, PROTOCOL_VERSION, remove_process_dir
 
 __all__ = ["code_fingerprint", "main"]
 
@@ -70,6 +73,21 @@ def _reap() -> None:
         if pid == 0:
             return
         _send({"type": MSG_EXIT, "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _check(request: dict[str, object]) -> dict[str, object]:
+    """Answer a ``check`` request; a failure of the check itself is answered too (the runner then checks locally)."""
+    from ..core.errors import OffloadLabError
+    from ..core.strategies import check_architecture
+
+    answer: dict[str, object] = {"type": MSG_CHECKED, "id": request.get("id")}
+    try:
+        answer["class_name"] = check_architecture(str(request["check"]))
+    except OffloadLabError as exc:
+        answer["error"] = {"kind": exc.kind, "message": exc.message}
+    except Exception as exc:  # not a learner's mistake: say so, and let the runner's own check raise it
+        answer["failed"] = f"{type(exc).__name__}: {exc}"
+    return answer
 
 
 def _fork_child(socket_path: str, stdin_fd: int, stdout_fd: int) -> int:
@@ -142,7 +160,10 @@ def main() -> int:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             request = json.loads(line)
-            _fork_child(request["socket"], stdin_fd, stdout_fd)
+            if "check" in request:
+                _send(_check(request))
+            else:
+                _fork_child(request["socket"], stdin_fd, stdout_fd)
     return 0
 
 
