@@ -10,6 +10,7 @@ same by counting the growth of anonymous memory only.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import psutil
@@ -262,3 +263,10 @@ def test_cold_cache_drops_pages(small_checkpoint: Path) -> None:
     assert done["files"] >= 3 and done["bytes"] > 20_000_000
     report = run(small_checkpoint, "low_cpu_mem_usage", cold_cache=True, forwards=1)
     assert report.options["cold_cache"] is True and report.details["cold_cache"]["files"] >= 3
+    # The pages dropped were read again from the disk by the load; right after, the page cache has them.
+    warm = run(small_checkpoint, "low_cpu_mem_usage", forwards=1)
+    if not sys.platform.startswith("linux"):
+        assert report.disk_read_bytes is None and warm.disk_read_bytes is None
+        return
+    assert report.disk_read_bytes >= 0.9 * report.checkpoint_bytes, (report.disk_read_bytes, report.checkpoint_bytes)
+    assert warm.disk_read_bytes < 0.25 * report.disk_read_bytes, (warm.disk_read_bytes, report.disk_read_bytes)

@@ -178,6 +178,7 @@ def assemble_report(record: RunRecord) -> Report:
         forward_s=found.get("forward_s"),
         steady_forward_s=found.get("steady_forward_s"),
         major_faults=found.get("major_faults"),
+        disk_read_bytes=found.get("disk_read_bytes"),
         offload_folder_files=offload_files,
         offload_folder_bytes=offload_bytes,
         device_map=found.get("device_map", {}),

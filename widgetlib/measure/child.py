@@ -162,6 +162,27 @@ def major_faults() -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_majflt)
 
 
+def disk_read_bytes() -> int | None:
+    """Bytes this process has caused to be read from storage so far (``read_bytes`` in ``/proc/self/io``:
+    reads and page faults that went to the disk, not those the page cache answered), or None off Linux.
+
+    macOS has no such per-process counter, and Windows' (``ReadTransferCount``) counts every read, cache hits
+    included, so it would not measure the same thing.
+
+    >>> import sys
+    >>> (disk_read_bytes() is None) == (not sys.platform.startswith("linux"))
+    True
+    """
+    try:
+        with open("/proc/self/io", encoding="ascii") as io:
+            for line in io:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except OSError:  # not Linux, or a kernel without task I/O accounting
+        return None
+    return None
+
+
 def _redirect_output(job: dict[str, Any]) -> None:
     """Send this process's stdout/stderr and temporary files (torch's compile cache too) to the run's own
     folder, which the runner removes after the run."""
@@ -219,7 +240,7 @@ def serve(
         warm_up(checkpoint, options.dtype)
         # The baseline is taken after every import and the warm-up: what the load adds is what is measured.
         peak_reset = reset_kernel_peak()
-        faults_start = major_faults()
+        faults_start, read_start = major_faults(), disk_read_bytes()
         at_ready = read_memory()
         channel.send(
             MSG_READY,
@@ -268,7 +289,7 @@ def serve(
                 raise RuntimeError(f"forward {i} gave different logits from forward 1")
         if steady:
             emit(f"{len(steady)} more forwards, median {statistics.median(steady):.3f} s", "forward_done")
-        faults_end = major_faults()
+        faults_end, read_end = major_faults(), disk_read_bytes()
         stop_gpu.set()
         channel.send(
             MSG_RESULT,
@@ -282,6 +303,7 @@ def serve(
             kernel_peak_bytes=kernel_peak_bytes(),
             peak_source=peak_source(),
             major_faults=(faults_end - faults_start) if faults_end is not None and faults_start is not None else None,
+            disk_read_bytes=(read_end - read_start) if read_end is not None and read_start is not None else None,
             gpu_peak_bytes=int(torch.cuda.max_memory_allocated()) if use_gpu else None,
         )
         return 0

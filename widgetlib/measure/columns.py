@@ -151,6 +151,7 @@ COLUMNS: dict[str, Column] = _catalogue(
     Column("max_memory_bytes", "max_memory", "bytes", format=format_bytes),
     Column("disk_bytes", "weights on disk", "bytes", derive=lambda r: r.bytes_on("disk"), format=format_bytes),
     Column("major_faults", "major faults", "count"),
+    Column("disk_read_bytes", "read from disk", "bytes", format=format_bytes),
     Column("oom_kills", "OOM kills", "count"),
     Column("budget_bytes", "budget (absolute)", "bytes", "absolute", format=format_bytes),
     Column("budget_mode", "budget enforced by", "text"),

@@ -39,23 +39,26 @@ REPORT_COLUMNS = ("outcome", "peak_rss_bytes", "peak_above_baseline_bytes", "pea
 
 
 # What a card adds where its run has the figure: the ones the lessons' experiments ask the learner to read.
-CARD_EXTRA_COLUMNS = ("budget_bytes", "budget_mode", "major_faults", "disk_bytes")
+CARD_EXTRA_COLUMNS = ("budget_bytes", "budget_mode", "major_faults", "disk_read_bytes", "disk_bytes")
+# Counts whose zero is a figure too: nothing read from disk (a warm page cache) is what a learner compares.
+_ZERO_SHOWN = ("major_faults", "disk_read_bytes")
 
 
 def card_columns(report: Report) -> tuple[str, ...]:
     """The card's columns for ``report``: :data:`REPORT_COLUMNS`, then each of :data:`CARD_EXTRA_COLUMNS` the run
-    has (a budget, weights on disk, a major-fault count, 0 included: none read from disk is a figure too).
+    has (a budget, weights on disk, the major faults and bytes read from disk, 0 included: none read from disk
+    is a figure too).
 
     >>> from widgetlib.measure.report import Report
     >>> card_columns(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1))[-1]
     'offload_written'
     >>> card_columns(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, budget_bytes=10**9,
-    ...                     budget_mode="cgroup", major_faults=0))[-3:]
-    ('budget_bytes', 'budget_mode', 'major_faults')
+    ...                     budget_mode="cgroup", major_faults=0, disk_read_bytes=0))[-4:]
+    ('budget_bytes', 'budget_mode', 'major_faults', 'disk_read_bytes')
     """
     def has(key: str) -> bool:
         value = COLUMNS[key].value(report)
-        return value is not None and (value != 0 or key == "major_faults")
+        return value is not None and (value != 0 or key in _ZERO_SHOWN)
 
     return REPORT_COLUMNS + tuple(key for key in CARD_EXTRA_COLUMNS if has(key))
 

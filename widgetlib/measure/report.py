@@ -56,6 +56,9 @@ class Report:
     startup_s: float | None = None
     # The child's major page faults (pages read from disk) from the load start to the end of the forwards.
     major_faults: int | None = None
+    # What the child read from storage over the same window (/proc/self/io read_bytes, reads and page faults the
+    # page cache could not answer); None where the platform has no such counter (macOS, Windows).
+    disk_read_bytes: int | None = None
     # Where peak_rss_bytes came from: "VmHWM" | "ru_maxrss" | "peak_wset" | "sampled".
     peak_source: str | None = None
     # The highest sampled RssAnon + RssShmem after the load start: what a real limit (or the watchdog) counts.
