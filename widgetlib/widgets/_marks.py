@@ -6,6 +6,7 @@ Pure functions of plain values, so they are tested without a figure.
 
 from __future__ import annotations
 
+import colorsys
 import re
 import sys
 from collections.abc import Sequence
@@ -36,11 +37,15 @@ EVENT_SYMBOLS = {
     "budget_stop": "circle-x",
 }
 
-# How the k-th run of one strategy on a figure differs from the first: mixed this far towards black (< 0) or
-# white (> 0). The strategy keeps its hue, so a learner still reads "blue = manual_shards", and two runs of it
-# (bfloat16 against float32, two budgets) are told apart at a glance; past the list the shades repeat and the
-# legend's note tells the runs apart.
-_SHADES = (0.0, -0.45, 0.45, -0.7, 0.65)
+# How the k-th run of one strategy on a figure differs from the first: its hue turned this far round the colour
+# wheel (a fraction of a turn), then mixed this far towards black (< 0) or white (> 0). The first three keep the
+# strategy's hue, so a learner still reads "blue = manual_shards", and two runs of it (bfloat16 against float32,
+# two budgets) are told apart at a glance; a fourth and fifth turn the hue a little as well, because two dark (or
+# two pale) shades of one hue look alike. Past the list the colours repeat and the legend's note tells runs apart.
+_SHADES = ((0.0, 0.0), (0.0, -0.45), (0.0, 0.45), (0.09, -0.2), (-0.09, 0.25))
+# How much longer than the data's range plotly draws an axis (its autorange padding, a little over 5 % a side
+# as measured in Chromium); the label placer works in that drawn span.
+_AXIS_PAD = 1.15
 # A legend entry's note is cut here: the legend sits under the plot, and an entry as long as the plot is wide
 # would push the others onto rows of their own. The full label stays in the hover text.
 LEGEND_NOTE_CHARS = 28
@@ -51,11 +56,16 @@ def run_shade(color: str, k: int) -> str:
 
     >>> run_shade("#1f77b4", 0), run_shade("#1f77b4", 1), run_shade("#1f77b4", 2)
     ('#1f77b4', '#114163', '#84b4d6')
+    >>> len({run_shade("#2ca02c", k) for k in range(len(_SHADES))}) == len(_SHADES)
+    True
     """
-    mix = _SHADES[k % len(_SHADES)]
-    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
-    target = 255 if mix > 0 else 0
-    return "#" + "".join(f"{round(c + (target - c) * abs(mix)):02x}" for c in rgb)
+    turn, mix = _SHADES[k % len(_SHADES)]
+    rgb = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    if turn:
+        hue, lightness, saturation = colorsys.rgb_to_hls(*rgb)
+        rgb = list(colorsys.hls_to_rgb((hue + turn) % 1.0, lightness, saturation))
+    target = 1.0 if mix > 0 else 0.0
+    return "#" + "".join(f"{round(255 * (c + (target - c) * abs(mix))):02x}" for c in rgb)
 
 
 def legend_note(note: str | None) -> str | None:
@@ -220,15 +230,25 @@ def name_markers(traces: dict[str, Any], runs: list[dict[str, Any]], *, plot_wid
         phases = not run.zero_at_ready  # a learner's own marks are worth naming
         for i, (x, y, e) in enumerate(zip(item["marker_x"], item["marker_y"], item["events"], strict=True)):
             points.append((x, y, short_label(e.label, e.kind, phases=phases), run.run_id, i))
+            x_max = max(x_max, x)
         if item["xs"]:
             x_max = max(x_max, item["xs"][-1])
-            y_min, y_max = min([y_min, *item["columns"]["rss"]]), max([y_max, *item["columns"]["rss"]])
+        # The axis spans every series drawn (anonymous and file-backed RSS can dip below the baseline's zero)
+        # and every horizontal line (plotly's autorange includes shapes), not the RSS alone.
+        for values in item["columns"].values():
+            drawn = [v for v in values if v is not None]
+            if drawn:
+                y_min, y_max = min(y_min, *drawn), max(y_max, *drawn)
+    for shape in shapes:
+        y_min, y_max = min(y_min, shape["y0"]), max(y_max, shape["y0"])
     points.sort(key=lambda p: p[0])
     line_labels = [(shape["y0"], shape["label"]["text"], shape["label"]["textposition"])
                    for shape in shapes if shape.get("label", {}).get("text")]
-    placed = place_labels([(x, y, text) for x, y, text, _, _ in points], x_span=x_max or 1.0,
-                          y_span=y_max - y_min, width_px=plot_width_px, height_px=plot_height_px, font_px=font_px,
-                          line_labels=line_labels)
+    # plotly's autorange pads that span (measured: RSS and lines within -1..85 MB drew an axis of -7..92), and
+    # a span estimated too short puts labels closer on screen than they were placed: pad it the same way.
+    placed = place_labels([(x, y, text) for x, y, text, _, _ in points], x_span=(x_max or 1.0) * _AXIS_PAD,
+                          y_span=(y_max - y_min) * _AXIS_PAD, width_px=plot_width_px, height_px=plot_height_px,
+                          font_px=font_px, line_labels=line_labels)
     texts = {item["run"].run_id: [""] * len(item["events"]) for item in runs}
     positions = {run_id: ["top center"] * len(labels) for run_id, labels in texts.items()}
     for (_, _, _, run_id, i), (text, position) in zip(points, placed, strict=True):

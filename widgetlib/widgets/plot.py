@@ -56,6 +56,10 @@ _LEGEND_ROW_CHARS = 95
 # legend is under the plot, so it takes none of the width.
 _PLOT_WIDTH_PX = 700 - 80 - 20
 _LEGEND_ROW_PX = 22
+# What the plotting area's height leaves of the figure's (height_px): the title margin above, the axis title,
+# tick labels and the legend's first row below (measured in Chromium: a plot area 270-276 px high in a 480 px
+# figure). The legend's further rows grow the figure, not this.
+_NOT_PLOT_HEIGHT_PX = 210
 
 
 def to_mb(n_bytes: int | float | None) -> float | None:
@@ -508,7 +512,7 @@ class MemoryPlot(PlotReadout):
                 if item["dirty"] or structure_changed:
                     self._update_run(traces, item)
             shapes = self._shapes(runs)
-            name_markers(traces, runs, plot_width_px=_PLOT_WIDTH_PX, plot_height_px=self.height_px - 170 *
+            name_markers(traces, runs, plot_width_px=_PLOT_WIDTH_PX, plot_height_px=self.height_px - _NOT_PLOT_HEIGHT_PX *
                          self._scale, font_px=10 * self._scale, shapes=shapes)
             fig.layout.shapes = shapes
             self._update_titles(runs)
