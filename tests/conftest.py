@@ -77,3 +77,11 @@ def fresh_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     return folder
+
+
+@pytest.fixture(scope="session")
+def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Any]:
+    """Every lesson notebook executed once per session as shipped and solved (see ``lesson_runs.py``)."""
+    from lesson_runs import execute_all
+
+    return execute_all(tmp_path_factory.mktemp("executed-lessons"))

@@ -2,8 +2,7 @@
 
 ``lessons/NN_topic.py`` (jupytext percent format) is the reviewed source; ``notebooks/NN_topic.ipynb`` its pair,
 committed without outputs. Every exercise ships blank (``...``); its answer lives in
-``lessons/solutions.py``. Each notebook is executed twice, with a small checkpoint
-(``$OFFLOAD_LAB_LESSON_SIZE``, default 60MB) and ``OFFLOAD_LAB_STRICT_CHECKS=1``:
+``lessons/solutions.py``. Each notebook is executed twice (``lesson_runs.py``: the ``executions`` fixture):
 
 - **as shipped**, under ``OFFLOAD_LAB_PROBE=portable`` (the psutil-only probe macOS and Windows get): it must run
   to the end, and every exercise check must say "not answered yet";
@@ -15,31 +14,17 @@ committed without outputs. Every exercise ships blank (``...``); its answer live
 from __future__ import annotations
 
 import ast
-import functools
-import os
 import re
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-
-from widgetlib.teach import STRICT_ENV
+from lesson_runs import EXECUTE_TIMEOUT_S, LESSON_SIZE, MODES, NOTEBOOKS, Execution, solutions, solved
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.py"))
-NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SOLUTIONS = REPO / "lessons" / "solutions.py"
-LESSON_SIZE = os.environ.get("OFFLOAD_LAB_LESSON_SIZE", "60MB")
-MODES = ("shipped", "solved")
 NOT_ANSWERED = "not answered yet"
-# Per notebook; the whole suite must stay well inside CI's budget (benchmarks/bench_lessons.py measures the times).
-EXECUTE_TIMEOUT_S = 300
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -158,30 +143,6 @@ def test_lesson_imports_only_the_public_api(lesson: Path) -> None:
 # --------------------------------------------------------------------------------------- blank exercises
 
 
-@functools.cache
-def _all_solutions() -> dict[str, dict[str, str]]:
-    import runpy
-
-    return runpy.run_path(str(SOLUTIONS))["SOLUTIONS"]
-
-
-def _solutions(stem: str) -> dict[str, str]:
-    solutions = _all_solutions()
-    assert stem in solutions, f"{stem} has no answers in {SOLUTIONS}"
-    return solutions[stem]
-
-
-def _solved(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
-    """``notebook`` with every blank answer replaced by its solution (each blank must occur exactly once)."""
-    solved = nbformat.from_dict(notebook)
-    for blank, answer in _solutions(stem).items():
-        cells = [c for c in solved.cells if c.cell_type == "code" and blank.strip() in c.source]
-        assert len(cells) == 1 and cells[0].source.count(blank.strip()) == 1, (
-            f"{stem}: the blank {blank.strip()!r} must occur in exactly one code cell, once")
-        cells[0].source = cells[0].source.replace(blank.strip(), answer.strip())
-    return solved
-
-
 @pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
 def test_exercises_ship_blank_and_have_solutions(lesson: Path) -> None:
     """Two checked exercises per lesson, each answer a blank ``...`` in the notebook; the solutions file fills
@@ -190,84 +151,15 @@ def test_exercises_ship_blank_and_have_solutions(lesson: Path) -> None:
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     checks = [c for c in code if "teach.check_" in c]
     assert len(checks) == 2, f"{lesson.name}: expected two exercise checks, found {len(checks)}"
-    solved = _solved(notebook, lesson.stem)
-    assert len(_solutions(lesson.stem)) == len(checks)
-    for cell in solved.cells:  # every code cell: a blank may sit apart from its check (lessons 01 and 05)
+    filled = solved(notebook, lesson.stem)
+    assert len(solutions(lesson.stem)) == len(checks)
+    for cell in filled.cells:  # every code cell: a blank may sit apart from its check (lessons 01 and 05)
         if cell.cell_type == "code":
             assert re.search(r"(?<![\w.])\.\.\.(?![\w.])", cell.source) is None, (
                 f"{lesson.name}: a solved exercise cell still holds `...`:\n{cell.source}")
 
 
 # -------------------------------------------------------------------------------------------- execution
-
-# Each notebook runs in its own process (nbclient + a fresh kernel), WORKERS at a time: every lesson is a
-# sequence of measured loads, each in a child process that imports torch, and two notebooks at once use two
-# cores. Memory figures are per process, so running side by side does not change what the lessons assert.
-WORKERS = int(os.environ.get("OFFLOAD_LAB_LESSON_WORKERS", "2"))
-_EXECUTE = """
-import sys
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-source, target, timeout_s = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-notebook = nbformat.read(source, as_version=4)
-client = NotebookClient(notebook, kernel_name="python3", timeout=timeout_s,
-                        resources={"metadata": {"path": str(target.parent)}})
-try:
-    client.execute()
-finally:
-    nbformat.write(notebook, target)
-"""
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass
-class Execution:
-    returncode: int
-    seconds: float
-    stderr: str
-    executed: Path
-
-
-def _execute(notebook_path: Path, workdir: Path, mode: str) -> Execution:
-    """Run one notebook in a fresh kernel: ``shipped`` (blank exercises, the portable probe) or ``solved``."""
-    target = workdir / mode / notebook_path.stem / notebook_path.name
-    target.parent.mkdir(parents=True)
-    source = target.with_suffix(".source.ipynb")
-    notebook = nbformat.read(notebook_path, as_version=4)
-    nbformat.write(_solved(notebook, notebook_path.stem) if mode == "solved" else notebook, source)
-    env = {**os.environ, "OFFLOAD_LAB_SIZE": LESSON_SIZE, STRICT_ENV: "1"}
-    env.pop("OFFLOAD_LAB_PROBE", None)
-    if mode == "shipped":
-        env["OFFLOAD_LAB_PROBE"] = "portable"
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", _EXECUTE, str(source), str(target), str(EXECUTE_TIMEOUT_S)],
-                          env=env, capture_output=True, text=True, timeout=EXECUTE_TIMEOUT_S + 60)
-    return Execution(done.returncode, time.monotonic() - start, _ANSI.sub("", done.stderr), target)
-
-
-def _loads_in(notebook_path: Path) -> int:
-    """About how many measured loads a lesson runs (a CompareBoard runs four, a sweep three)."""
-    text = (REPO / "lessons" / f"{notebook_path.stem}.py").read_text()
-    return (text.count("panel.run()") + text.count("run_live(") + 4 * text.count("board.run()")
-            + 3 * text.count(".sweep("))
-
-
-@pytest.fixture(scope="session")
-def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Execution]:
-    """Execute every notebook twice per session (as shipped, and solved), WORKERS at a time, longest first."""
-    workdir = tmp_path_factory.mktemp("executed-lessons")
-    order = [(p, mode) for p in sorted(NOTEBOOKS, key=_loads_in, reverse=True) for mode in MODES]
-    start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        done = pool.map(lambda job: _execute(job[0], workdir, job[1]), order)
-        results = dict(zip([(p.stem, mode) for p, mode in order], done, strict=True))
-    total = time.monotonic() - start
-    lines = [f"{stem} {mode}: {r.seconds:.1f} s" for (stem, mode), r in sorted(results.items())]
-    print(f"\nlessons executed with {WORKERS} worker(s) in {total:.1f} s wall: " + "; ".join(lines))
-    return results
 
 
 def _check_outputs(notebook: nbformat.NotebookNode) -> list[str]:

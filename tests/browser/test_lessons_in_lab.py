@@ -8,13 +8,12 @@ and the one-message box (``.offload-lab-error``). Front-end errors during a test
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _screenshots import SCREENSHOTS, pictures_requested
 
 from widgetlib import STRATEGIES
 
@@ -22,11 +21,6 @@ from widgetlib import STRATEGIES
 # fail on their own once the page stops changing (conftest.py, LabPage.wait_with_progress).
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-# Screenshots go to out/screenshots (git-ignored) so a test run leaves the tree clean; `make screenshots`
-# points $OFFLOAD_LAB_SCREENSHOTS_DIR at docs/screenshots to refresh the README's pictures.
-SCREENSHOTS = Path(
-    os.environ.get("OFFLOAD_LAB_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "out" / "screenshots"
-)
 # A checkpoint path that does not exist; the panel's message must name it.
 MISSING_CHECKPOINT = "/tmp/offload-lab-no-such-checkpoint/llama-7b"
 LESSON_01 = "01_normal_loading.ipynb"
@@ -214,7 +208,7 @@ def test_lesson_01_plot_grows_and_card_shows_peak(lab_page: Any) -> None:
     if shot is not None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         (SCREENSHOTS / "strategy_panel_mid_load.png").write_bytes(shot)
-    elif os.environ.get("OFFLOAD_LAB_SCREENSHOTS_DIR"):  # `make screenshots` asked for the picture
+    elif pictures_requested():
         raise AssertionError("no screenshot of the load mid-way with event markers; run `make screenshots` again")
 
     # The card's peak is the run's peak: the same formatted figure as the plot's peak line.
