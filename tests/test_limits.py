@@ -270,3 +270,16 @@ def test_cold_cache_drops_pages(small_checkpoint: Path) -> None:
         return
     assert report.disk_read_bytes >= 0.9 * report.checkpoint_bytes, (report.disk_read_bytes, report.checkpoint_bytes)
     assert warm.disk_read_bytes < 0.25 * report.disk_read_bytes, (warm.disk_read_bytes, report.disk_read_bytes)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/io read_bytes is Linux's")
+def test_cold_forward_makes_the_forwards_read_the_offloaded_weights_from_disk(small_checkpoint: Path) -> None:
+    """The load reads every weight (offloaded ones included), so its pages are cached when the forwards run;
+    dropped between the two, the first forward reads what is offloaded from the disk."""
+    report = run(small_checkpoint, "offload_folder", max_memory="4MB", cold_forward=True, forwards=2)
+    on_disk = report.bytes_on("disk")
+    assert report.ok and on_disk > 0.5 * report.checkpoint_bytes, report.device_map
+    if "note" in report.details["cold_forward"]:
+        pytest.skip(report.details["cold_forward"]["note"])
+    assert report.details["cold_forward"]["files"] >= 3
+    assert report.disk_read_forward_bytes >= 0.9 * on_disk, (report.disk_read_forward_bytes, on_disk)

@@ -7,10 +7,10 @@ Subcommands::
                                 [--seed 0] [--demo]
     offload-lab inspect DIR [--json]
     offload-lab load DIR --strategy NAME [--max-memory 300MB] [--offload-folder PATH] [--offload-via ...]
-                     [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--cold-cache] [--forwards 3]
-                     [--forward-tokens 16] [--threads N] [--json]
-    offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--cold-cache] [--forwards 3]
-                        [--json] [--html report.html]
+                     [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--cold-cache] [--cold-forward]
+                     [--forwards 3] [--forward-tokens 16] [--threads N] [--json]
+    offload-lab compare DIR [--max-memory 300MB] [--budget 8GB] [--dtype ...] [--cold-cache] [--cold-forward]
+                        [--forwards 3] [--json] [--html report.html]
     offload-lab explain 'from_pretrained(...)' [--checkpoint DIR] [--measure] [--forwards 1] [--json]
     offload-lab --version
 
@@ -292,6 +292,11 @@ def _add_run_options(sub: argparse.ArgumentParser) -> None:
         help="drop the checkpoint's pages from the page cache first, so the load pays real disk reads",
     )
     sub.add_argument(
+        "--cold-forward",
+        action="store_true",
+        help="drop them again after the load, so the forwards read offloaded weights from disk",
+    )
+    sub.add_argument(
         "--forwards",
         type=int,
         default=RUN_DEFAULTS.forwards,
@@ -336,6 +341,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
         "budget": args.budget,
         "dtype": args.dtype,
         "cold_cache": args.cold_cache,
+        "cold_forward": args.cold_forward,
         "forwards": args.forwards,
         "forward_tokens": args.forward_tokens,
         "threads": args.threads,

@@ -172,6 +172,7 @@ class RunDefaults:
     offload_via: str = OFFLOAD_VIA[0]
     budget: str | int | None = None
     cold_cache: bool = False
+    cold_forward: bool = False  # drop the pages again after the load: the forwards read from disk
     forwards: int = 3
     forward_tokens: int = 16
     low_cpu_mem_usage: bool = True

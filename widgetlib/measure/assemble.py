@@ -179,6 +179,7 @@ def assemble_report(record: RunRecord) -> Report:
         steady_forward_s=found.get("steady_forward_s"),
         major_faults=found.get("major_faults"),
         disk_read_bytes=found.get("disk_read_bytes"),
+        disk_read_forward_bytes=found.get("disk_read_forward_bytes"),
         offload_folder_files=offload_files,
         offload_folder_bytes=offload_bytes,
         device_map=found.get("device_map", {}),

@@ -28,8 +28,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
+from .limits import cold_cache
 from .memory import (
     kernel_peak_bytes,
     non_reclaimable_bytes,
@@ -274,7 +276,11 @@ def serve(
         start = time.perf_counter()
         result = load_model(checkpoint, strategy, options, emit)
         load_s = time.perf_counter() - start
+        read_loaded = disk_read_bytes()
         emit(f"loaded in {load_s:.2f} s", "loaded")
+        details = dict(result.details)
+        if extra.get("cold_forward_paths"):
+            details["cold_forward"] = cold_cache([Path(p) for p in extra["cold_forward_paths"]])
         device_map = device_map_summary(result.model)
         emit("forward 1 started", "forward")
         logits_sha256, forward_s = forward_checksum(result.model, options.forward_tokens)
@@ -299,11 +305,13 @@ def serve(
             forward_times_s=[forward_s, *steady],
             logits_sha256=logits_sha256,
             device_map=device_map,
-            details=result.details,
+            details=details,
             kernel_peak_bytes=kernel_peak_bytes(),
             peak_source=peak_source(),
             major_faults=(faults_end - faults_start) if faults_end is not None and faults_start is not None else None,
             disk_read_bytes=(read_end - read_start) if read_end is not None and read_start is not None else None,
+            disk_read_forward_bytes=(read_end - read_loaded) if read_end is not None and read_loaded is not None
+            else None,
             gpu_peak_bytes=int(torch.cuda.max_memory_allocated()) if use_gpu else None,
         )
         return 0

@@ -152,6 +152,7 @@ COLUMNS: dict[str, Column] = _catalogue(
     Column("disk_bytes", "weights on disk", "bytes", derive=lambda r: r.bytes_on("disk"), format=format_bytes),
     Column("major_faults", "major faults", "count"),
     Column("disk_read_bytes", "read from disk", "bytes", format=format_bytes),
+    Column("disk_read_forward_bytes", "read from disk by the forwards", "bytes", format=format_bytes),
     Column("oom_kills", "OOM kills", "count"),
     Column("budget_bytes", "budget (absolute)", "bytes", "absolute", format=format_bytes),
     Column("budget_mode", "budget enforced by", "text"),

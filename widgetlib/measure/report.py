@@ -59,6 +59,8 @@ class Report:
     # What the child read from storage over the same window (/proc/self/io read_bytes, reads and page faults the
     # page cache could not answer); None where the platform has no such counter (macOS, Windows).
     disk_read_bytes: int | None = None
+    # The part of it read after the load ended, by the forwards: offloaded weights fetched when their layer runs.
+    disk_read_forward_bytes: int | None = None
     # Where peak_rss_bytes came from: "VmHWM" | "ru_maxrss" | "peak_wset" | "sampled".
     peak_source: str | None = None
     # The highest sampled RssAnon + RssShmem after the load start: what a real limit (or the watchdog) counts.

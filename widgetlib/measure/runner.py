@@ -440,6 +440,7 @@ def start(
     offload_via: str = RUN_DEFAULTS.offload_via,
     budget: str | int | None = RUN_DEFAULTS.budget,
     cold_cache: bool = RUN_DEFAULTS.cold_cache,
+    cold_forward: bool = RUN_DEFAULTS.cold_forward,
     forwards: int = RUN_DEFAULTS.forwards,
     forward_tokens: int = RUN_DEFAULTS.forward_tokens,
     low_cpu_mem_usage: bool = RUN_DEFAULTS.low_cpu_mem_usage,
@@ -529,6 +530,8 @@ def start(
             forwards=forwards,
             threads=threads,
             go_after_ready=budget_bytes is not None,
+            # Dropped by the child itself, between its load and its first forward: only it knows that moment.
+            cold_forward_paths=[str(info.folder), *([str(folder)] if folder else [])] if cold_forward else None,
             probe="portable" if portable_probe() else "native",
             stderr_path=str(run_dir / "stderr.txt"),
             tmp_dir=str(run_dir / "tmp"),
@@ -580,7 +583,10 @@ def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Re
     - ``budget``: simulate a smaller machine of this size ("1.2GB"): a real kernel memory limit where one can
       be made, else a watchdog on the memory that cannot be reclaimed (``Report.budget_mode`` says which).
     - ``cold_cache``: drop the checkpoint's (and the offload folder's) pages from the page cache first, so the
-      load and the forwards pay real disk reads (``Report.major_faults``).
+      load pays real disk reads (``Report.disk_read_bytes``, ``Report.major_faults``). ``cold_forward``: drop
+      them again after the load, before the first forward, so the forwards read from disk what they need from
+      the files (offloaded weights: ``Report.disk_read_forward_bytes``) instead of finding the pages the load
+      just read still cached.
     - ``forwards``: forward passes after the load (``forward_s`` is the first, ``steady_forward_s`` the median of
       the rest); ``forward_tokens``: tokens per forward.
     - ``low_cpu_mem_usage``: the flag passed to ``from_pretrained`` (low_cpu_mem_usage strategy);

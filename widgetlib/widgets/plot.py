@@ -512,8 +512,9 @@ class MemoryPlot(PlotReadout):
                 if item["dirty"] or structure_changed:
                     self._update_run(traces, item)
             shapes = self._shapes(runs)
-            name_markers(traces, runs, plot_width_px=_PLOT_WIDTH_PX, plot_height_px=self.height_px - _NOT_PLOT_HEIGHT_PX *
-                         self._scale, font_px=10 * self._scale, shapes=shapes)
+            name_markers(traces, runs, plot_width_px=_PLOT_WIDTH_PX,
+                         plot_height_px=self.height_px - _NOT_PLOT_HEIGHT_PX * self._scale,
+                         font_px=10 * self._scale, shapes=shapes)
             fig.layout.shapes = shapes
             self._update_titles(runs)
             self._update_height()
