@@ -13,8 +13,9 @@
 # Run All, JupyterLab shows the notebook's last cell while the cells above it run: a panel or board brings its
 # plot back into view when its load starts; to watch any other plot, scroll up to it.*
 #
-# *When you have finished a lesson, shut its kernel down (Kernel → Shut Down Kernel): an open lesson's
-# kernel, and the spare process it keeps ready for measured runs, hold RAM until then.*
+# *When you have finished a lesson, shut its kernel down (Kernel → Shut Down Kernel): an open lesson's kernel
+# holds RAM until then. The spare process it keeps ready for measured runs ends by itself once the kernel has
+# run nothing for a while (`OFFLOAD_LAB_IDLE_EXIT_S`, see the README); the next load then starts a new one.*
 #
 # **What you will learn**
 #
