@@ -18,8 +18,8 @@
 # - what `device_map="auto"`, `max_memory` and `offload_folder` do in `from_pretrained`;
 # - what actually lands in the offload folder: with a safetensors checkpoint, with a pickle (`.bin`)
 #   checkpoint, and with accelerate's `load_checkpoint_and_dispatch`, all three measured;
-# - the price: every forward pass reads the offloaded weights back, and from a cold cache that means the
-#   disk (first forward against steady forwards, cold cache against warm, major page faults);
+# - the price: every forward pass reads the offloaded weights back, from the page cache or from the disk,
+#   measured in bytes read from disk (during the load and during the forwards) and in time;
 # - how peak RAM moves as `max_memory` grows (a sweep).
 
 # %%
@@ -168,26 +168,30 @@ if teach.peak_is_exact(least) and teach.peak_is_exact(most):
     assert least.peak_above_baseline_bytes < most.peak_above_baseline_bytes, "less max_memory, lower peak"
 
 # %% [markdown]
-# ## The price of offloading: a cold cache against a warm one
+# ## The price of offloading: what is read from disk, and when
 #
-# One variable at a time: the same `max_memory` (the sweep's smallest, the most on disk), once with a **cold
-# cache** (the checkpoint's pages dropped from the page cache first, so every offloaded weight is read from
-# disk) and once right after it, **warm** (the pages the cold run read are still cached). A *major page fault*
-# is the kernel reading a page from disk for the process; `major_faults` counts them from the load start to the
-# last forward.
+# The same `max_memory` (the sweep's smallest, the most on disk) three times, each pair differing in one thing:
+# **cold** (the checkpoint's pages dropped from the page cache before the load), **warm** (right after it, the
+# pages still cached), and **dropped** (a warm load, then the pages dropped again after the load and before the
+# first forward: `cold_forward=True`). `disk_read_bytes` is what the loading process read from the disk, from
+# the load start to the last forward (Linux counts it per process in `/proc/<pid>/io`, `read_bytes`);
+# `disk_read_forward_bytes` is the part read by the forwards. A *major page fault* is the kernel reading a page
+# from disk for the process through a memory mapping.
 
 # %%
 price_max_memory = least.max_memory_bytes
 cold = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_cache=True,
                       note="cold cache")
-warm = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_cache=False,
-                      note="warm cache")
-assert cold.ok and warm.ok, (cold.error, warm.error)
-teach.say(teach.reports_table([cold, warm], ["cold", "warm"], label_header="cache",
-                              columns=["load_s", "forward_s", "steady_forward_s", "major_faults"]))
-assert cold.device_map == warm.device_map, "one variable at a time: the same plan, only the cache differs"
-assert "cold_cache" in cold.details and "cold_cache" not in warm.details
-teach.say(teach.cold_cache_price(cold, warm))
+warm = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, note="warm cache")
+dropped = teach.run_live(board.plot, folder, "offload_folder", max_memory=price_max_memory, cold_forward=True,
+                         note="dropped before the forward")
+assert cold.ok and warm.ok and dropped.ok, (cold.error, warm.error, dropped.error)
+teach.say(teach.reports_table([cold, warm, dropped], ["cold", "warm", "dropped"], label_header="cache",
+                              columns=["disk_read_bytes", "disk_read_forward_bytes", "major_faults", "forward_s",
+                                       "steady_forward_s"]))
+assert cold.device_map == warm.device_map == dropped.device_map, "one plan: only the cache differs"
+assert "cold_cache" in cold.details and "cold_cache" not in warm.details and "cold_forward" in dropped.details
+teach.say(teach.disk_price(cold, warm, dropped))
 
 # %% [markdown]
 # ## Experiment
@@ -197,9 +201,10 @@ teach.say(teach.cold_cache_price(cold, warm))
 # - **`max_memory`**: run `panel.run()` again after setting the panel's max_memory box to a value between two
 #   of the sweep's, or give `board.sweep(...)` your own list of byte values. Look at the "on disk" bytes of the
 #   plan and at the peak: each follows `max_memory` in steps of one layer.
-# - **`cold_cache`**: in the cell above, set `price_max_memory` to `most.max_memory_bytes` (the least on disk)
-#   and run it again. Compare the cold run's first forward with the warm run's steady forward: with fewer
-#   weights offloaded, there is less to read from disk. A bigger `OFFLOAD_LAB_SIZE` makes the reads show.
+# - **what is on disk**: in the cell above, set `price_max_memory` to `most.max_memory_bytes` (the least on
+#   disk) and run it again. Compare the "dropped" run's bytes read by the forwards with the first time: with
+#   fewer weights offloaded, the forwards have less to read from disk. The cold load still reads the whole
+#   checkpoint: it reads every weight, wherever it is planned to live.
 #
 # ## Exercise 1
 #
@@ -254,6 +259,7 @@ shutil.rmtree(workdir, ignore_errors=True)  # the offload folders are scratch: g
 # - `offload_folder` is a valid `from_pretrained` argument; what lands in it depends on the checkpoint format
 #   and on who loads: nothing for safetensors in `from_pretrained`, files for `.bin` and for accelerate's
 #   `load_checkpoint_and_dispatch`.
-# - Less `max_memory` means a lower peak and more weights brought back on every forward; from a cold cache
-#   they come from disk (major faults, a slower first forward), from a warm one out of the page cache.
+# - Less `max_memory` means a lower peak and more weights brought back on every forward: from the page cache
+#   while it holds the files, from the disk when it does not (the bytes read by the forwards after the pages
+#   were dropped). Loading reads every weight once, the offloaded ones too.
 # - Lesson 04 loads the shards by hand, one at a time.

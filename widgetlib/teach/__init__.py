@@ -63,7 +63,7 @@ from .readings import _samples, non_reclaimable_growth, sample_at
 from .sentences import (
     budget_outcomes,
     budget_room,
-    cold_cache_price,
+    disk_price,
     prediction_lines,
     same_logits_sentence,
     sweep_peaks,
@@ -131,7 +131,7 @@ __all__ = [
     "which_memory",
     "budget_outcomes",
     "budget_room",
-    "cold_cache_price",
+    "disk_price",
     "prediction_lines",
     "same_logits_sentence",
     "sweep_peaks",

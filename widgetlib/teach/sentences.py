@@ -19,7 +19,7 @@ __all__ = [
     "SLOWER_FACTOR",
     "budget_outcomes",
     "budget_room",
-    "cold_cache_price",
+    "disk_price",
     "prediction_lines",
     "same_logits_sentence",
     "sweep_peaks",
@@ -44,57 +44,102 @@ def sweep_peaks(least: Report, most: Report) -> str:
     False
     >>> "planner counts the model's buffers" in sweep_peaks(run(3 * 10**7, 6 * 10**7), run(9 * 10**7, 10**6))
     True
+    >>> "shown, not ranked" in sweep_peaks(run(3 * 10**7, 6 * 10**7), run(9 * 10**7, 0))  # no times: not ranked
+    True
+    >>> slow, fast = run(3 * 10**7, 6 * 10**7), run(9 * 10**7, 0)
+    >>> slow.steady_forward_s, fast.steady_forward_s = 0.9, 0.3
+    >>> "took 3.0× as long with the least RAM" in sweep_peaks(slow, fast)
+    True
     """
     most_on_disk = most.bytes_on("disk")
+    least_s, most_s = least.steady_forward_s or least.forward_s, most.steady_forward_s or most.forward_s
+    if least_s is not None and most_s and least_s > SLOWER_FACTOR * most_s:
+        times = (f"A steady forward took {least_s / most_s:.1f}× as long with the least RAM as with the most: "
+                 "every forward brings the offloaded weights back, here from the page cache (a copy in RAM).")
+    else:
+        times = ("The steady forward times are shown, not ranked (less than "
+                 f"{SLOWER_FACTOR}× apart): with the offloaded files in the page cache, bringing a weight back is a "
+                 "copy in RAM, and the difference can be smaller than the noise between two runs of the same load.")
     return (
         f"With the least RAM the peak was {fmt(least.peak_above_baseline_bytes)} above baseline against "
-        f"{fmt(most.peak_above_baseline_bytes)} with the most. The times are shown, not ranked: with the "
-        "offloaded files in the page cache, bringing a weight back is a copy in RAM, and the difference between "
-        "these runs can be smaller than the noise between two runs of the same one. The cold-cache runs below "
-        "show what the disk costs."
+        f"{fmt(most.peak_above_baseline_bytes)} with the most. " + times + " The runs below show what the disk "
+        "costs."
         + (f" Even with `max_memory` equal to all the weights' bytes, {fmt(most_on_disk)} went to disk: the "
            "planner counts the model's buffers too (the non-persistent rotary `inv_freq` among them), so the "
            "weights alone no longer fit, and the last module placed goes to disk." if most_on_disk else "")
     )
 
 
-def cold_cache_price(cold: Report, warm: Report) -> str:
-    """Lesson 03's reading of the same offload run with a cold and a warm page cache: what was dropped, whether
-    the cold first forward stood out (more than :data:`SLOWER_FACTOR` times the warm one), the major faults.
+def _reads(report: Report) -> tuple[int, int] | None:
+    """(read by the load, read by the forwards) from disk, or None where the platform does not count them."""
+    if report.disk_read_bytes is None or report.disk_read_forward_bytes is None:
+        return None
+    return report.disk_read_bytes - report.disk_read_forward_bytes, report.disk_read_forward_bytes
+
+
+def disk_price(cold: Report, warm: Report, dropped: Report) -> str:
+    """Lesson 03's reading of one offload plan run three ways: ``cold`` (page cache dropped before the load),
+    ``warm`` (right after it) and ``dropped`` (a warm load, the pages dropped again before the first forward,
+    ``cold_forward=True``): what each read from disk, during the load and during the forwards, and what the
+    first forwards took.
 
     >>> from widgetlib.measure.report import Report
-    >>> def run(forward_s, faults, dropped=None):
-    ...     return Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=1, forward_s=forward_s,
-    ...                   major_faults=faults, details={"cold_cache": dropped} if dropped else {})
-    >>> text = cold_cache_price(run(0.9, 1200, {"files": 3, "bytes": 6 * 10**7}), run(0.3, 0))
+    >>> def run(load, forwards, forward_s=0.5, disk=6 * 10**7):
+    ...     return Report(strategy="offload_folder", checkpoint="/ck", checkpoint_bytes=10**8, forward_s=forward_s,
+    ...                   disk_read_bytes=None if load is None else load + forwards, disk_read_forward_bytes=forwards,
+    ...                   device_map={"disk": {"tensors": 9, "bytes": disk}})
+    >>> text = disk_price(run(10**8, 10**5), run(0, 0), run(0, 6 * 10**7, forward_s=2.0))
     >>> text.split(". ")[0]
-    'Before the cold run, the runner asked the kernel to drop 3 file(s), 60 MB, from the page cache'
-    >>> "took 3.0× the warm first forward" in text, "1200 cold against 0 warm" in text
+    'From a cold cache the load read 100 MB from disk (1.00× the checkpoint) and the forwards 100.0 kB'
+    >>> "every weight, the 60 MB planned for disk as well" in text, "found them in the page cache" in text
     (True, True)
-    >>> "not clearly slower" in cold_cache_price(run(0.4, None), run(0.3, None))
+    >>> "read 60 MB from disk, 1.00× the weights planned for disk: every offloaded weight" in text
+    True
+    >>> "took 4.0× the warm one" in text
+    True
+    >>> "do not stand out" in disk_price(run(10**8, 0), run(0, 0), run(0, 6 * 10**7, forward_s=0.6))
+    True
+    >>> "part of the offloaded weights" in disk_price(run(10**8, 0), run(0, 0), run(0, 10**7))
+    True
+    >>> "does not count what a process reads from disk" in disk_price(run(None, 0), run(None, 0), run(None, 0))
     True
     """
-    dropped = cold.details.get("cold_cache", {})
-    note = f" ({dropped['note']})" if "note" in dropped else ""
-    slower = cold.forward_s > SLOWER_FACTOR * warm.forward_s
-    if cold.major_faults is not None and warm.major_faults is not None:
-        faults = f"{cold.major_faults} cold against {warm.major_faults} warm. "
+    on_disk = cold.bytes_on("disk")
+    reads = [_reads(r) for r in (cold, warm, dropped)]
+    counted = all(r is not None for r in reads)
+    times = (f"First forwards: {cold.forward_s:.3f} s cold, {warm.forward_s:.3f} s warm, {dropped.forward_s:.3f} s "
+             "after the drop. ")
+    if dropped.forward_s > SLOWER_FACTOR * warm.forward_s:
+        times += (f"The first forward after the drop took {dropped.forward_s / warm.forward_s:.1f}× the warm one: "
+                  "the same plan, the same forward, so the difference is reading the offloaded weights from this "
+                  "disk.")
     else:
-        faults = "not reported by this OS. "
-    return (
-        f"Before the cold run, the runner asked the kernel to drop {dropped.get('files', 0)} file(s), "
-        f"{fmt(dropped.get('bytes', 0))}, from the page cache{note}. "
-        + (f"The cold first forward took {cold.forward_s / warm.forward_s:.1f}× the warm first forward: the same "
-           "plan, the same forward, so the difference is reading the offloaded weights from this disk. " if slower
-           else f"Here the cold first forward was not clearly slower than the warm one (less than {SLOWER_FACTOR}× "
-           "it), so the times are shown, not ranked: at this size, on this disk, the reads did not stand out of "
-           "the noise between runs; a bigger checkpoint, or a slower disk, makes them show. ")
-        + "Major faults: " + faults
-        + "A major fault counts a page the process faulted in from disk through a memory mapping; a plain file "
-        "read is not a fault, so the count is a lower bound of what came from disk. And the drop is advice: pages "
-        "another process still maps, or reads again meanwhile (a second notebook on the same checkpoint), stay in "
-        "the cache."
-    )
+        times += ("Here the times do not stand out of the noise between two runs of the same load (less than "
+                  f"{SLOWER_FACTOR}× apart): at this size, on this disk, "
+                  + ("the bytes show the price, the seconds do not." if counted else
+                     "the reads are lost in it; a bigger checkpoint or a slower disk makes them show."))
+    if not counted:
+        return ("This OS does not count what a process reads from disk (Linux has `/proc/self/io`), so only the "
+                "times can be compared. " + times)
+    (cold_load, cold_fwd), (warm_load, warm_fwd), (_, dropped_fwd) = reads
+    text = (f"From a cold cache the load read {fmt(cold_load)} from disk ({cold_load / cold.checkpoint_bytes:.2f}× "
+            f"the checkpoint) and the forwards {fmt(cold_fwd)}. Warm, the load read {fmt(warm_load)} and the "
+            f"forwards {fmt(warm_fwd)}. ")
+    # What transformers' from_pretrained does (accelerate's load_checkpoint_and_dispatch is another path).
+    via_transformers = cold.options.get("offload_via", "from_pretrained") == "from_pretrained"
+    if cold_load >= 0.9 * cold.checkpoint_bytes and via_transformers:
+        text += (f"The cold load read every weight, the {fmt(on_disk)} planned for disk as well: transformers "
+                 "reads each tensor while it loads and only then hands one planned for disk to the offloading "
+                 "code (`core_model_loading.py`, `offload_and_maybe_resave_param`)")
+        text += (", so the forwards found them in the page cache. " if cold_fwd < 0.25 * on_disk else ". ")
+    share = dropped_fwd / on_disk if on_disk else 0.0
+    text += (f"With the pages dropped after the load, the forwards read {fmt(dropped_fwd)} from disk, "
+             f"{share:.2f}× the weights planned for disk: "
+             + ("every offloaded weight came back from the disk when its layer ran. " if share >= 0.9 else
+                "part of the offloaded weights came back from the disk, the rest was still cached. ")
+             + "That is the price of disk offload on a machine whose page cache cannot keep the checkpoint: one "
+             "whose RAM is full, or a load under a memory limit (lesson 05). ")
+    return text + times
 
 
 def prediction_lines(reports: Iterable[Report]) -> str:
