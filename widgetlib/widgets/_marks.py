@@ -40,9 +40,10 @@ EVENT_SYMBOLS = {
 # How the k-th run of one strategy on a figure differs from the first: its hue turned this far round the colour
 # wheel (a fraction of a turn), then mixed this far towards black (< 0) or white (> 0). The first three keep the
 # strategy's hue, so a learner still reads "blue = manual_shards", and two runs of it (bfloat16 against float32,
-# two budgets) are told apart at a glance; a fourth and fifth turn the hue a little as well, because two dark (or
-# two pale) shades of one hue look alike. Past the list the colours repeat and the legend's note tells runs apart.
-_SHADES = ((0.0, 0.0), (0.0, -0.45), (0.0, 0.45), (0.09, -0.2), (-0.09, 0.25))
+# two budgets) are told apart at a glance; the later ones turn the hue a little as well, because two dark (or
+# two pale) shades of one hue look alike (lesson 03 draws six offload_folder runs on one plot). Past the list the colours repeat and the legend's note tells runs apart.
+_SHADES = ((0.0, 0.0), (0.0, -0.45), (0.0, 0.45), (0.09, -0.2), (-0.09, 0.25), (0.09, 0.5), (-0.09, -0.5),
+           (0.16, 0.0))
 # How much longer than the data's range plotly draws an axis (its autorange padding, a little over 5 % a side
 # as measured in Chromium); the label placer works in that drawn span.
 _AXIS_PAD = 1.15
