@@ -89,3 +89,17 @@ def test_manual_shards_holds_the_pieces_of_a_combined_tensor_until_the_last_is_r
     plain = run(checkpoints["qwen2"], "manual_shards")
     assert plain.details["held_for_combining_peak_bytes"] == 0
     assert not [e for e in plain.timeline.events if e.kind == "pieces_held"]
+
+
+def test_a_moe_checkpoints_logits_are_compared_with_a_stated_tolerance(checkpoints: dict[str, Path]) -> None:
+    """transformers fuses the experts while it loads; the hand loader fuses them too, and the two agree to float
+    rounding at least. The sentence says "bit-identical" only when the checksums match."""
+    from widgetlib import teach
+
+    reports = [run(checkpoints["mixtral"], strategy) for strategy in ("low_cpu_mem_usage", "manual_shards")]
+    assert all(r.ok and r.logits_sample and len(r.logits_sample) == 256 for r in reports), [r.error for r in reports]
+    assert teach.same_logits(reports)
+    sentence = teach.same_logits_sentence(reports, teach.same_logits(reports))
+    identical = reports[0].logits_sha256 == reports[1].logits_sha256
+    assert ("bit-identical" in sentence) == identical, sentence
+    assert identical or "max |diff|" in sentence, sentence

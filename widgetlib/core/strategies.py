@@ -45,6 +45,7 @@ __all__ = [
     "check_dtype_usable",
     "device_map_summary",
     "forward_checksum",
+    "forward_logits",
     "load_call",
     "load_from_pretrained",
     "load_manual_shards",
@@ -714,6 +715,36 @@ def forward_input(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> torc
     return ((torch.arange(tokens, dtype=torch.long) * 7919 + 13) % vocab).unsqueeze(0)
 
 
+# How many of a forward's logits a Report keeps (evenly spaced over every token's row): enough to say by how
+# much two runs' logits differ when their checksums do not match, small enough for every Report's JSON.
+LOGITS_SAMPLE_SIZE = 256
+
+
+def forward_logits(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> tuple[str, list[float], float]:
+    """Run one forward pass on :func:`forward_input`: (sha256 of the float32 logits, an evenly spaced sample of
+    :data:`LOGITS_SAMPLE_SIZE` of them, seconds).
+
+    Two runs whose checksums differ can still agree to float rounding (a fused MoE expert runs another
+    kernel than its pieces did); the samples say by how much they differ.
+
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> model = load_from_pretrained(make_checkpoint(size="5MB"), LoadOptions(), lambda label, kind: None).model
+    >>> sha, sample, seconds = forward_logits(model)
+    >>> len(sha), len(sample), all(isinstance(v, float) for v in sample), seconds > 0
+    (64, 256, True, True)
+    """
+    import torch
+
+    ids = forward_input(model, tokens)
+    start = time.perf_counter()
+    with torch.no_grad():
+        logits = model(ids).logits
+    seconds = time.perf_counter() - start
+    flat = logits.detach().to("cpu", torch.float32).contiguous().reshape(-1)
+    picks = torch.linspace(0, flat.numel() - 1, min(LOGITS_SAMPLE_SIZE, flat.numel())).round().long()
+    return hashlib.sha256(flat.numpy().tobytes()).hexdigest(), flat[picks].tolist(), seconds
+
+
 def forward_checksum(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> tuple[str, float]:
     """Run one forward pass on :func:`forward_input` and return (sha256 of the float32 logits, seconds).
 
@@ -726,15 +757,8 @@ def forward_checksum(model: Any, tokens: int = RUN_DEFAULTS.forward_tokens) -> t
     >>> len(sha), seconds > 0
     (64, True)
     """
-    import torch
-
-    ids = forward_input(model, tokens)
-    start = time.perf_counter()
-    with torch.no_grad():
-        logits = model(ids).logits
-    seconds = time.perf_counter() - start
-    data = logits.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-    return hashlib.sha256(data).hexdigest(), seconds
+    sha, _, seconds = forward_logits(model, tokens)
+    return sha, seconds
 
 
 def device_map_summary(model: Any) -> dict[str, dict[str, int]]:

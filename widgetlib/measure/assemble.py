@@ -184,6 +184,7 @@ def assemble_report(record: RunRecord) -> Report:
         offload_folder_bytes=offload_bytes,
         device_map=found.get("device_map", {}),
         logits_sha256=found.get("logits_sha256"),
+        logits_sample=found.get("logits_sample"),
         stopped_by_budget=budget_stop is not None and not result,
         budget_stop=budget_stop if not result else None,
         gpu_peak_bytes=found.get("gpu_peak_bytes"),

@@ -228,7 +228,7 @@ def serve(
         import torch
 
         from ..core.loading import load_model
-        from ..core.strategies import device_map_summary, forward_checksum
+        from ..core.strategies import device_map_summary, forward_checksum, forward_logits
 
         strategy, options, extra = decode_job(job)
         # The probe follows the runner's setting now, not the one the zygote was started with.
@@ -286,7 +286,7 @@ def serve(
             details["cold_forward"] = cold_cache([Path(p) for p in extra["cold_forward_paths"]])
         device_map = device_map_summary(result.model)
         emit("forward 1 started", "forward")
-        logits_sha256, forward_s = forward_checksum(result.model, options.forward_tokens)
+        logits_sha256, logits_sample, forward_s = forward_logits(result.model, options.forward_tokens)
         emit(f"forward 1 done in {forward_s:.3f} s", "forward_done")
         # The first forward pays whatever the load left lazy (pages still on disk, offloaded layers); the
         # median of the next ones is the steady price of where the weights live.
@@ -307,6 +307,7 @@ def serve(
             steady_forward_s=statistics.median(steady) if steady else None,
             forward_times_s=[forward_s, *steady],
             logits_sha256=logits_sha256,
+            logits_sample=logits_sample,
             device_map=device_map,
             details=details,
             kernel_peak_bytes=kernel_peak_bytes(),

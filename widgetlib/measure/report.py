@@ -71,6 +71,8 @@ class Report:
     offload_folder_bytes: int = 0
     device_map: dict[str, dict[str, int]] = field(default_factory=dict)
     logits_sha256: str | None = None
+    # LOGITS_SAMPLE_SIZE of the first forward's logits, evenly spaced: by how much two runs differ, if they do.
+    logits_sample: list[float] | None = None
     stopped_by_budget: bool = False
     budget_bytes: int | None = None
     # {"by": "kernel" | "watchdog", "t_s": ..., "rss_bytes": ...} when the budget stopped the run.

@@ -59,7 +59,7 @@ from .probes import (
     watch_this_kernel,
 )
 from .quotes import SourceQuote, quote_lines, source_quote
-from .readings import _samples, non_reclaimable_growth, sample_at
+from .readings import _samples, logits_agree, non_reclaimable_growth, sample_at
 from .sentences import (
     budget_outcomes,
     budget_room,
@@ -359,9 +359,10 @@ def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None
 
 
 def same_logits(reports: Iterable[Report]) -> bool:
-    """True when every finished run produced bit-identical logits (the same weights, however loaded)."""
-    sums = {r.logits_sha256 for r in reports if r.ok}
-    return len(sums) == 1
+    """True when every finished run produced the same logits: bit-identical, or equal to float rounding
+    (:func:`~widgetlib.teach.readings.logits_agree`; :func:`same_logits_sentence` says which)."""
+    done = [r for r in reports if r.ok]
+    return bool(done) and logits_agree(done)
 
 
 # What a run adds on top of the weights whatever the checkpoint's size: the forward pass's activations, the

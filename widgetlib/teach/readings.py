@@ -1,11 +1,12 @@
-"""Reading single samples off a :class:`~widgetlib.measure.report.Report`: the sample at a moment, and what a run
-added of the memory a kernel cannot reclaim. Shared by the lesson helpers (``widgetlib.teach``) and the exercise
-checks; ``widgetlib.teach`` re-exports them.
+"""Reading figures off Reports: the sample at a moment, what a run added of the memory a kernel cannot reclaim,
+and by how much runs' logits differ. Shared by the lesson helpers (``widgetlib.teach``) and the exercise checks;
+``widgetlib.teach`` re-exports them.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..measure.samples import MemorySample, non_reclaimable_bytes
@@ -13,7 +14,12 @@ from ..measure.samples import MemorySample, non_reclaimable_bytes
 if TYPE_CHECKING:
     from ..measure.report import Report
 
-__all__ = ["non_reclaimable_growth", "sample_at"]
+__all__ = ["LOGITS_RTOL", "logits_max_abs_diff", "logits_agree", "non_reclaimable_growth", "sample_at"]
+
+# Two runs' logits are "equal to float rounding" when no sampled logit differs by more than this share of the
+# largest |logit|: float32 keeps about seven significant digits, and another order of the same sums (a fused
+# MoE expert against its separate pieces) changes the last one or two.
+LOGITS_RTOL = 1e-5
 
 
 def _samples(report: Report) -> list[MemorySample]:
@@ -42,3 +48,48 @@ def non_reclaimable_growth(report: Report) -> int | None:
     if report.non_reclaimable_peak_bytes is None or not after or after[0].rss_anon_bytes is None:
         return None
     return max(report.non_reclaimable_peak_bytes - non_reclaimable_bytes(after[0]), 0)
+
+
+def logits_max_abs_diff(reports: Iterable[Report]) -> float | None:
+    """The largest |difference| between a finished run's sampled logits and the first finished run's: 0.0 when
+    every checksum matches (bit-identical), None when a run that differs has no sample to compare.
+
+    >>> from widgetlib.measure.report import Report
+    >>> def run(sha, sample):
+    ...     return Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, logits_sha256=sha,
+    ...                   logits_sample=sample)
+    >>> logits_max_abs_diff([run("a", [1.0, 2.0]), run("a", [1.0, 2.0])])
+    0.0
+    >>> round(logits_max_abs_diff([run("a", [1.0, 2.0]), run("b", [1.0, 2.0000005])]), 9)
+    5e-07
+    >>> logits_max_abs_diff([run("a", [1.0]), run("b", None)]) is None
+    True
+    """
+    done = [r for r in reports if r.ok]
+    if len({r.logits_sha256 for r in done}) <= 1:
+        return 0.0
+    if any(r.logits_sample is None for r in done):
+        return None
+    first = done[0].logits_sample or []
+    return max(abs(a - b) for r in done[1:] for a, b in zip(first, r.logits_sample or [], strict=True))
+
+
+def logits_agree(reports: Iterable[Report]) -> bool:
+    """True when every finished run's logits are bit-identical, or equal to float rounding: no sampled logit
+    further from the first run's than :data:`LOGITS_RTOL` times the largest |logit|.
+
+    >>> from widgetlib.measure.report import Report
+    >>> def run(sha, sample):
+    ...     return Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, logits_sha256=sha,
+    ...                   logits_sample=sample)
+    >>> logits_agree([run("a", [4.0, -2.0]), run("b", [4.0000001, -2.0])])
+    True
+    >>> logits_agree([run("a", [4.0]), run("b", [4.1])])
+    False
+    """
+    done = [r for r in reports if r.ok]
+    diff = logits_max_abs_diff(done)
+    if diff is None:
+        return False
+    largest = max((abs(v) for r in done for v in (r.logits_sample or [])), default=0.0)
+    return diff == 0.0 or diff <= LOGITS_RTOL * largest

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.sizes import format_bytes as fmt
+from .readings import LOGITS_RTOL, logits_max_abs_diff
 
 if TYPE_CHECKING:
     from ..measure.report import Report
@@ -167,12 +168,30 @@ def prediction_lines(reports: Iterable[Report]) -> str:
 
 
 def same_logits_sentence(reports: Sequence[Report], same: bool) -> str:
-    """Whether the runs' logits agreed (``same``, from ``teach.same_logits``), in words.
+    """Whether the runs' logits agreed (``same``, from ``teach.same_logits``), in words: "bit-identical" only
+    when every checksum matched, else by how much the sampled logits differ.
 
-    >>> same_logits_sentence([None] * 4, True), same_logits_sentence([None] * 2, False)
-    ('All 4 runs produced bit-identical logits.', 'All 2 runs produced DIFFERENT logits.')
+    >>> from widgetlib.measure.report import Report
+    >>> def run(sha, sample=None):
+    ...     return Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, logits_sha256=sha,
+    ...                   logits_sample=sample)
+    >>> same_logits_sentence([run("a")] * 4, True)
+    'All 4 runs produced bit-identical logits.'
+    >>> same_logits_sentence([run("a", [3.0, 1.0]), run("b", [3.0000002, 1.0])], True).split(";")[0]
+    'All 2 runs produced the same logits to float rounding (their checksums differ'
+    >>> same_logits_sentence([run("a", [3.0]), run("b", [3.5])], False)
+    'The 2 runs produced DIFFERENT logits (max |diff| 0.5 among 1 sampled logits).'
     """
-    return f"All {len(reports)} runs produced {'bit-identical' if same else 'DIFFERENT'} logits."
+    diff = logits_max_abs_diff(reports)
+    if diff == 0.0 and same:
+        return f"All {len(reports)} runs produced bit-identical logits."
+    sampled = max((len(r.logits_sample or []) for r in reports), default=0)
+    measured = f"max |diff| {diff:.2g} among {sampled} sampled logits" if diff is not None else "no samples to compare"
+    if same:
+        return (f"All {len(reports)} runs produced the same logits to float rounding (their checksums differ; "
+                f"{measured}, within {LOGITS_RTOL:g} of the largest logit): another order of the same float "
+                "sums changes the last digits.")
+    return f"The {len(reports)} runs produced DIFFERENT logits ({measured})."
 
 
 def budget_room(budget_bytes: int, basis: str, too_big: Report, fits: Sequence[Report],

@@ -41,7 +41,8 @@ EVENT_SYMBOLS = {
 # wheel (a fraction of a turn), then mixed this far towards black (< 0) or white (> 0). The first three keep the
 # strategy's hue, so a learner still reads "blue = manual_shards", and two runs of it (bfloat16 against float32,
 # two budgets) are told apart at a glance; the later ones turn the hue a little as well, because two dark (or
-# two pale) shades of one hue look alike (lesson 03 draws six offload_folder runs on one plot). Past the list the colours repeat and the legend's note tells runs apart.
+# two pale) shades of one hue look alike (lesson 03 draws six offload_folder runs on one plot). Past the list
+# the colours repeat and the legend's note tells runs apart.
 _SHADES = ((0.0, 0.0), (0.0, -0.45), (0.0, 0.45), (0.09, -0.2), (-0.09, 0.25), (0.09, 0.5), (-0.09, -0.5),
            (0.16, 0.0))
 # How much longer than the data's range plotly draws an axis (its autorange padding, a little over 5 % a side
