@@ -58,6 +58,8 @@ _LAZY = {
     "run": ("widgetlib.measure.runner", "run"),
     "start": ("widgetlib.measure.runner", "start"),
     "default_max_memory_bytes": ("widgetlib.measure.runner", "default_max_memory_bytes"),
+    # will it fit? each strategy's predicted peak for a RAM, from the weights' headers or config.json alone
+    "plan": ("widgetlib.measure.plan", "plan"),
     # a learner's own from_pretrained line, read against the installed source, then measured
     "explain_call": ("widgetlib.measure.explain", "explain_call"),
     # widgets

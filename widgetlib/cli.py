@@ -6,6 +6,7 @@ Subcommands::
                                 [--format safetensors|bin] [--dtype float32|bfloat16|float16]
                                 [--seed 0] [--demo]
     offload-lab inspect DIR [--json]
+    offload-lab plan DIR [--ram 16GB] [--dtype ...] [--max-memory 8GB] [--max-shard-size 5GB]
     offload-lab load DIR --strategy NAME [--max-memory 300MB] [--offload-folder PATH] [--offload-via ...]
                      [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--cold-cache] [--cold-forward]
                      [--forwards 3] [--forward-tokens 16] [--threads N] [--json]
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered.
 
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['compare', 'explain', 'inspect', 'load', 'make-checkpoint']
+    ['compare', 'explain', 'inspect', 'load', 'make-checkpoint', 'plan']
     """
     parser = _Parser(
         prog="offload-lab",
@@ -432,7 +433,39 @@ def _run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------------
+# plan
+
+
+def _add_plan(subparsers: Subparsers) -> None:
+    sub = _subcommand(subparsers, "plan", _run_plan)
+    sub.add_argument("folder", metavar="DIR", help="a checkpoint folder, a cached hub id, or a folder with only its "
+                     "config.json (hf download ID config.json --local-dir DIR)")
+    sub.add_argument("--ram", help="the RAM to plan for, like 16GB (default this machine's total)")
+    sub.add_argument("--dtype", default=RUN_DEFAULTS.dtype,
+                     help=f"{KEEP_DTYPE} (the checkpoint's), {', '.join(LOAD_DTYPES)} (default %(default)s)")
+    sub.add_argument("--max-memory", help="offload_folder's RAM for weights (default: what the RAM leaves)")
+    sub.add_argument("--max-shard-size", default="50GB",
+                     help="with config.json alone: the size of the files the weights come in (default %(default)s, "
+                     "transformers 5's save_pretrained default; the hub lists a model's files)")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    """will this model fit in this much RAM? each strategy's predicted peak, before any weight is read
+
+    Predict each strategy's peak RAM for a checkpoint, or for a model whose config.json alone is on disk, and say
+    whether the loading process's baseline plus that peak fits in --ram; for offload_folder, what transformers'
+    planner would put on disk. The baseline is measured by a run of a tiny checkpoint.
+    """
+    from .measure.plan import plan
+
+    result = plan(args.folder, ram=args.ram, dtype=args.dtype, max_memory=args.max_memory,
+                  max_shard_size=args.max_shard_size)
+    print(result.to_markdown())
+    return 0
+
+
 # The subcommands, in --help order.
 _SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
-    _add_make_checkpoint, _add_inspect, _add_load, _add_compare, _add_explain,
+    _add_make_checkpoint, _add_inspect, _add_plan, _add_load, _add_compare, _add_explain,
 ]
