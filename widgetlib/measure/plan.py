@@ -1,8 +1,8 @@
 """Will it fit? Each strategy's predicted peak for a model on a machine's RAM, before any weights are read.
 
 The model is a checkpoint folder (or a cached hub id), or a folder holding only its ``config.json``: a hub
-model's config is a few kB (``hf download ID config.json --local-dir DIR``), so the question can be answered before its weights
-are downloaded. With the weights, the sizes are read from their headers (:func:`inspect_checkpoint`); with the
+model's config is a few kB (``hf download ID config.json --local-dir DIR``), so the question can be answered
+before its weights are downloaded. With the weights, the sizes are read from their headers (:func:`inspect_checkpoint`); with the
 config alone, from the empty model transformers builds from it (every tensor's shape, on the meta device), in
 the config's dtype, laid out in files the way ``save_pretrained`` does by default. Either way the peaks come
 from :func:`~widgetlib.core.estimates.estimate_peak`, the estimate every measured run is put beside, and what
