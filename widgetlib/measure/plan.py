@@ -2,11 +2,11 @@
 
 The model is a checkpoint folder (or a cached hub id), or a folder holding only its ``config.json``: a hub
 model's config is a few kB (``hf download ID config.json --local-dir DIR``), so the question can be answered
-before its weights are downloaded. With the weights, the sizes are read from their headers (:func:`inspect_checkpoint`); with the
-config alone, from the empty model transformers builds from it (every tensor's shape, on the meta device), in
-the config's dtype, laid out in files the way ``save_pretrained`` does by default. Either way the peaks come
-from :func:`~widgetlib.core.estimates.estimate_peak`, the estimate every measured run is put beside, and what
-``offload_folder`` would put on disk from transformers' own planner (``_get_device_map``, which
+before its weights are downloaded. With the weights, the sizes are read from their headers
+(:func:`inspect_checkpoint`); with the config alone, from the empty model transformers builds from it (every
+tensor's shape, on the meta device), in the config's dtype, in files of at most a given size. Either way the
+peaks come from :func:`~widgetlib.core.estimates.estimate_peak`, the estimate every measured run is put beside,
+and what ``offload_folder`` would put on disk from transformers' own planner (``_get_device_map``, which
 ``from_pretrained(device_map="auto")`` calls).
 """
 
