@@ -58,7 +58,7 @@ from .probes import (
     spike_probe,
     watch_this_kernel,
 )
-from .quotes import SourceQuote, quote_lines, source_quote
+from .quotes import SourceQuote, find_source, quote_lines, source_quote
 from .readings import _samples, non_reclaimable_growth, sample_at
 from .sentences import (
     budget_outcomes,
@@ -101,6 +101,7 @@ __all__ = [
     "embedding_table",
     "event_table",
     "fill_weights",
+    "find_source",
     "first_event",
     "fmt",
     "folder_listing",
