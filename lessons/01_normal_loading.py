@@ -153,38 +153,28 @@ if teach.sampled_between(report, "model_built", "weights_assigned") >= 10:
 #
 # The runner read copy 2 into memory of its own. Here is the installed safetensors' `load_file`, then one shard
 # read the way it reads it: mapped, and copied into tensors that already hold their memory (copy 1), as
-# `load_state_dict` copies, measured in this kernel.
+# `load_state_dict` copies. It runs in a child process, measured from outside, so this kernel imports no torch.
 
 # %%
-import torch  # noqa: E402 (only this cell needs it)
-from safetensors.torch import load_file  # noqa: E402
-
 for quote in (teach.source_quote("safetensors", "torch.py", r"^def load_file\(", before=0, after=5, limit=1)
               + teach.source_quote("safetensors", "torch.py", r"with safe_open\(filename", before=0, after=1, limit=1)):
     display(quote)
 shard = info.largest_shard
-mapped = load_file(folder / shard.file)
-copy_1 = {name: torch.zeros(t.shape, dtype=t.dtype) for name, t in mapped.items()}  # anonymous, filled
-m0 = lab.read_memory()
-with torch.no_grad():
-    for name, t in mapped.items():
-        copy_1[name].copy_(t)  # what load_state_dict does for each parameter
-m1 = lab.read_memory()
-del mapped, t
-m2 = lab.read_memory()
-if m0.rss_file_bytes is not None:
-    mapped_grew, anon_grew = m1.rss_file_bytes - m0.rss_file_bytes, m1.rss_anon_bytes - m0.rss_anon_bytes
+steps = teach.mapped_copy_probe(folder / shard.file)
+before_copy, copied, unmapped = steps["before_copy"], steps["copied"], steps["unmapped"]
+if before_copy.rss_file_bytes is not None:
+    mapped_grew = copied.rss_file_bytes - before_copy.rss_file_bytes
+    anon_grew = copied.rss_anon_bytes - before_copy.rss_anon_bytes
     teach.say(
-        f"Copying the {teach.fmt(shard.tensor_bytes)} of `{shard.file}` out of the mapping grew this kernel's "
+        f"Copying the {teach.fmt(shard.tensor_bytes)} of `{shard.file}` out of the mapping grew the process's "
         f"file-backed memory by **{teach.fmt(mapped_grew)}** and its anonymous memory by "
         f"**{teach.fmt(anon_grew)}**: the mapped copy 2 is the file's pages, and it stays file-backed. Deleting "
-        f"it took {teach.fmt(m1.rss_file_bytes - m2.rss_file_bytes)} of file-backed memory away."
+        f"it took {teach.fmt(copied.rss_file_bytes - unmapped.rss_file_bytes)} of file-backed memory away."
     )
     assert mapped_grew >= 0.8 * shard.tensor_bytes, "copying out of a mapping faults the file's pages in"
     assert anon_grew < 0.2 * shard.tensor_bytes + 4_000_000, "nothing of the mapped copy becomes anonymous"
 else:
     teach.say("This OS does not split RSS into anonymous and file-backed memory, so the split is not shown here.")
-del copy_1
 
 # %% [markdown]
 # ## Experiment
@@ -196,10 +186,10 @@ del copy_1
 
 # %%
 shards = 2
-experiment = lab.StrategyPanel(lab.demo_checkpoint(shards=shards), strategy="normal")
-display(experiment)
-trial = experiment.run()
-assert trial is not None and trial.ok, experiment.message or (trial and trial.error)
+experiment_plot = lab.MemoryPlot(title=f"normal loading, {shards} shard(s)")
+display(experiment_plot.figure)
+trial = teach.run_live(experiment_plot, lab.demo_checkpoint(shards=shards), "normal", forwards=1)
+assert trial.ok, trial.error
 teach.say(
     f"With {shards} shard(s): peak {teach.fmt(trial.peak_above_baseline_bytes)} above baseline, "
     f"{trial.peak_ratio:.2f}× the checkpoint; the run above, with {len(info.shards)}: {report.peak_ratio:.2f}×."
