@@ -1,6 +1,6 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
-memory spike, the allocator, the live drawing of this kernel's own memory, a measured run drawn live, and a
-``.bin`` that runs code when unpickled.
+memory spike, the allocator, a mapped checkpoint copied out as ``load_state_dict`` copies, the live drawing of
+this kernel's own memory, a measured run drawn live, and a ``.bin`` that runs code when unpickled.
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
