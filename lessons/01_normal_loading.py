@@ -96,7 +96,7 @@ assert report is not None and report.ok, panel.message or (report and report.err
 teach.check_normal_peak(my_prediction, report)
 
 # %% [markdown]
-# Now the lab's own prediction, made from the checkpoint's headers alone, before the run, and its arithmetic:
+# Now the lab's own prediction, made from the checkpoint's headers alone (it needs no run), and its arithmetic:
 
 # %%
 predicted = lab.estimate_peak(info, "normal")
