@@ -48,18 +48,20 @@ versions = teach.print_versions()
 # weights. During step 3 both exist, so the peak is about **two models**, even though the end result is one.
 # This lab calls this strategy `normal`, and the runner does these steps and marks each on the plot, with one
 # difference: for step 2 it reads each shard with `pread` into memory of its own (`read_shard`, the way
-# transformers reads files on Windows), one shard at a time. `safetensors.torch.load_file` would instead *map*
-# the file (safetensors/torch.py, `load_file` opens it with `safe_open`, an mmap): copy 2 would then start as
-# file-backed pages and become anonymous only as `load_state_dict` copies it. Either way it is a second copy.
+# transformers reads files on Windows), one shard at a time, so copy 2 is anonymous memory.
+#
+# `safetensors.torch.load_file` would instead *map* the file: its `backend` defaults to `"mmap"`, and it returns
+# the tensors of `safe_open(filename, ..., backend=backend)` (safetensors/torch.py, `def load_file`, in the
+# safetensors installed here). Copy 2 is then the file's own pages: `load_state_dict` reads them to copy the
+# values into copy 1, which already holds anonymous memory, so the process grows in **file-backed** memory, and
+# nothing becomes anonymous; `del state_dict` unmaps them (they stay in the page cache). A cell after the run
+# measures it in this kernel, on one shard. Either way the peak holds two copies; a mapped one is a copy the
+# kernel could drop under pressure and read again.
 
 # %%
 folder = lab.demo_checkpoint()
 info = lab.inspect_checkpoint(folder)
-predicted = lab.estimate_peak(info, "normal")
-teach.say(
-    f"Checkpoint: **{teach.fmt(info.total_bytes)}** in {len(info.shards)} shards. Predicted peak above the "
-    f"process's baseline: **{teach.fmt(predicted.peak_above_baseline_bytes)}** ({predicted.explanation})."
-)
+teach.say(f"Checkpoint: **{teach.fmt(info.total_bytes)}** in {len(info.shards)} shards.")
 
 # %% [markdown]
 # ## Exercise 1: predict before you look
@@ -85,6 +87,26 @@ report = panel.run()
 assert report is not None and report.ok, panel.message or (report and report.error)
 
 # %% [markdown]
+# ## Exercise 1: the check
+#
+# Your prediction against the run's peak. Run this cell; change `my_prediction` above and run both cells again
+# if it is off.
+
+# %%
+teach.check_normal_peak(my_prediction, report)
+
+# %% [markdown]
+# Now the lab's own prediction, made from the checkpoint's headers alone (it needs no run), and its arithmetic:
+
+# %%
+predicted = lab.estimate_peak(info, "normal")
+teach.say(
+    f"Predicted peak above the process's baseline: **{teach.fmt(predicted.peak_above_baseline_bytes)}** "
+    f"({predicted.explanation}); measured {teach.fmt(report.peak_above_baseline_bytes)}, "
+    f"{report.peak_above_baseline_bytes / predicted.peak_above_baseline_bytes:.2f} times the prediction."
+)
+
+# %% [markdown]
 # ## What you just saw
 
 # %%
@@ -100,8 +122,7 @@ teach.say(
     f"{teach.which_memory(read)}.\n"
     f"- The highest sample ({teach.fmt(top.rss_bytes)}) came right after **{before_top.label}**. The kernel's "
     f"peak, {teach.fmt(report.peak_rss_bytes)}, is the figure reported; the sampled curve reached "
-    f"{teach.fmt(report.sampled_peak_rss_bytes)}.\n"
-    f"- The prediction was {teach.fmt(report.predicted_peak_rss_bytes)}; measured {teach.fmt(report.peak_rss_bytes)}."
+    f"{teach.fmt(report.sampled_peak_rss_bytes)}."
 )
 freed = teach.sample_at(report, teach.first_event(report, "state_dict_freed").t_s).rss_bytes - report.baseline_rss_bytes
 kept = freed - build["rss"]
@@ -127,16 +148,54 @@ if teach.sampled_between(report, "model_built", "weights_assigned") >= 10:
 # The table lists each event with the RSS just after it. Look for the two steps where RSS jumps by a
 # checkpoint's worth: building the random model, and reading the state dict into it.
 
+# %% [markdown]
+# ## Copy 2 mapped: what `load_file` would have done
+#
+# The runner read copy 2 into memory of its own. Here is the installed safetensors' `load_file`, then one shard
+# read the way it reads it: mapped, and copied into tensors that already hold their memory (copy 1), as
+# `load_state_dict` copies. It runs in a child process, measured from outside, so this kernel imports no torch.
+
 # %%
-teach.check_normal_peak(my_prediction, report)
+for quote in (teach.source_quote("safetensors", "torch.py", r"^def load_file\(", before=0, after=5, limit=1)
+              + teach.source_quote("safetensors", "torch.py", r"with safe_open\(filename", before=0, after=1, limit=1)):
+    display(quote)
+shard = info.largest_shard
+steps = teach.mapped_copy_probe(folder / shard.file)
+before_copy, copied, unmapped = steps["before_copy"], steps["copied"], steps["unmapped"]
+if before_copy.rss_file_bytes is not None:
+    mapped_grew = copied.rss_file_bytes - before_copy.rss_file_bytes
+    anon_grew = copied.rss_anon_bytes - before_copy.rss_anon_bytes
+    teach.say(
+        f"Copying the {teach.fmt(shard.tensor_bytes)} of `{shard.file}` out of the mapping grew the process's "
+        f"file-backed memory by **{teach.fmt(mapped_grew)}** and its anonymous memory by "
+        f"**{teach.fmt(anon_grew)}**: the mapped copy 2 is the file's pages, and it stays file-backed. Deleting "
+        f"it took {teach.fmt(copied.rss_file_bytes - unmapped.rss_file_bytes)} of file-backed memory away."
+    )
+    assert mapped_grew >= 0.8 * shard.tensor_bytes, "copying out of a mapping faults the file's pages in"
+    assert anon_grew < 0.2 * shard.tensor_bytes + 4_000_000, "nothing of the mapped copy becomes anonymous"
+else:
+    teach.say("This OS does not split RSS into anonymous and file-backed memory, so the split is not shown here.")
 
 # %% [markdown]
 # ## Experiment
 #
-# Change the **shard count**: `StrategyPanel(demo_checkpoint(shards=2), strategy="normal")` (or the panel's
-# shards control), then run it again. Look at whether the peak moves: the random model is a full copy whatever
-# the shards, so fewer, larger shards change when the second copy arrives, not how big the peak is.
-#
+# Change the **shard count**: set `shards` below (1, 2, or more than the checkpoint above has) and run the cell;
+# it loads a checkpoint of the same size with that many shards, the same way. Expected: the peak stays at about
+# two copies whatever the shards, because the random model is a full copy anyway; fewer, larger shards change
+# when the second copy arrives (the `shard_read` markers), not how big the peak is.
+
+# %%
+shards = 2
+experiment_plot = lab.MemoryPlot(title=f"normal loading, {shards} shard(s)")
+display(experiment_plot.figure)
+trial = teach.run_live(experiment_plot, lab.demo_checkpoint(shards=shards), "normal", forwards=1)
+assert trial.ok, trial.error
+teach.say(
+    f"With {shards} shard(s): peak {teach.fmt(trial.peak_above_baseline_bytes)} above baseline, "
+    f"{trial.peak_ratio:.2f}× the checkpoint; the run above, with {len(info.shards)}: {report.peak_ratio:.2f}×."
+)
+
+# %% [markdown]
 # ## Exercise 2: when were both copies in RAM?
 #
 # Each event has a *kind* (`"model_built"`, `"shard_read"`, `"state_dict_read"`, `"weights_assigned"`,

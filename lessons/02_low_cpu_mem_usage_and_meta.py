@@ -19,8 +19,9 @@
 #   of the transformers installed here and measured with the flag on and off;
 # - the **meta device**: a model whose weights have a shape and a dtype but no memory;
 # - how transformers 5 builds the empty model (`torch.device("meta")`, then the non-persistent buffers made
-#   again), which is PyTorch's own recipe, and the pitfall of a hand-rolled meta loader: buffers that no
-#   checkpoint holds stay empty, and the forward pass fails.
+#   again and given their values by `_init_weights`), which is PyTorch's own recipe, and the pitfalls of a
+#   hand-rolled meta loader: buffers that no checkpoint holds stay on meta and the forward pass fails, or are
+#   made again without their values and the logits are silently wrong.
 
 # %%
 import importlib.util
@@ -48,9 +49,10 @@ versions = teach.print_versions()
 # In early transformers 4 releases, `from_pretrained` built the model empty only when asked with
 # `low_cpu_mem_usage=True`; by default it allocated every parameter first (with `_fast_init`, uninitialised
 # `torch.empty` memory rather than random numbers, but memory all the same). Late 4.x releases already ignored
-# the flag (transformers PR 38792, which cites issue 36963), and transformers 5 always builds the model
-# empty. Many notes online still say "pass `low_cpu_mem_usage=True`". Does it still matter? Ask the installed
-# library itself.
+# the flag: transformers pull request [36963](https://github.com/huggingface/transformers/pull/36963) removed
+# the argument, and pull request [38792](https://github.com/huggingface/transformers/pull/38792) its last
+# traces; transformers 5 always builds the model empty. Many notes online still say "pass
+# `low_cpu_mem_usage=True`". Does it still matter? Ask the installed library itself.
 
 # %%
 truth = lab.low_cpu_mem_usage_truth()
@@ -113,19 +115,36 @@ teach.check_low_cpu_mem_usage(answer, truth, with_flag, without_flag)
 # %% [markdown]
 # ## How transformers builds the empty model
 #
-# The installed `from_pretrained` creates the model under `torch.device("meta")`, and after the checkpoint's
-# tensors are assigned it makes the **non-persistent buffers** again on a real device, because no checkpoint
-# holds them. From its source:
+# The installed `from_pretrained` creates the model under `torch.device("meta")`. After the checkpoint's tensors
+# are assigned, two steps remain for what no checkpoint holds, in this order: the **non-persistent buffers** are
+# made again on a real device, as uninitialised memory (`torch.empty_like`), and then every module not loaded
+# is initialised, which is where those buffers get their **values**: `_init_weights` computes the rotary
+# embedding's `inv_freq` from the config and copies it in. From its source (found by what each step does, so a
+# newer transformers that moved a line is still quoted, and one that changed a step fails with its version):
 
 # %%
-built_on_meta = teach.source_quote("transformers", "modeling_utils.py",
-                                   r'init_contexts\.extend\(\[torch\.device\("meta"\), init\.meta_device_safe',
-                                   before=3, after=0, limit=1)
-buffers_again = teach.source_quote("transformers", "modeling_utils.py",
-                                   r"move back non-persistent buffers", before=0, after=4, limit=1)
-for quote in built_on_meta + buffers_again:
+steps = {
+    "built on meta": teach.find_source(
+        "transformers", "modeling_utils.py",
+        [r'init_contexts\.extend\(\[torch\.device\("meta"\), init\.meta_device',
+         r'init_contexts.*torch\.device\("meta"\)(?!, set_quantized)'],  # not the branch for quantized models
+        what='builds the model under torch.device("meta")', before=4, after=0),
+    "the two steps, in order": teach.find_source(
+        "transformers", "modeling_utils.py",
+        [r"model\._move_missing_keys_from_meta_to_device\(", r"_move_missing_keys_from_meta_to_device\(\s*$"],
+        what="moves the keys not loaded off meta, then initialises them", before=2, after=8),
+    "buffers made again, empty": teach.find_source(
+        "transformers", "modeling_utils.py",
+        [r"move back non-persistent buffers", r"for key, buffer in self\.named_non_persistent_buffers\(\):"],
+        what="makes the non-persistent buffers again on a real device", before=0, after=4),
+    "their values (_init_weights)": teach.find_source(
+        "transformers", "modeling_utils.py",
+        [r"init\.copy_\(module\.inv_freq", r"\.copy_\(module\.inv_freq"],
+        what="writes the rotary embedding's inv_freq values in _init_weights", before=10, after=1),
+}
+for step, quote in steps.items():
+    teach.say(f"**{step}**")
     display(quote)
-assert built_on_meta and buffers_again, "the installed transformers builds on meta and re-creates buffers"
 
 # %% [markdown]
 # That is PyTorch's own recipe for loading without a second copy: build the module under
@@ -164,14 +183,20 @@ assert devices == ["meta"] and after - before < 0.5 * weights + 20_000_000
 # trained). Some buffers are *non-persistent*: computed when the model is built and never saved. LLaMA's
 # rotary-embedding `inv_freq` is one. Build the model with `with torch.device("meta"):` and those buffers are on
 # meta too; loading the checkpoint fills every parameter but nothing fills them. transformers makes them again
-# (the source above); a loader written by hand must do the same, or build under `init_empty_weights()`, which
-# keeps buffers real. Both hand-rolled ways are built and filled below, shard by shard, then run.
+# and then writes their values (the source above); a loader written by hand must do both, or build under
+# `init_empty_weights()`, which keeps buffers real. Three hand-rolled ways are built and filled below, shard by
+# shard, then run: on meta and left so; on meta with the buffers made again by `torch.empty_like` only (the
+# first of the two steps, copied alone); and under `init_empty_weights()`.
 
 # %%
 results = {}
-for how in ("meta_device", "init_empty_weights"):
-    model = teach.fill_weights(lab.build_empty_model(folder, how=how), folder)
+for how in ("meta_device", "meta_device + empty_like", "init_empty_weights"):
+    model = teach.fill_weights(lab.build_empty_model(folder, how=how.split(" + ")[0]), folder)
     meta_buffers = [name for name, buf in model.named_buffers() if buf.device.type == "meta"]
+    if how.endswith("empty_like"):  # the buffers made again as transformers' first step does, and no more
+        for name in meta_buffers:
+            owner, _, attr = name.rpartition(".")
+            model.get_submodule(owner)._buffers[attr] = torch.empty_like(model.get_buffer(name), device="cpu")
     try:
         checksum, _ = lab.forward_checksum(model)
         results[how] = (meta_buffers, "forward ran", checksum)
@@ -180,16 +205,39 @@ for how in ("meta_device", "init_empty_weights"):
     del model
 
 teach.say("\n".join(
-    f"- `how={how!r}`: buffers left on meta: {buffers or 'none'}; forward: **{outcome}**"
-    for how, (buffers, outcome, _) in results.items()
+    f"- `{how}`: buffers on meta after the build: {buffers or 'none'}; forward: **{outcome}**"
+    + ("" if checksum is None else
+       f", logits {'bit-identical to' if checksum == with_flag.logits_sha256 else 'DIFFERENT from'} "
+       "`from_pretrained`'s")
+    for how, (buffers, outcome, checksum) in results.items()
 ))
 assert results["meta_device"][2] is None and "meta" in results["meta_device"][1].lower()
 assert results["init_empty_weights"][2] == with_flag.logits_sha256, "same weights, same logits as from_pretrained"
+assert results["meta_device + empty_like"][2] != with_flag.logits_sha256, "empty buffers give other logits"
 
 # %% [markdown]
 # The model built with `init_empty_weights()` gives **bit-identical logits** to `from_pretrained`'s: the same
-# weights, loaded another way.
-#
+# weights, loaded another way. The one whose buffers were only made again runs without an error and gives other
+# logits: `torch.empty_like` returns whatever the memory held, and the rotary embedding then turns each position
+# by angles from that. Nothing warns; only a comparison shows it. Giving the buffers their values is the second
+# step above, and running it on the rotary module makes the logits right:
+
+# %%
+model = teach.fill_weights(lab.build_empty_model(folder, how="meta_device"), folder)
+for name, buf in list(model.named_buffers()):
+    if buf.device.type == "meta":
+        owner, _, attr = name.rpartition(".")
+        model.get_submodule(owner)._buffers[attr] = torch.empty_like(buf, device="cpu")  # step 1: made again
+for module in model.modules():
+    if "RotaryEmbedding" in type(module).__name__:
+        model._init_weights(module)  # step 2: transformers' own _init_weights writes inv_freq (quoted above)
+checksum, _ = lab.forward_checksum(model)
+del model
+teach.say(f"Buffers made again, then `_init_weights` on the rotary module: logits "
+          f"**{'bit-identical to' if checksum == with_flag.logits_sha256 else 'DIFFERENT from'}** `from_pretrained`'s.")
+assert checksum == with_flag.logits_sha256, "the two steps together give from_pretrained's buffers"
+
+# %% [markdown]
 # ## Experiment
 #
 # Load the same checkpoint as **bfloat16**: `teach.run_live(plot, folder, "low_cpu_mem_usage",
@@ -214,6 +262,7 @@ teach.check_empty_model(my_empty)
 # - The transformers installed here does that always, under `torch.device("meta")`, and then makes the
 #   non-persistent buffers again; the source and the two runs above show what the `low_cpu_mem_usage` flag
 #   does in it.
-# - A loader of your own on the meta device must make the non-persistent buffers again (or build under
-#   `init_empty_weights()`, which keeps them real), or the forward pass fails with a meta-tensor error.
+# - A loader of your own on the meta device must make the non-persistent buffers again **and give them their
+#   values** (transformers' `_init_weights` step), or build under `init_empty_weights()`, which keeps them real:
+#   left on meta, the forward fails with a meta-tensor error; made again empty, it runs and gives wrong logits.
 # - Lesson 03 goes further: what if even one copy does not fit?

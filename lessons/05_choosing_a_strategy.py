@@ -61,6 +61,7 @@ by_name = {r.strategy: r for r in reports}
 # %%
 teach.say(teach.reports_table(reports, predicted=True))
 teach.say(teach.prediction_lines(reports))
+teach.say(teach.prediction_gap(reports, {r.strategy: teach.growth_at_peak(r) for r in reports}))
 teach.say(teach.same_logits_sentence(reports, teach.same_logits(reports)))
 
 # %%
@@ -158,6 +159,7 @@ teach.check_what_a_limit_counts(my_kind, reports, budget_reports)
 
 # %%
 teach.say(teach.decision_table(budget_reports, budget))
+teach.say(teach.budget_limits(budget_reports, budget))
 
 # %% [markdown]
 # ## Experiment

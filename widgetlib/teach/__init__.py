@@ -52,18 +52,21 @@ from .probes import (
     allocator_probe,
     fill_weights,
     hostile_pickle,
+    mapped_copy_probe,
     mmap_probe,
     page_cache_probe,
     run_live,
     spike_probe,
     watch_this_kernel,
 )
-from .quotes import SourceQuote, quote_lines, source_quote
+from .quotes import SourceQuote, find_source, quote_lines, source_quote
 from .readings import _samples, logits_agree, non_reclaimable_growth, sample_at
 from .sentences import (
+    budget_limits,
     budget_outcomes,
     budget_room,
     disk_price,
+    prediction_gap,
     prediction_lines,
     same_logits_sentence,
     sweep_peaks,
@@ -101,13 +104,16 @@ __all__ = [
     "embedding_table",
     "event_table",
     "fill_weights",
+    "find_source",
     "first_event",
     "fmt",
     "folder_listing",
     "growth",
+    "growth_at_peak",
     "hostile_pickle",
     "kept_at_end",
     "limit_budget",
+    "mapped_copy_probe",
     "mmap_probe",
     "non_reclaimable_growth",
     "one_copy_limit",
@@ -129,9 +135,11 @@ __all__ = [
     "versions",
     "watch_this_kernel",
     "which_memory",
+    "budget_limits",
     "budget_outcomes",
     "budget_room",
     "disk_price",
+    "prediction_gap",
     "prediction_lines",
     "same_logits_sentence",
     "sweep_peaks",
@@ -240,6 +248,21 @@ def peak_moment(report: Report) -> tuple[MemorySample | None, Event | None]:
     top = max(window, key=lambda s: s.rss_bytes)
     before = [e for e in report.timeline.events if e.t_s <= top.t_s]
     return top, (before[-1] if before else None)
+
+
+def growth_at_peak(report: Report) -> tuple[int | None, int | None]:
+    """How much anonymous and file-backed RSS had grown, from the load's first sample to its highest sample
+    (:func:`peak_moment`): ``(anon, file)``, ``(None, None)`` where the probe does not split RSS.
+
+    >>> from widgetlib.measure.report import Report
+    >>> growth_at_peak(Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1))
+    (None, None)
+    """
+    top, _ = peak_moment(report)
+    start = sample_at(report, 0.0) if report.timeline.samples else None
+    if top is None or start is None or top.rss_anon_bytes is None or start.rss_anon_bytes is None:
+        return None, None
+    return top.rss_anon_bytes - start.rss_anon_bytes, (top.rss_file_bytes or 0) - (start.rss_file_bytes or 0)
 
 
 def growth(report: Report, start_kind: str, end_kind: str | None = None) -> dict[str, int | None]:

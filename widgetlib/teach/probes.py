@@ -1,6 +1,6 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
-memory spike, the allocator, the live drawing of this kernel's own memory, a measured run drawn live, and a
-``.bin`` that runs code when unpickled.
+memory spike, the allocator, a mapped checkpoint copied out as ``load_state_dict`` copies, the live drawing of
+this kernel's own memory, a measured run drawn live, and a ``.bin`` that runs code when unpickled.
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
@@ -183,6 +183,57 @@ def allocator_probe(n_bytes: int = 200_000_000) -> dict[str, MemorySample]:
         process.stdin.close()
         process.wait(timeout=30)
     stages.pop("end", None)
+    return stages
+
+
+_MAPPED_COPY_CHILD = textwrap.dedent(
+    """
+    import sys
+
+    import torch
+    from safetensors.torch import load_file
+
+    def stage(name):
+        print(name, flush=True)
+        sys.stdin.readline()
+
+    mapped = load_file(sys.argv[1])  # the default backend: the file is mapped, nothing read yet
+    copy_1 = {name: torch.zeros(t.shape, dtype=t.dtype) for name, t in mapped.items()}  # a model's own memory
+    stage("before_copy")
+    with torch.no_grad():
+        for name, t in mapped.items():
+            copy_1[name].copy_(t)  # what load_state_dict does for each parameter
+    stage("copied")
+    del mapped, t
+    stage("unmapped")
+    stage("end")
+    """
+)
+
+
+def mapped_copy_probe(path: str | os.PathLike[str]) -> dict[str, MemorySample]:
+    """Copy 2 read as ``safetensors.torch.load_file`` reads it, in a child process (this kernel imports no
+    torch), its memory read from outside at each step: ``before_copy`` (``path`` mapped by ``load_file``, and
+    tensors of the same shapes allocated and zeroed: copy 1), ``copied`` (every tensor copied out of the mapping
+    into copy 1, as ``load_state_dict`` copies), ``unmapped`` (the mapped tensors deleted).
+    """
+    stages: dict[str, MemorySample] = {}
+    process = subprocess.Popen([sys.executable, "-c", _MAPPED_COPY_CHILD, str(path)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        for line in process.stdout:
+            name = line.strip()
+            if name == "end":
+                break
+            stages[name] = read_memory(process.pid)
+            process.stdin.write("\n")
+            process.stdin.flush()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+    if process.returncode:
+        raise RuntimeError(f"the mapped-copy probe exited with {process.returncode} after {sorted(stages)}")
     return stages
 
 

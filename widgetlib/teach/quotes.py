@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SourceQuote", "quote_lines", "source_quote"]
+__all__ = ["SourceQuote", "find_source", "quote_lines", "source_quote"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,37 @@ def source_quote(package: str, relative_path: str, pattern: str, *, before: int 
         if len(quotes) >= limit:
             break
     return quotes
+
+
+def find_source(package: str, relative_path: str, patterns: list[str] | tuple[str, ...], *, what: str,
+                before: int = 2, after: int = 2) -> SourceQuote:
+    """The first quote of the installed ``package``'s ``relative_path`` that any of ``patterns`` finds (regexes,
+    tried in order: the wordings of the same step in the versions a lesson knows). ``what`` says, in words, what
+    the lines do; when no pattern finds them, the ``LookupError`` says it, with the installed version, so a
+    lesson fails with a sentence instead of a bare ``assert``.
+
+    >>> find_source("transformers", "modeling_utils.py", [r"^no such line$", r"def from_pretrained"],
+    ...             what="defines from_pretrained", before=0, after=0).text.strip().startswith("def from_pretrained")
+    True
+    >>> find_source("transformers", "modeling_utils.py", [r"^no such line$"], what="does the impossible")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    LookupError: transformers ... modeling_utils.py has no line that does the impossible ...
+    """
+    for pattern in patterns:
+        quotes = source_quote(package, relative_path, pattern, before=before, after=after, limit=1)
+        if quotes:
+            return quotes[0]
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        installed = "(not installed)"
+    raise LookupError(
+        f"{package} {installed}: its {relative_path} has no line that {what} (searched for "
+        + " or ".join(repr(p) for p in patterns)
+        + "). This lesson was written against the versions it names; read that step in this version's source "
+        "by hand, and tell the lab's maintainers what changed."
+    )

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 __all__ = [
     "SLOWER_FACTOR",
     "budget_outcomes",
+    "budget_limits",
     "budget_room",
     "disk_price",
+    "prediction_gap",
     "prediction_lines",
     "same_logits_sentence",
     "sweep_peaks",
@@ -165,6 +167,129 @@ def prediction_lines(reports: Iterable[Report]) -> str:
             f"{fmt(measured)}, {measured / predicted:.2f} times the prediction."
         )
     return "\n".join(lines)
+
+
+def prediction_gap(reports: Sequence[Report], at_peak: Mapping[str, tuple[int | None, int | None]]) -> str:
+    """Lesson 05's account of why measured peaks differ from the predictions: the predictions are arithmetic on
+    the weights; a measured peak is the whole process. ``at_peak`` maps each strategy to how much its anonymous
+    and its file-backed memory had grown at its highest sample (``None`` where the probe does not split RSS).
+
+    >>> from widgetlib.measure.report import Report
+    >>> def run(name, measured, predicted):
+    ...     return Report(strategy=name, checkpoint="/ck", checkpoint_bytes=100, baseline_rss_bytes=0,
+    ...                   peak_rss_bytes=measured, predicted_peak_rss_bytes=predicted)
+    >>> runs = [run("normal", 210, 200), run("manual_shards", 130, 100), run("low_cpu_mem_usage", 95, 110)]
+    >>> text = prediction_gap(runs, {"normal": (200, 10), "manual_shards": (20, 110), "low_cpu_mem_usage": (15, 80)})
+    >>> text.split(". ")[0]
+    'Measured peaks came to 0.86 to 1.30 times the predictions'
+    >>> "the prediction: normal +10 B, manual_shards +30 B" in text, "below it: low_cpu_mem_usage -15 B" in text
+    (True, True)
+    >>> "anonymous memory had grown by manual_shards 20 B, low_cpu_mem_usage 15 B" in text
+    True
+    >>> "low_cpu_mem_usage 80% of the checkpoint" in text, "counts only once touched" in text
+    (True, True)
+    >>> text = prediction_gap(runs[:2], {"normal": (200, 10), "manual_shards": (20, 110)})
+    >>> "below it" in text, "counts only once touched" in text
+    (False, False)
+    >>> "does not split" in prediction_gap(runs, {})
+    True
+    """
+    pairs = [(r, r.peak_above_baseline_bytes, r.predicted_above_baseline_bytes) for r in reports]
+    pairs = [(r, m, p) for r, m, p in pairs if m is not None and p]
+    if not pairs:
+        return "No run has both a prediction and a measured peak to compare."
+    ratios = [m / p for _, m, p in pairs]
+    above = [f"{r.strategy} +{fmt(m - p)}" for r, m, p in pairs if m >= p]
+    below = [f"{r.strategy} -{fmt(p - m)}" for r, m, p in pairs if m < p]
+    text = (
+        f"Measured peaks came to {min(ratios):.2f} to {max(ratios):.2f} times the predictions. "
+        + (f"Above the prediction: {', '.join(above)}" if above else "")
+        + ("; " if above and below else "")
+        + (f"{'b' if above else 'B'}elow it: {', '.join(below)}" if below else "")
+        + ". The predictions are arithmetic on the weights alone (what a strategy holds of the checkpoint, plus "
+        "the largest tensor in flight where it expects one); a measured peak is the whole process, load and "
+        "first forward. "
+    )
+    predicted = {r.strategy: p for r, _, p in pairs}
+    mapped = [(r, at_peak[r.strategy]) for r, _, _ in pairs
+              if None not in at_peak.get(r.strategy, (None, None)) and r.checkpoint_bytes
+              and at_peak[r.strategy][0] < 0.5 * r.checkpoint_bytes]
+    if not at_peak or not any(None not in v for v in at_peak.values()):
+        return text + ("This probe does not split RSS into anonymous and file-backed memory, so the difference "
+                       "is not taken apart here.")
+    if not mapped:
+        return text + ("Every run here held its weights in anonymous memory, so the difference is what running "
+                       "the model adds: the forward's activations, Python objects, code paged in.")
+    files = [f"{r.strategy} {grown[1] / r.checkpoint_bytes:.0%}" for r, grown in mapped]
+    fewer = any(grown[1] < predicted[r.strategy] for r, grown in mapped)  # its mapped pages fell short
+    return text + (
+        "At the highest sample of each run that maps the checkpoint, anonymous memory had grown by "
+        + ", ".join(f"{r.strategy} {fmt(grown[0])}" for r, grown in mapped)
+        + ": not weights (a mapped weight is file-backed) but what running the model adds, which no prediction "
+        "counts: the forward's activations, the model's Python objects and buffers, what torch's allocator keeps. "
+        "File-backed memory had grown by " + ", ".join(f"{f} of the checkpoint" for f in files)
+        + ": the mapped weights, plus the code of torch and transformers paged in for the forward"
+        + ("; and a mapped page counts only once touched, so a weight the load and forward did not read in full "
+           "counts less than its bytes, and a tensor the arithmetic puts in flight may never be copied" if fewer
+           else "")
+        + ". What running adds grows more slowly than the weights, so its share falls as the checkpoint grows."
+    )
+
+
+def budget_limits(budget_reports: Sequence[Report], budget_bytes: int) -> str:
+    """Lesson 05's account, beside the table of runs under a budget, of what the limit really was: the room the
+    budget left above each load's own baseline (the cgroup's ``limit_bytes``), counted on what the load charged
+    after it started, so a stopped run's peak RSS can be below the budget.
+
+    >>> from widgetlib.measure.report import Report
+    >>> def run(strategy, outcome, peak, usage, mode="cgroup"):
+    ...     return Report(strategy=strategy, checkpoint="/ck", checkpoint_bytes=100, outcome=outcome,
+    ...                   baseline_rss_bytes=450, peak_rss_bytes=peak, budget_mode=mode,
+    ...                   limit_events={"limit_bytes": 30, "max_usage_bytes": usage})
+    >>> text = budget_limits([run("normal", "stopped_by_budget", 470, 30), run("manual_shards", "ok", 475, 30)], 480)
+    >>> text.split(". ")[0]
+    'The budget, 480 B, is the simulated machine'
+    >>> "a cgroup limit of 30 B" in text, "charged 30 B of its 30 B limit, its RSS 20 B above its baseline" in text
+    (True, True)
+    >>> "peak RSS (470 B) is below the budget though it did not finish under it" in text
+    True
+    >>> "below the budget though" in budget_limits([run("normal", "stopped_by_budget", 490, 30)], 480)
+    False
+    >>> other = run("manual_shards", "ok", 475, 30)
+    >>> other.limit_events["limit_bytes"] = 3 * 10**7
+    >>> "a cgroup limit of 30 B to 30 MB." in budget_limits([run("normal", "ok", 470, 30), other], 480)
+    True
+    >>> budget_limits([run("normal", "stopped_by_budget", 490, None, "watchdog")], 480)[:40]
+    'No cgroup: the watchdog compared what it'
+    """
+    limited = [r for r in budget_reports if r.budget_mode == "cgroup" and (r.limit_events or {}).get("limit_bytes")]
+    if not limited:
+        return ("No cgroup: the watchdog compared what it counts (said below) with the budget itself, so a run "
+                "stopped when that count crossed it.")
+    by_size = sorted(r.limit_events["limit_bytes"] for r in limited)
+    limits = [fmt(by_size[0])] if fmt(by_size[0]) == fmt(by_size[-1]) else [fmt(by_size[0]), fmt(by_size[-1])]
+    text = (
+        f"The budget, {fmt(budget_bytes)}, is the simulated machine. What the kernel enforced on each load was the "
+        "room that machine had left above the load's own baseline (Python, torch and transformers already in "
+        "use, charged where they were loaded): a cgroup limit of "
+        + (limits[0] if len(limits) == 1 else f"{limits[0]} to {limits[-1]}")
+        + ". The cgroup counts everything the load brought in after it started, the page cache of the files it "
+        "read and the kernel's own memory for it included, not only the pages its RSS shows (and reclaims what "
+        "it can of that before it kills)."
+    )
+    for r in limited:
+        if r.outcome != "stopped_by_budget":
+            continue
+        usage = r.limit_events.get("max_usage_bytes")
+        grown = r.peak_above_baseline_bytes
+        text += (f" `{r.strategy}` was stopped"
+                 + (f" when it had charged {fmt(usage)} of its {fmt(r.limit_events['limit_bytes'])} limit"
+                    if usage is not None else "")
+                 + (f", its RSS {fmt(grown)} above its baseline" if grown is not None else "")
+                 + (f": so its peak RSS ({fmt(r.peak_rss_bytes)}) is below the budget though it did not finish "
+                    "under it" if r.peak_rss_bytes is not None and r.peak_rss_bytes < budget_bytes else "")
+                 + ".")
+    return text
 
 
 def same_logits_sentence(reports: Sequence[Report], same: bool) -> str:
