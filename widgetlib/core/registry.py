@@ -301,6 +301,6 @@ register(Strategy(
     "you want your own loader(folder) measured (lesson 04's check runs it)", listed=False,
 ))
 register(Strategy(
-    "learner_safe_load", load_learner_safe_load, _estimate_manual_shards, ("code",), "#8c564b",
+    "learner_safe_load", load_learner_safe_load, _estimate_manual_shards, ("code",), "#e377c2",
     "you want your own load(path) of a .bin file tried (lesson 06's check runs it)", listed=False,
 ))
