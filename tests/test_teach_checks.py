@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from factories import make_report, sample
 
+import widgetlib as lab
 from widgetlib import teach
 from widgetlib.measure.memory import Event, MemorySample
 from widgetlib.measure.report import Report
@@ -214,27 +215,82 @@ def test_shard_of(small_checkpoint: Path) -> None:
     assert "not a file" in teach.check_shard_of("model.safetensors", small_checkpoint, "lm_head.weight").message
 
 
-def test_manual_loader_rejects_a_partial_load(small_checkpoint: Path) -> None:
-    from widgetlib.core.checkpoints import read_shard, shard_files
-    from widgetlib.core.strategies import build_empty_model, forward_checksum
+# The learner's loaders for lesson 04's check: each is sent by its source to a fresh measured process.
 
-    def full(folder: Path) -> Any:
-        model = build_empty_model(folder)
-        for path in shard_files(folder):
-            model.load_state_dict(read_shard(path), strict=False, assign=True)
-        return model
 
-    def first_shard_only(folder: Path) -> Any:
-        model = build_empty_model(folder)
-        model.load_state_dict(read_shard(shard_files(folder)[0]), strict=False, assign=True)
-        return model
+def _one_shard_at_a_time(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    for path in lab.shard_files(folder):
+        model.load_state_dict(lab.read_shard(path), strict=False, assign=True)
+    return model
 
-    reference = _report(logits_sha256=forward_checksum(full(small_checkpoint))[0])
-    assert teach.check_manual_loader(full, small_checkpoint, reference).ok
-    partial = teach.check_manual_loader(first_shard_only, small_checkpoint, reference)
-    assert not partial.ok and "still on meta" in partial.message
-    assert not teach.check_manual_loader(full, small_checkpoint, _report(logits_sha256="0" * 64)).ok
-    assert not teach.check_manual_loader("my loader", small_checkpoint, reference).ok
+
+def _two_copies(folder: Path) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))  # random weights: copy 1
+    state = {}
+    for path in lab.shard_files(folder):
+        state.update(lab.read_shard(path))  # copy 2
+    model.load_state_dict(state)
+    return model
+
+
+def _whole_state_dict(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    state = {}
+    for path in lab.shard_files(folder):
+        state.update(lab.read_shard(path))
+    model.load_state_dict(state, strict=False, assign=True)
+    return model
+
+
+def _plain_from_pretrained(folder: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+def _first_shard_only(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    model.load_state_dict(lab.read_shard(lab.shard_files(folder)[0]), strict=False, assign=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def manual_reference(small_checkpoint: Path) -> Report:
+    from widgetlib.core.strategies import forward_checksum
+
+    return _report(logits_sha256=forward_checksum(_one_shard_at_a_time(small_checkpoint))[0])
+
+
+def test_manual_loader_runs_in_a_fresh_process_and_rejects_each_wrong_loader_after_a_right_one(
+        small_checkpoint: Path, manual_reference: Report) -> None:
+    """A check that measured the kernel would depend on what ran before it (memory an earlier try freed is
+    reused); so every wrong loader here comes after a right one, in the same process, and must be rejected."""
+    right = teach.check_manual_loader(_one_shard_at_a_time, small_checkpoint, manual_reference)
+    assert right.ok and "one at a time" in right.message, right.message
+    two = teach.check_manual_loader(_two_copies, small_checkpoint, manual_reference)
+    assert not two.ok and "more than one copy plus the largest shard" in two.message, two.message
+    whole = teach.check_manual_loader(_whole_state_dict, small_checkpoint, manual_reference)
+    assert not whole.ok and "read shard 2 before any load_state_dict" in whole.message, whole.message
+    library = teach.check_manual_loader(_plain_from_pretrained, small_checkpoint, manual_reference)
+    assert not library.ok and "read none of the 3 shards itself" in library.message, library.message
+    partial = teach.check_manual_loader(_first_shard_only, small_checkpoint, manual_reference)
+    assert not partial.ok and "still on meta" in partial.message, partial.message
+    other = teach.check_manual_loader(_one_shard_at_a_time, small_checkpoint, _report(logits_sha256="0" * 64))
+    assert not other.ok and "logits differ" in other.message
+
+
+def test_a_loader_that_cannot_be_sent_is_refused_in_one_sentence(small_checkpoint: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec("def typed_in(folder):\n    return folder\n", namespace)  # no file, no linecache: no source to send
+    for loader, words in [(namespace["typed_in"], "source of `my_loader` cannot be found"),
+                          (lambda folder: folder, "is a lambda"),
+                          (print, "not a function written with def")]:
+        verdict = teach.check_manual_loader(loader, small_checkpoint, _report())
+        assert not verdict.ok and words in verdict.message and verdict.message.count(". ") == 0, verdict.message
+    assert not teach.check_manual_loader("my loader", small_checkpoint, _report()).ok
 
 
 def test_fits_prediction() -> None:
@@ -315,17 +371,26 @@ def _accepting(path: Path) -> Any:
     return {}
 
 
+def _refusing(path: Path) -> Any:
+    raise ValueError("I trust no file")
+
+
 def _safe(path: Path) -> Any:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_safe_loader() -> None:
-    assert teach.check_safe_loader(_safe).ok
-    ran = teach.check_safe_loader(_unsafe)
-    assert not ran.ok and "payload ran" in ran.message
-    assert not teach.check_safe_loader(_accepting).ok
+def test_safe_loader_must_load_a_harmless_bin_and_refuse_the_hostile_one(small_bin_checkpoint: Path) -> None:
+    right = teach.check_safe_loader(_safe, small_bin_checkpoint)
+    assert right.ok and "refused the hostile file" in right.message, right.message
+    # Each wrong loader after the right one, in the same process:
+    refusing = teach.check_safe_loader(_refusing, small_bin_checkpoint)
+    assert not refusing.ok and "I trust no file" in refusing.message and "harmless" in refusing.message
+    ran = teach.check_safe_loader(_unsafe, small_bin_checkpoint)
+    assert not ran.ok and "payload ran" in ran.message, ran.message
+    accepting = teach.check_safe_loader(_accepting, small_bin_checkpoint)
+    assert not accepting.ok and "did not return the tensors" in accepting.message, accepting.message
     assert not teach.check_safe_loader("torch.load").ok
 
 

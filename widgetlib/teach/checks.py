@@ -9,7 +9,6 @@ never raises, even under ``OFFLOAD_LAB_STRICT_CHECKS=1``. A wrong answer gets th
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.options import BYTES_PER_NUMBER, bytes_per_number
 from ..core.sizes import parse_size
-from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
+from ..measure.memory import MemorySample
 from .probes import hostile_pickle
 from .readings import non_reclaimable_growth, sample_at
 from .verdicts import Verdict, _ratio, _verdict, fmt, not_answered, unanswered
@@ -275,51 +274,86 @@ def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> 
     return _verdict(False, f"{answer} is a shard of this checkpoint, but the index maps {tensor} to {actual}.")
 
 
-def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike[str], reference: Report,
-                        limit: float = 1.5) -> Verdict:
-    """Lesson 04: run ``loader(folder)`` in this kernel, measure it, and compare its logits with ``reference``.
+def _send(fn: Any, label: str, **extra: Any) -> str | Verdict:
+    """``fn`` packed for a measured child, or the Verdict that says in one sentence why it cannot be."""
+    from ..core.errors import OptionError
+    from ..core.learner_code import pack_function
 
-    Right when no parameter is left on meta, the logits are bit-identical to the reference run's, and the
-    kernel's peak grew by at most ``limit`` × the checkpoint.
+    try:
+        return pack_function(fn, label, **extra)
+    except OptionError as exc:
+        return _verdict(False, exc.message)
+
+
+def _load_peak(report: Report, until_kind: str) -> int | None:
+    """The highest RSS above baseline sampled from the load start to the first ``until_kind`` event: the
+    learner's function alone, not the forward the runner runs after it."""
+    base = report.baseline_rss_bytes
+    end = next((e.t_s for e in report.timeline.events if e.kind == until_kind), None)
+    if base is None or end is None:
+        return None
+    levels = [s.rss_bytes for s in report.timeline.samples if 0 <= s.t_s <= end]
+    return max(levels) - base if levels else None
+
+
+def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike[str], reference: Report) -> Verdict:
+    """Lesson 04: run ``loader(folder)`` as the toolkit runs a strategy, in a fresh measured process (nothing
+    this kernel did before counts), and judge what it did.
+
+    Right when it read each shard itself, once (one ``shard_read`` per shard: ``read_shard``, ``load_file``,
+    ``safe_open`` or ``torch.load``), assigned each (``load_state_dict``) before reading the next, its
+    process grew by at most one copy plus the largest shard while it ran, and the logits are bit-identical to
+    ``reference``'s.
+
+    >>> print(check_manual_loader(lambda folder: None, "/nowhere", None))
+    ✘ `my_loader` is a lambda, whose source cannot be cut out of its line; write it as `def my_loader(...):`.
     """
     if unanswered(loader):
         return not_answered("define `my_loader(folder)` that returns the loaded model, one shard at a time.")
     if not callable(loader):
         return _verdict(False, f"`my_loader` should be a function of the folder, not {type(loader).__name__}.")
+    code = _send(loader, "my_loader")
+    if isinstance(code, Verdict):
+        return code
     from ..core.checkpoints import inspect_checkpoint
-    from ..core.strategies import build_empty_model, forward_checksum
+    from ..measure.runner import run
 
-    checkpoint_bytes = inspect_checkpoint(folder).total_bytes
-    # A first build of an architecture in a process imports its modeling code (~120 MB of RSS measured for the
-    # demo's LLaMA), which is not the loader's doing: built once here, before the measurement.
-    build_empty_model(folder)
-    gc.collect()
-    reset = reset_kernel_peak()
-    start = read_memory().rss_bytes
-    model = loader(Path(folder))
-    peak = kernel_peak_bytes() if reset else None
-    if not hasattr(model, "named_parameters"):
-        return _verdict(False, f"`my_loader` returned {type(model).__name__}; it should return the model.")
-    left = [name for name, p in model.named_parameters() if p.device.type == "meta"]
-    if left:
-        return _verdict(False, f"{len(left)} parameter(s) are still on meta (e.g. {left[0]}): some shard was not "
-                               "assigned.")
-    sha, _ = forward_checksum(model)
-    grew = None if peak is None else peak - start
-    del model
-    gc.collect()
-    same = sha == reference.logits_sha256
-    light = grew is None or grew <= limit * checkpoint_bytes
-    peak_text = ("" if grew is None else
-                 f" While it ran, this kernel's peak grew by {fmt(grew)} ({grew / checkpoint_bytes:.2f}× the "
-                 "checkpoint).")
-    if not same:
-        return _verdict(False, "The model runs but its logits differ from the reference run's: some tensor "
-                               "was not loaded, or was loaded into the wrong place." + peak_text)
-    if not light:
-        return _verdict(False, "The logits match, but the load held more than one copy at a time." + peak_text)
-    return _verdict(True, "Every parameter loaded and the logits are bit-identical to the reference run's."
-                    + peak_text)
+    info = inspect_checkpoint(folder)
+    report = run(folder, "learner_loader", code=code, forwards=1)
+    if report.outcome != "ok":
+        return _verdict(False, f"Run in a fresh process on the checkpoint, `my_loader` did not finish: "
+                               f"{report.error}")
+    n = report.details.get("shards", len(info.shards))
+    read = report.details.get("read", [])
+    if not read:
+        return _verdict(False, f"`my_loader` read none of the {n} shards itself (no read_shard, load_file, "
+                               "safe_open or torch.load on them): a library loaded them for it. Hint: loop over "
+                               "`lab.shard_files(folder)` and read each with `lab.read_shard(path)`.")
+    limit = info.total_bytes + info.largest_shard.tensor_bytes
+    grew = _load_peak(report, "loader_returned")
+    if grew is not None and grew > limit:
+        return _verdict(False, f"While it ran, its process grew by {fmt(grew)} ({grew / info.total_bytes:.2f}× "
+                               f"the checkpoint), more than one copy plus the largest shard ({fmt(limit)}): a "
+                               "second copy was in RAM. Hint: start from `lab.build_empty_model(folder)` (weights "
+                               "on meta) and let each shard become the parameters with `assign=True`.")
+    twice = sorted({name for name in read if read.count(name) > 1})
+    if twice or len(read) != n:
+        return _verdict(False, f"`my_loader` read {len(read)} shard(s) for the {n} of the checkpoint"
+                               + (f" ({', '.join(twice)} more than once)" if twice else "")
+                               + ". Hint: read each file of `lab.shard_files(folder)` once.")
+    kinds = [e.kind for e in report.timeline.events if e.kind in ("shard_read", "shard_assigned")]
+    for k in range(1, len(kinds)):
+        if kinds[k] == kinds[k - 1] == "shard_read":
+            shard = 1 + kinds[:k].count("shard_read")
+            return _verdict(False, f"`my_loader` read shard {shard} before any load_state_dict since it read "
+                                   f"shard {shard - 1}: the shards piled up in RAM before the model held them. "
+                                   "Hint: assign each shard before reading the next.")
+    if report.logits_sha256 != reference.logits_sha256:
+        return _verdict(False, "The model runs but its logits differ from the reference run's: some tensor was not "
+                               "loaded, or was loaded into the wrong place.")
+    return _verdict(True, f"Run in a fresh process, it read the {n} shards one at a time, each assigned before "
+                          f"the next; its process grew by {fmt(grew)} while it ran (within one copy plus the "
+                          "largest shard), and the logits are bit-identical to the reference run's.")
 
 
 def _limit_words(report: Report) -> str:
@@ -441,24 +475,48 @@ def _answer(answers: Mapping[str, bool], claim: str) -> bool | None:
     return None if value is None else bool(value)
 
 
-def check_safe_loader(load: Callable[[Path], Any]) -> Verdict:
-    """Lesson 06: does ``load(path)`` refuse a hostile ``.bin`` before any of its code runs?"""
+# The harmless .bin checkpoint the safe-loader check hands the learner's function when none is given: small (the
+# check judges what it refuses, not memory) and in two shards, so a loader that reads only one file is seen.
+_SAFE_LOAD_CHECKPOINT: dict[str, Any] = {"size": "4MB", "shards": 2, "format": "bin"}
+
+
+def check_safe_loader(load: Callable[[Path], Any], folder: str | os.PathLike[str] | None = None) -> Verdict:
+    """Lesson 06: run ``load(path)`` in a fresh measured process on every shard of a harmless ``.bin``
+    checkpoint (``folder``, else one built for the check) and then on a hostile ``.bin``: right when it returns
+    each harmless shard's tensors and refuses the hostile file before any of its code runs.
+
+    >>> print(check_safe_loader("torch.load"))
+    ✘ `safe_load` should be a function of a path, not str.
+    """
     if unanswered(load):
         return not_answered("define `safe_load(path)` that loads a `.bin` file's tensors and nothing else.")
     if not callable(load):
         return _verdict(False, f"`safe_load` should be a function of a path, not {type(load).__name__}.")
+    from ..core.checkpoints import make_checkpoint
+    from ..measure.runner import run
+
+    folder = folder if folder is not None else make_checkpoint(**_SAFE_LOAD_CHECKPOINT)
     with tempfile.TemporaryDirectory(prefix="offload-lab-hostile-") as tmp:
         path, marker = hostile_pickle(tmp)
-        try:
-            load(path)
-        except Exception as exc:  # a refusal is the right answer; which exception says how
-            if marker.exists():
-                return _verdict(False, f"It raised {type(exc).__name__}, but only after the payload had run.")
-            kind = getattr(exc, "kind", None)
-            return _verdict(True, f"Refused with {type(exc).__name__}" + (f" (kind {kind!r})" if kind else "")
-                                  + " and the payload never ran: weights_only unpickles tensors and nothing else.")
+        code = _send(load, "safe_load", hostile=str(path))
+        if isinstance(code, Verdict):
+            return code
+        report = run(folder, "learner_safe_load", code=code, forwards=1)
         ran = marker.exists()
+    if report.outcome != "ok":
+        return _verdict(False, f"On a harmless .bin checkpoint, `safe_load` did not finish: {report.error} A safe "
+                               "loader refuses only what is not a tensor. Hint: torch.load has an argument for "
+                               "exactly that.")
+    hostile = report.details.get("hostile", {})
     if ran:
-        return _verdict(False, "The payload ran: this loader unpickles arbitrary objects. Use "
-                               "torch.load(..., weights_only=True) or a .safetensors file.")
-    return _verdict(False, "It loaded the file without complaint; a hostile file must be refused.")
+        return _verdict(False, "It loaded the harmless shards, but the hostile file's payload ran: this loader "
+                               "unpickles arbitrary objects. Hint: torch.load(..., weights_only=True), or a "
+                               ".safetensors file.")
+    if "raised" not in hostile:
+        return _verdict(False, f"It loaded the harmless shards, and the hostile file too (it returned "
+                               f"{hostile.get('returned', 'something')}): a file that asks to run code must be "
+                               "refused.")
+    kind = hostile.get("kind")
+    return _verdict(True, "Run in a fresh process, it loaded the harmless shards (the model they filled ran) and "
+                          f"refused the hostile file with {hostile['raised']}" + (f" (kind {kind!r})" if kind else "")
+                          + " before its payload ran: weights_only unpickles tensors and nothing else.")
