@@ -200,11 +200,11 @@ assert results["init_empty_weights"][2] == with_flag.logits_sha256, "same weight
 # ## Exercise 2
 #
 # Build an empty model of `config` yourself so that, once the weights are assigned, its forward pass works.
-# The check looks at where its parameters and buffers are.
+# The check compares its parameters with those of `config`'s model and looks at where they and its buffers are.
 
 # %%
 my_empty = ...
-teach.check_empty_model(my_empty)
+teach.check_empty_model(my_empty, config)
 
 # %% [markdown]
 # ## Summary

@@ -70,7 +70,7 @@ def test_blank_answers_are_not_answered_yet_even_under_strict_checks(monkeypatch
         teach.check_normal_peak(..., report),
         teach.check_copies_at_peak(..., report),
         teach.check_low_cpu_mem_usage(..., {"honoured": False}, report, report),
-        teach.check_empty_model(...),
+        teach.check_empty_model(..., None),
         teach.check_max_memory(..., small_checkpoint),
         teach.check_offload_writes({"a": ..., "b": True}, {"a": report, "b": report}),
         teach.check_shard_of(..., small_checkpoint, "lm_head.weight"),
@@ -155,27 +155,26 @@ def test_low_cpu_mem_usage() -> None:
     assert teach.check_low_cpu_mem_usage(True, honoured, *same).ok
 
 
-def test_empty_model() -> None:
+def test_empty_model(small_checkpoint: Path) -> None:
     import torch
-
-    class Tiny(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = torch.nn.Linear(2, 2)
-            self.register_buffer("inv_freq", torch.ones(2), persistent=False)
-
     from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
 
+    config = AutoConfig.from_pretrained(small_checkpoint)
     with init_empty_weights():
-        right = Tiny()
+        right = AutoModelForCausalLM.from_config(config)
     with torch.device("meta"):
-        meta_buffers = Tiny()
-    assert teach.check_empty_model(right).ok
-    lost = teach.check_empty_model(meta_buffers)
+        meta_buffers = AutoModelForCausalLM.from_config(config)
+    assert teach.check_empty_model(right, config).ok
+    # Wrong answers, after the right one: a module on meta that is not the checkpoint's model, one whose buffers
+    # are lost on meta, one that allocated its weights.
+    other = teach.check_empty_model(torch.nn.Linear(3, 3, device="meta"), config)
+    assert not other.ok and "not the model of `config`" in other.message
+    lost = teach.check_empty_model(meta_buffers, config)
     assert not lost.ok and "non-persistent" in lost.message
-    allocated = teach.check_empty_model(Tiny())
+    allocated = teach.check_empty_model(AutoModelForCausalLM.from_config(config), config)
     assert not allocated.ok and "allocated" in allocated.message
-    assert not teach.check_empty_model("a model").ok
+    assert not teach.check_empty_model("a model", config).ok
 
 
 def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path) -> None:

@@ -202,12 +202,32 @@ def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: R
                                         f"here: {why}")
 
 
-def check_empty_model(model: Any) -> Verdict:
-    """Lesson 02: is ``model`` an empty model that can be filled and run: parameters on meta, buffers real?"""
+def check_empty_model(model: Any, config: Any) -> Verdict:
+    """Lesson 02: is ``model`` an empty model *of* ``config`` that can be filled and run: the parameters that
+    config's model has (same names, same shapes), on meta, and its buffers real?
+
+    >>> import torch
+    >>> from transformers import LlamaConfig
+    >>> config = LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+    ...                      num_key_value_heads=2, vocab_size=32)
+    >>> check_empty_model(torch.nn.Linear(3, 3, device="meta"), config).ok
+    False
+    """
     if unanswered(model):
         return not_answered("build a model of `config` so that no weight takes RAM, and assign it to `my_empty`.")
     if not hasattr(model, "parameters") or not hasattr(model, "named_buffers"):
         return _verdict(False, f"`my_empty` should be a torch module, not {type(model).__name__}.")
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        expected = {name: tuple(p.shape) for name, p in AutoModelForCausalLM.from_config(config).named_parameters()}
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    if shapes != expected:
+        differ = sorted(set(shapes) ^ set(expected)) or [n for n in expected if shapes[n] != expected[n]]
+        return _verdict(False, f"It is not the model of `config`: it has {len(shapes)} parameter tensors where "
+                               f"that model has {len(expected)}, and they differ at {differ[0]}. Build it from "
+                               "`config` (`AutoModelForCausalLM.from_config(config)`).")
     params = {p.device.type for p in model.parameters()}
     meta_buffers = [name for name, b in model.named_buffers() if b.device.type == "meta"]
     if params != {"meta"}:
@@ -220,8 +240,8 @@ def check_empty_model(model: Any) -> Verdict:
                                "on the CPU, as transformers does, or build under `init_empty_weights()`, which "
                                "keeps buffers real.")
     n_buffers = sum(1 for _ in model.buffers())
-    return _verdict(True, f"All parameters are on meta (no RAM used) and its {n_buffers} buffer(s) are real, so "
-                          "after the weights are assigned, forward works.")
+    return _verdict(True, f"It is the model of `config`, all its parameters are on meta (no RAM used) and its "
+                          f"{n_buffers} buffer(s) are real, so after the weights are assigned, forward works.")
 
 
 def check_max_memory(answer: int, folder: str | os.PathLike[str], low: float = 0.3, high: float = 0.7) -> Verdict:
