@@ -17,6 +17,7 @@ import widgetlib as lab
 from widgetlib import teach
 from widgetlib.measure.memory import Event, MemorySample
 from widgetlib.measure.report import Report
+from widgetlib.teach.verdicts import _WRONG_TRIES
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,8 +26,10 @@ NOT_ANSWERED = "not answered yet"
 
 @pytest.fixture(autouse=True)
 def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks return verdicts here; the strict mode is tested on its own below."""
+    """Checks return verdicts here; the strict mode is tested on its own below. Each test starts as a learner's
+    first try: no wrong answer counted yet."""
     monkeypatch.delenv(teach.STRICT_ENV, raising=False)
+    _WRONG_TRIES.clear()
 
 
 def _sample(t_s: float, rss: int, anon: int | None = None, file: int | None = None) -> MemorySample:
@@ -119,8 +122,11 @@ def test_mmap_answer_is_still_judged_where_the_os_cannot_split_rss() -> None:
 def test_model_bytes() -> None:
     info = type("Info", (), {"parameters": 1000, "dtype": "float32", "total_bytes": 4000})()
     assert teach.check_model_bytes(4000, info).ok
-    assert "number of parameters" in teach.check_model_bytes(1000, info).message
-    assert "bfloat16" in teach.check_model_bytes(2000, info).message
+    first = teach.check_model_bytes(1000, info)
+    assert "number of parameters" in first.message and "Hint" in first.message
+    assert "4.0 kB" not in first.message, "a first wrong try gets no answer"
+    second = teach.check_model_bytes(2000, info)
+    assert "bfloat16" in second.message and "4.0 kB" in second.message, "a second wrong try gets the answer"
     assert not teach.check_model_bytes(8000, info).ok
     assert not teach.check_model_bytes("4000", info).ok
 
@@ -150,7 +156,9 @@ def test_low_cpu_mem_usage() -> None:
     ignored = {"honoured": False, "evidence": "ignored", "source_file": "m.py", "source_line": 1}
     assert teach.check_low_cpu_mem_usage(False, ignored, *same).ok
     assert not teach.check_low_cpu_mem_usage(True, ignored, *same).ok
-    assert not teach.check_low_cpu_mem_usage("no", ignored, *same).ok
+    assert teach.check_low_cpu_mem_usage("no", ignored, *same).ok, '"no" is False, not a true string'
+    assert not teach.check_low_cpu_mem_usage("yes", ignored, *same).ok
+    assert "not 'maybe'" in teach.check_low_cpu_mem_usage("maybe", ignored, *same).message
     honoured = {**ignored, "honoured": True}
     assert teach.check_low_cpu_mem_usage(True, honoured, *same).ok
 
@@ -198,8 +206,12 @@ def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path
 def test_offload_writes() -> None:
     reports = {"st": _report(offload_folder_files=0), "bin": _report(offload_folder_files=3)}
     assert teach.check_offload_writes({"st": False, "bin": True}, reports).ok
+    assert teach.check_offload_writes({"st": "no", "bin": "yes"}, reports).ok, '"no" is False'
     wrong = teach.check_offload_writes({"st": True, "bin": True}, reports)
-    assert not wrong.ok and "Check st" in wrong.message
+    assert not wrong.ok and "Check st" in wrong.message and "Hint" in wrong.message
+    assert "Measured" not in wrong.message, "a first wrong try gets a hint, not the measured answer"
+    again = teach.check_offload_writes({"st": "yes", "bin": True}, reports)
+    assert not again.ok and "Measured" in again.message and "st: 0 file(s)" in again.message
     assert not teach.check_offload_writes({"bin": True}, reports).ok
 
 
@@ -355,8 +367,13 @@ def test_limit_budget_squeezes_file_pages_and_not_anonymous_memory() -> None:
 def test_myths() -> None:
     evidence = {"a": False, "b": True}
     assert teach.check_myths({"a": False, "b": True}, evidence).ok
-    wrong = teach.check_myths({"a": True, "b": True}, evidence)
-    assert not wrong.ok and "a (the run says False)" in wrong.message
+    assert teach.check_myths({"a": "no", "b": "yes"}, evidence).ok, '"no" is False'
+    wrong = teach.check_myths({"a": "yes", "b": True}, evidence)
+    assert not wrong.ok and "Look again at: a." in wrong.message and "Hint" in wrong.message
+    assert "False" not in wrong.message, "a first wrong try gets a hint, not what the run says"
+    again = teach.check_myths({"a": True, "b": True}, evidence)
+    assert not again.ok and "The runs say: a: False" in again.message
+    assert "not 'maybe'" in teach.check_myths({"a": "maybe", "b": True}, evidence).message
     assert "missing: b" in teach.check_myths({"a": False}, evidence).message
 
 

@@ -20,7 +20,7 @@ from ..core.sizes import parse_size
 from ..measure.memory import MemorySample
 from .probes import hostile_pickle
 from .readings import non_reclaimable_growth, sample_at
-from .verdicts import Verdict, _ratio, _verdict, fmt, not_answered, unanswered
+from .verdicts import Verdict, _ratio, _verdict, _wrong, fmt, not_answered, unanswered
 
 if TYPE_CHECKING:
     from ..core.checkpoints import CheckpointInfo
@@ -113,14 +113,16 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
            f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
     if abs(int(answer) - expected) <= 0.01 * expected:
         return _verdict(True, why)
+    hint = "`info.parameters` numbers, each in `info.dtype`: how many bytes does one such number take?"
     if abs(int(answer) - info.parameters) <= 0.01 * info.parameters:
-        return _verdict(False, f"That is the number of parameters; each takes {itemsize} bytes in {info.dtype}. "
-                               + why)
+        return _wrong("model_bytes", "That is the number of parameters, not of bytes.", hint, why)
     other = [name for name, size in BYTES_PER_NUMBER.items() if size != itemsize
              and abs(int(answer) - info.parameters * size) <= 0.01 * info.parameters * size]
     if other:
-        return _verdict(False, f"That is the size in {other[0]}, but this checkpoint is {info.dtype}. " + why)
-    return _verdict(False, f"You answered {fmt(int(answer))}. " + why)
+        return _wrong("model_bytes", f"That is the size in {other[0]}, but this checkpoint is {info.dtype}.",
+                      "look at `info.dtype`.", why)
+    return _wrong("model_bytes", f"You answered {fmt(int(answer))}, which is not the weights' size in RAM.", hint,
+                  why)
 
 
 def check_normal_peak(answer: int, report: Report, tolerance: float = 0.35) -> Verdict:
@@ -190,7 +192,8 @@ def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: R
     """Lesson 02 / 06: does ``low_cpu_mem_usage`` change anything in the installed transformers?"""
     if unanswered(answer):
         return not_answered("answer `True` or `False`.")
-    if not isinstance(answer, bool):
+    chosen = _as_bool(answer)
+    if chosen is None:
         return _verdict(False, f"Answer True or False, not {answer!r}.")
     a, b = with_flag.peak_above_baseline_bytes, without_flag.peak_above_baseline_bytes
     measured_same = a is not None and b is not None and abs(a - b) <= 0.15 * max(a, b, 1)
@@ -198,7 +201,7 @@ def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: R
     expected = bool(honoured) if honoured is not None else not measured_same
     why = (f"{truth.get('evidence')} (`{truth.get('source_file')}`, line {truth.get('source_line')}). Measured: "
            f"{fmt(a)} above baseline with the flag, {fmt(b)} without.")
-    return _verdict(answer == expected, f"The flag {'does' if expected else 'does not'} change anything "
+    return _verdict(chosen == expected, f"The flag {'does' if expected else 'does not'} change anything "
                                         f"here: {why}")
 
 
@@ -272,10 +275,33 @@ def check_offload_writes(answer: Mapping[str, bool], reports: Mapping[str, Repor
     for name, report in reports.items():
         wrote = report.offload_folder_files > 0
         facts.append(f"{name}: {report.offload_folder_files} file(s), {fmt(report.offload_folder_bytes)}")
-        if name not in answer or bool(answer[name]) != wrote:
+        if name not in answer or _as_bool(answer[name]) != wrote:
             wrong.append(name)
     text = "Measured — " + "; ".join(facts) + "."
-    return _verdict(not wrong, text if not wrong else f"Check {', '.join(wrong)}. {text}")
+    if not wrong:
+        return _verdict(True, text)
+    return _wrong("offload_writes", f"Check {', '.join(wrong)}.",
+                  "look at what each run left in its offload folder (`runs[name].offload_folder_files`): the format "
+                  "and the library that offloads decide it.", text)
+
+
+_YES = frozenset({"true", "yes", "y", "1"})
+_NO = frozenset({"false", "no", "n", "0"})
+
+
+def _as_bool(value: Any) -> bool | None:
+    """A yes/no answer as a bool: ``True``/``False``, or words such as ``"yes"``/``"no"`` (``"no"`` is False,
+    where ``bool("no")`` would be True); None for anything else.
+
+    >>> _as_bool("no"), _as_bool("Yes"), _as_bool(False), _as_bool("maybe"), _as_bool(1)
+    (False, True, False, None, None)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _YES else False if word in _NO else None
+    return None
 
 
 def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> Verdict:
@@ -483,16 +509,17 @@ def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Ve
     missing = [claim for claim in evidence if claim not in answers]
     if missing:
         return _verdict(False, "Judge every claim; missing: " + "; ".join(missing) + ".")
-    wrong = [claim for claim, truth in evidence.items() if _answer(answers, claim) != truth]
+    unclear = [claim for claim in evidence if _as_bool(answers[claim]) is None]
+    if unclear:
+        return _verdict(False, "Answer True or False for: " + "; ".join(
+            f"{claim} (not {answers[claim]!r})" for claim in unclear) + ".")
+    wrong = [claim for claim, truth in evidence.items() if _as_bool(answers[claim]) != truth]
     if wrong:
-        return _verdict(False, "Look again at: " + "; ".join(
-            f"{claim} (the run says {evidence[claim]})" for claim in wrong) + ".")
+        return _wrong("myths", f"Look again at: {'; '.join(wrong)}.",
+                      "each claim's section above ends with what its run showed; a claim holds only if the run "
+                      "bears it out.",
+                      "The runs say: " + "; ".join(f"{claim}: {evidence[claim]}" for claim in wrong) + ".")
     return _verdict(True, f"All {len(evidence)} claims judged as the measurements say.")
-
-
-def _answer(answers: Mapping[str, bool], claim: str) -> bool | None:
-    value = answers.get(claim)
-    return None if value is None else bool(value)
 
 
 # The harmless .bin checkpoint the safe-loader check hands the learner's function when none is given: small (the
