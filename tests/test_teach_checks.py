@@ -316,7 +316,8 @@ def test_fits_prediction() -> None:
     assert "anonymous memory" in extra.message
     missing = teach.check_fits_prediction(set(), runs)
     assert not missing.ok and "manual_shards finished too" in missing.message
-    assert "42 major faults" in missing.message and "file-backed" in missing.message
+    assert "manual_shards 42" in missing.message and "file-backed" in missing.message
+    assert missing.message.count("kernel limit") == 1, "the limit is said once"
     watched = _report("manual_shards", budget_mode="watchdog", budget_bytes=200,
                       details={"budget_counts": "RssAnon + RssShmem"})
     missing = teach.check_fits_prediction(set(), [watched])

@@ -307,7 +307,7 @@ def _as_bool(value: Any) -> bool | None:
 def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> Verdict:
     """Lesson 04: which file holds ``tensor``, according to the index?"""
     if unanswered(answer):
-        return not_answered(f"write the file name (a string) that holds {tensor}; `weight_map(folder)` has it.")
+        return not_answered(f"write the file name (a string) that holds {tensor}; the index's `weight_map` has it.")
     from ..core.checkpoints import weight_map
 
     mapping = weight_map(folder)
@@ -418,7 +418,8 @@ def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report
     >>> run = Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=1, budget_mode="cgroup",
     ...              peak_rss_bytes=90, budget_bytes=80, major_faults=7, limit_events={"oom_kill": 0})
     >>> print(check_fits_prediction(set(), [run]))  # doctest: +ELLIPSIS
-    ✘ Under the budget these finished: manual_shards; manual_shards finished too: ... (7 major faults: ...
+    ✘ Under the budget, enforced by a real kernel limit (a memory cgroup), these finished: manual_shards; \
+manual_shards finished too: ... (major faults, ...: manual_shards 7).
     """
     if unanswered(answer):
         return not_answered('write a set of strategy names, e.g. `{"manual_shards"}`.')
@@ -432,29 +433,38 @@ def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report
     if unknown:
         return _verdict(False, f"{', '.join(sorted(unknown))} did not run under the budget; the strategies are "
                                f"{', '.join(sorted(by_name))}.")
-    text = f"Under the budget these finished: {', '.join(sorted(fitted)) or 'none'}"
+    limits = sorted({_limit_words(r) for r in budget_reports})
+    # The limit is said once, up front, when every run had the same; each reason below then names no limit.
+    text = (f"Under the budget{f', enforced by {limits[0]},' if len(limits) == 1 else ''} these finished: "
+            f"{', '.join(sorted(fitted)) or 'none'}")
     if predicted == fitted:
         return _verdict(True, text + ": a limit stops what cannot be given back (anonymous memory), and makes "
                                      "file-backed pages be read again.")
+
+    def under(r: Report) -> str:
+        return "" if len(limits) == 1 else f"under {_limit_words(r)}, "
+
     reasons = []
     for name in sorted(predicted - fitted):
         r = by_name[name]
         killed = (r.limit_events or {}).get("oom_kill")
         how = (f"the kernel OOM-killed it (oom_kill {killed})" if r.budget_stop and r.budget_stop.get("by") == "kernel"
                else f"it was stopped ({r.outcome})")
-        reasons.append(f"{name} was stopped: under {_limit_words(r)}, {how}; what it allocates itself (a "
-                       "random-weight model, a state dict read into RAM) is anonymous memory, which nothing can "
-                       "reclaim")
-    for name in sorted(fitted - predicted):
-        r = by_name[name]
-        over = r.peak_rss_bytes is not None and r.budget_bytes is not None and r.peak_rss_bytes > r.budget_bytes
-        if r.budget_mode == "cgroup":
-            reasons.append(f"{name} finished too: under {_limit_words(r)} what counts is the memory it cannot give "
-                           "back; its file-backed pages (the mapped checkpoint) can be dropped and read again"
-                           + (f" ({r.major_faults} major faults: reads from disk, time, not the process)"
-                              if r.major_faults else ""))
-        else:
-            reasons.append(f"{name} finished too: under {_limit_words(r)}, what it holds stayed inside the budget"
+        reasons.append(f"{name} was stopped: {under(r)}{how}; what it allocates itself (a random-weight model, a "
+                       "state dict read into RAM) is anonymous memory, which nothing can reclaim")
+    extra = [by_name[name] for name in sorted(fitted - predicted)]
+    squeezed = [r for r in extra if r.budget_mode == "cgroup"]
+    if squeezed:
+        faults = [f"{r.strategy} {r.major_faults}" for r in squeezed if r.major_faults]
+        reasons.append(f"{', '.join(r.strategy for r in squeezed)} finished too: {under(squeezed[0])}what counts "
+                       "is the memory a run cannot give back; its file-backed pages (the mapped checkpoint) can be "
+                       "dropped and read again"
+                       + (f" (major faults, reads from disk that cost time, not the process: {', '.join(faults)})"
+                          if faults else ""))
+    for r in extra:
+        if r.budget_mode != "cgroup":
+            over = r.peak_rss_bytes is not None and r.budget_bytes is not None and r.peak_rss_bytes > r.budget_bytes
+            reasons.append(f"{r.strategy} finished too: {under(r)}what it holds stayed inside the budget"
                            + (f" although its RSS peaked at {fmt(r.peak_rss_bytes)}" if over else ""))
     return _verdict(False, text + "; " + "; ".join(reasons) + ".")
 
