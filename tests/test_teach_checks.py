@@ -222,7 +222,9 @@ def test_shard_of(small_checkpoint: Path) -> None:
     actual = mapping["lm_head.weight"]
     assert teach.check_shard_of(actual, small_checkpoint, "lm_head.weight").ok
     other = next(f for f in sorted(set(mapping.values())) if f != actual)
-    assert "is a shard of this checkpoint" in teach.check_shard_of(other, small_checkpoint, "lm_head.weight").message
+    first = teach.check_shard_of(other, small_checkpoint, "lm_head.weight")
+    assert "is a shard of this checkpoint" in first.message and actual not in first.message, "a hint, not the file"
+    assert actual in teach.check_shard_of(other, small_checkpoint, "lm_head.weight").message
     assert "not a file" in teach.check_shard_of("model.safetensors", small_checkpoint, "lm_head.weight").message
 
 

@@ -317,7 +317,8 @@ def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> 
     if answer not in set(mapping.values()):
         return _verdict(False, f"{answer!r} is not a file of this checkpoint; its files are "
                                f"{', '.join(sorted(set(mapping.values())))}.")
-    return _verdict(False, f"{answer} is a shard of this checkpoint, but the index maps {tensor} to {actual}.")
+    return _wrong("shard_of", f"{answer} is a shard of this checkpoint, but not the one that holds {tensor}.",
+                  f"look {tensor} up in the index's `weight_map`.", f"The index maps {tensor} to {actual}.")
 
 
 def _send(fn: Any, label: str, **extra: Any) -> str | Verdict:
@@ -332,13 +333,17 @@ def _send(fn: Any, label: str, **extra: Any) -> str | Verdict:
 
 
 def _load_peak(report: Report, until_kind: str) -> int | None:
-    """The highest RSS above baseline sampled from the load start to the first ``until_kind`` event: the
-    learner's function alone, not the forward the runner runs after it."""
+    """The highest RSS above baseline from the load start to the first ``until_kind`` event: the learner's
+    function alone, not the forward the runner runs after it. The child's own reading at each event carries the
+    kernel's high-water mark so far, reset at the load start, so a spike between two samples counts too (only
+    from /proc: the portable probe's mark may include the process's start-up)."""
     base = report.baseline_rss_bytes
     end = next((e.t_s for e in report.timeline.events if e.kind == until_kind), None)
     if base is None or end is None:
         return None
-    levels = [s.rss_bytes for s in report.timeline.samples if 0 <= s.t_s <= end]
+    exact = report.peak_source == "VmHWM"
+    levels = [max(s.rss_bytes, (s.hwm_bytes or 0) if exact else 0)
+              for s in report.timeline.samples if 0 <= s.t_s <= end]
     return max(levels) - base if levels else None
 
 
@@ -368,7 +373,7 @@ def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike
     report = run(folder, "learner_loader", code=code, forwards=1)
     if report.outcome != "ok":
         return _verdict(False, f"Run in a fresh process on the checkpoint, `my_loader` did not finish: "
-                               f"{report.error}")
+                               f"{(report.error or report.outcome).rstrip('.')}.")
     n = report.details.get("shards", len(info.shards))
     read = report.details.get("read", [])
     if not read:
@@ -561,7 +566,8 @@ def check_safe_loader(load: Callable[[Path], Any], folder: str | os.PathLike[str
         report = run(folder, "learner_safe_load", code=code, forwards=1)
         ran = marker.exists()
     if report.outcome != "ok":
-        return _verdict(False, f"On a harmless .bin checkpoint, `safe_load` did not finish: {report.error} A safe "
+        return _verdict(False, f"On a harmless .bin checkpoint, `safe_load` did not finish: "
+                               f"{(report.error or report.outcome).rstrip('.')}. A safe "
                                "loader refuses only what is not a tensor. Hint: torch.load has an argument for "
                                "exactly that.")
     hostile = report.details.get("hostile", {})
