@@ -76,8 +76,8 @@ def _pack(fn: Callable[..., Any], label: str, depth: int) -> dict[str, Any]:
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
-        raise OptionError(f"The source of `{label}` cannot be found (it was not defined in a cell or a file); run "
-                          "the cell that defines it again.", kind="not_measurable") from None
+        raise OptionError(f"The source of `{label}` cannot be found (inspect.getsource finds no cell or file that "
+                          "defines it); run the cell that defines it again.", kind="not_measurable") from None
     cells = [cell.cell_contents for cell in fn.__closure__ or ()]
     values = dict(zip(fn.__code__.co_freevars, cells, strict=True))
     for name in _global_names(fn.__code__):
@@ -137,7 +137,14 @@ def _unpack(packed: dict[str, Any]) -> Callable[..., Any]:
 
 
 def unpack_function(code: str) -> Callable[..., Any]:
-    """The function :func:`pack_function` packed, defined again here from its source and names."""
+    """The function :func:`pack_function` packed, defined again here from its source and names.
+
+    >>> import math
+    >>> def area(r):
+    ...     return math.pi * r * r
+    >>> unpack_function(pack_function(area, "area"))(1) == math.pi
+    True
+    """
     return _unpack(json.loads(code))
 
 
@@ -243,6 +250,15 @@ def load_learner_safe_load(folder: Path, options: LoadOptions, emit: Emit) -> Lo
     ``load(path)`` and fill an empty model with what it returns (so the forward shows whether it loaded them);
     then hand it ``payload["hostile"]`` (a pickle that runs code) and record what it did in
     ``details["hostile"]``: what it raised, or what it returned.
+
+    >>> import torch
+    >>> from widgetlib.core.checkpoints import make_checkpoint
+    >>> def safe_load(path):
+    ...     return torch.load(path, map_location="cpu", weights_only=True)
+    >>> result = load_learner_safe_load(make_checkpoint(size="4MB", shards=2, format="bin"),
+    ...                                 LoadOptions(code=pack_function(safe_load, "safe_load")), lambda l, k: None)
+    >>> result.details
+    {'shards': 2, 'hostile': {}}
     """
     import torch
 
