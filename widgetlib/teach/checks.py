@@ -377,16 +377,17 @@ def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike
     n = report.details.get("shards", len(info.shards))
     read = report.details.get("read", [])
     if not read:
-        return _verdict(False, f"`my_loader` read none of the {n} shards itself (no read_shard, load_file, "
-                               "safe_open or torch.load on them): a library loaded them for it. Hint: loop over "
+        return _verdict(False, f"`my_loader` read none of the {n} shards itself: it opened none with read_shard, "
+                               "load_file, safe_open or torch.load. Hint: loop over "
                                "`lab.shard_files(folder)` and read each with `lab.read_shard(path)`.")
     limit = info.total_bytes + info.largest_shard.tensor_bytes
     grew = _load_peak(report, "loader_returned")
     if grew is not None and grew > limit:
         return _verdict(False, f"While it ran, its process grew by {fmt(grew)} ({grew / info.total_bytes:.2f}× "
-                               f"the checkpoint), more than one copy plus the largest shard ({fmt(limit)}): a "
-                               "second copy was in RAM. Hint: start from `lab.build_empty_model(folder)` (weights "
-                               "on meta) and let each shard become the parameters with `assign=True`.")
+                               f"the checkpoint), above one copy plus the largest shard ({fmt(limit)}): the "
+                               "weights were in RAM more than once at a time. Hint: start from "
+                               "`lab.build_empty_model(folder)` (weights on meta) and let each shard become the "
+                               "parameters with `assign=True`.")
     twice = sorted({name for name in read if read.count(name) > 1})
     if twice or len(read) != n:
         return _verdict(False, f"`my_loader` read {len(read)} shard(s) for the {n} of the checkpoint"
@@ -462,8 +463,8 @@ manual_shards finished too: ... (major faults, ...: manual_shards 7).
     if squeezed:
         faults = [f"{r.strategy} {r.major_faults}" for r in squeezed if r.major_faults]
         reasons.append(f"{', '.join(r.strategy for r in squeezed)} finished too: {under(squeezed[0])}what counts "
-                       "is the memory a run cannot give back; its file-backed pages (the mapped checkpoint) can be "
-                       "dropped and read again"
+                       "is the memory a run cannot give back, and a run's file-backed pages (the mapped checkpoint) "
+                       "can be dropped and read again"
                        + (f" (major faults, reads from disk that cost time, not the process: {', '.join(faults)})"
                           if faults else ""))
     for r in extra:
