@@ -248,11 +248,11 @@ assert checksum == with_flag.logits_sha256, "the two steps together give from_pr
 # ## Exercise 2
 #
 # Build an empty model of `config` yourself so that, once the weights are assigned, its forward pass works.
-# The check looks at where its parameters and buffers are.
+# The check compares its parameters with those of `config`'s model and looks at where they and its buffers are.
 
 # %%
 my_empty = ...
-teach.check_empty_model(my_empty)
+teach.check_empty_model(my_empty, config)
 
 # %% [markdown]
 # ## Summary

@@ -169,8 +169,10 @@ assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every 
 # ## Exercise 2: write the loader
 #
 # Fill in `my_loader` so that it returns the loaded model: an empty model, then every shard assigned. The check
-# runs it in this kernel, measures this kernel's peak while it runs, and compares the model's logits with the
-# `manual_shards` run's.
+# runs it as a strategy is run: its source goes to a fresh measured process, so nothing this kernel did before
+# counts. It is right when it reads each shard itself, once (one `shard_read` event per shard), assigns each
+# before reading the next, grows its process by at most one copy plus the largest shard, and gives the logits
+# of the `manual_shards` run. Define it with `def` in this cell; the modules it uses (`lab`) go with it.
 
 # %%
 my_loader = ...  # replace with: def my_loader(folder): ... return model

@@ -110,11 +110,13 @@ if budget_basis == "non-reclaimable":
 # ## Exercise 1: predict which strategies finish
 #
 # Using the figures above (how much each load grew, and how much of it was memory that cannot be given back),
-# write the set of strategies you expect to **finish** under the budget. The check compares it with the runs
-# below, and explains each strategy you got wrong from its run.
+# write the set of strategies you expect to **finish** under the budget. The check, in the cell right after the
+# budgeted runs below, compares it with them and explains each strategy you got wrong from its run; to try
+# again, edit this cell, run it, then run only the check cell (the runs need not run again).
 
 # %%
 my_prediction = ...
+teach.say("Your prediction is checked in the cell after the budgeted runs below.")
 
 # %%
 budget_plot = lab.MemoryPlot()
@@ -124,6 +126,8 @@ display(budget_plot.figure)
 # Cold cache, so each run reads what it needs from disk; the four, one after another, each under the budget.
 budget_reports = [teach.run_live(budget_plot, folder, s, budget=budget, cold_cache=True) for s in lab.STRATEGIES]
 budget_by_name = {r.strategy: r for r in budget_reports}
+
+# %%
 teach.check_fits_prediction(my_prediction, budget_reports)
 
 # %% [markdown]

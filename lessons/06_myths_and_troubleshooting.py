@@ -278,7 +278,8 @@ teach.check_myths(my_answers, evidence)
 # ## Exercise 2: a safe loader
 #
 # Write `safe_load(path)` so that it loads a `.bin` checkpoint's tensors and refuses anything else. The check
-# hands it a fresh hostile file and looks for the marker.
+# runs it in a fresh measured process: first on each shard of a harmless `.bin` checkpoint (it must return their
+# tensors), then on a hostile file whose payload leaves a marker if it runs (it must refuse it).
 
 # %%
 safe_load = ...  # replace with: def safe_load(path): ...

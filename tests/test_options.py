@@ -59,7 +59,7 @@ def test_the_registry_and_load_options_read_the_same_defaults() -> None:
     assert STRATEGY_OPTIONS == {name: getattr(RUN_DEFAULTS, name) for name in STRATEGY_OPTIONS}
     shared = [f for f in dataclasses.fields(LoadOptions) if f.name in RUN_OPTION_NAMES]
     assert {f.name for f in shared} == {"dtype", "offload_folder", "offload_via", "low_cpu_mem_usage",
-                                        "offload_and_reload", "forward_tokens", "call"}
+                                        "offload_and_reload", "forward_tokens", "call", "code"}
     assert {f.name: f.default for f in shared} == {f.name: getattr(RUN_DEFAULTS, f.name) for f in shared}
 
 

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from factories import make_report, sample
 
+import widgetlib as lab
 from widgetlib import teach
 from widgetlib.measure.memory import Event, MemorySample
 from widgetlib.measure.report import Report
+from widgetlib.teach.verdicts import _WRONG_TRIES
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,8 +26,10 @@ NOT_ANSWERED = "not answered yet"
 
 @pytest.fixture(autouse=True)
 def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks return verdicts here; the strict mode is tested on its own below."""
+    """Checks return verdicts here; the strict mode is tested on its own below. Each test starts as a learner's
+    first try: no wrong answer counted yet."""
     monkeypatch.delenv(teach.STRICT_ENV, raising=False)
+    _WRONG_TRIES.clear()
 
 
 def _sample(t_s: float, rss: int, anon: int | None = None, file: int | None = None) -> MemorySample:
@@ -69,7 +73,7 @@ def test_blank_answers_are_not_answered_yet_even_under_strict_checks(monkeypatch
         teach.check_normal_peak(..., report),
         teach.check_copies_at_peak(..., report),
         teach.check_low_cpu_mem_usage(..., {"honoured": False}, report, report),
-        teach.check_empty_model(...),
+        teach.check_empty_model(..., None),
         teach.check_max_memory(..., small_checkpoint),
         teach.check_offload_writes({"a": ..., "b": True}, {"a": report, "b": report}),
         teach.check_shard_of(..., small_checkpoint, "lm_head.weight"),
@@ -118,8 +122,11 @@ def test_mmap_answer_is_still_judged_where_the_os_cannot_split_rss() -> None:
 def test_model_bytes() -> None:
     info = type("Info", (), {"parameters": 1000, "dtype": "float32", "total_bytes": 4000})()
     assert teach.check_model_bytes(4000, info).ok
-    assert "number of parameters" in teach.check_model_bytes(1000, info).message
-    assert "bfloat16" in teach.check_model_bytes(2000, info).message
+    first = teach.check_model_bytes(1000, info)
+    assert "number of parameters" in first.message and "Hint" in first.message
+    assert "4.0 kB" not in first.message, "a first wrong try gets no answer"
+    second = teach.check_model_bytes(2000, info)
+    assert "bfloat16" in second.message and "4.0 kB" in second.message, "a second wrong try gets the answer"
     assert not teach.check_model_bytes(8000, info).ok
     assert not teach.check_model_bytes("4000", info).ok
 
@@ -149,32 +156,33 @@ def test_low_cpu_mem_usage() -> None:
     ignored = {"honoured": False, "evidence": "ignored", "source_file": "m.py", "source_line": 1}
     assert teach.check_low_cpu_mem_usage(False, ignored, *same).ok
     assert not teach.check_low_cpu_mem_usage(True, ignored, *same).ok
-    assert not teach.check_low_cpu_mem_usage("no", ignored, *same).ok
+    assert teach.check_low_cpu_mem_usage("no", ignored, *same).ok, '"no" is False, not a true string'
+    assert not teach.check_low_cpu_mem_usage("yes", ignored, *same).ok
+    assert "not 'maybe'" in teach.check_low_cpu_mem_usage("maybe", ignored, *same).message
     honoured = {**ignored, "honoured": True}
     assert teach.check_low_cpu_mem_usage(True, honoured, *same).ok
 
 
-def test_empty_model() -> None:
+def test_empty_model(small_checkpoint: Path) -> None:
     import torch
-
-    class Tiny(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = torch.nn.Linear(2, 2)
-            self.register_buffer("inv_freq", torch.ones(2), persistent=False)
-
     from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
 
+    config = AutoConfig.from_pretrained(small_checkpoint)
     with init_empty_weights():
-        right = Tiny()
+        right = AutoModelForCausalLM.from_config(config)
     with torch.device("meta"):
-        meta_buffers = Tiny()
-    assert teach.check_empty_model(right).ok
-    lost = teach.check_empty_model(meta_buffers)
+        meta_buffers = AutoModelForCausalLM.from_config(config)
+    assert teach.check_empty_model(right, config).ok
+    # Wrong answers, after the right one: a module on meta that is not the checkpoint's model, one whose buffers
+    # are lost on meta, one that allocated its weights.
+    other = teach.check_empty_model(torch.nn.Linear(3, 3, device="meta"), config)
+    assert not other.ok and "not the model of `config`" in other.message
+    lost = teach.check_empty_model(meta_buffers, config)
     assert not lost.ok and "non-persistent" in lost.message
-    allocated = teach.check_empty_model(Tiny())
+    allocated = teach.check_empty_model(AutoModelForCausalLM.from_config(config), config)
     assert not allocated.ok and "allocated" in allocated.message
-    assert not teach.check_empty_model("a model").ok
+    assert not teach.check_empty_model("a model", config).ok
 
 
 def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path) -> None:
@@ -198,8 +206,12 @@ def test_max_memory_uses_the_planner_from_pretrained_runs(small_checkpoint: Path
 def test_offload_writes() -> None:
     reports = {"st": _report(offload_folder_files=0), "bin": _report(offload_folder_files=3)}
     assert teach.check_offload_writes({"st": False, "bin": True}, reports).ok
+    assert teach.check_offload_writes({"st": "no", "bin": "yes"}, reports).ok, '"no" is False'
     wrong = teach.check_offload_writes({"st": True, "bin": True}, reports)
-    assert not wrong.ok and "Check st" in wrong.message
+    assert not wrong.ok and "Check st" in wrong.message and "Hint" in wrong.message
+    assert "Measured" not in wrong.message, "a first wrong try gets a hint, not the measured answer"
+    again = teach.check_offload_writes({"st": "yes", "bin": True}, reports)
+    assert not again.ok and "Measured" in again.message and "st: 0 file(s)" in again.message
     assert not teach.check_offload_writes({"bin": True}, reports).ok
 
 
@@ -210,31 +222,88 @@ def test_shard_of(small_checkpoint: Path) -> None:
     actual = mapping["lm_head.weight"]
     assert teach.check_shard_of(actual, small_checkpoint, "lm_head.weight").ok
     other = next(f for f in sorted(set(mapping.values())) if f != actual)
-    assert "is a shard of this checkpoint" in teach.check_shard_of(other, small_checkpoint, "lm_head.weight").message
+    first = teach.check_shard_of(other, small_checkpoint, "lm_head.weight")
+    assert "is a shard of this checkpoint" in first.message and actual not in first.message, "a hint, not the file"
+    assert actual in teach.check_shard_of(other, small_checkpoint, "lm_head.weight").message
     assert "not a file" in teach.check_shard_of("model.safetensors", small_checkpoint, "lm_head.weight").message
 
 
-def test_manual_loader_rejects_a_partial_load(small_checkpoint: Path) -> None:
-    from widgetlib.core.checkpoints import read_shard, shard_files
-    from widgetlib.core.strategies import build_empty_model, forward_checksum
+# The learner's loaders for lesson 04's check: each is sent by its source to a fresh measured process.
 
-    def full(folder: Path) -> Any:
-        model = build_empty_model(folder)
-        for path in shard_files(folder):
-            model.load_state_dict(read_shard(path), strict=False, assign=True)
-        return model
 
-    def first_shard_only(folder: Path) -> Any:
-        model = build_empty_model(folder)
-        model.load_state_dict(read_shard(shard_files(folder)[0]), strict=False, assign=True)
-        return model
+def _one_shard_at_a_time(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    for path in lab.shard_files(folder):
+        model.load_state_dict(lab.read_shard(path), strict=False, assign=True)
+    return model
 
-    reference = _report(logits_sha256=forward_checksum(full(small_checkpoint))[0])
-    assert teach.check_manual_loader(full, small_checkpoint, reference).ok
-    partial = teach.check_manual_loader(first_shard_only, small_checkpoint, reference)
-    assert not partial.ok and "still on meta" in partial.message
-    assert not teach.check_manual_loader(full, small_checkpoint, _report(logits_sha256="0" * 64)).ok
-    assert not teach.check_manual_loader("my loader", small_checkpoint, reference).ok
+
+def _two_copies(folder: Path) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))  # random weights: copy 1
+    state = {}
+    for path in lab.shard_files(folder):
+        state.update(lab.read_shard(path))  # copy 2
+    model.load_state_dict(state)
+    return model
+
+
+def _whole_state_dict(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    state = {}
+    for path in lab.shard_files(folder):
+        state.update(lab.read_shard(path))
+    model.load_state_dict(state, strict=False, assign=True)
+    return model
+
+
+def _plain_from_pretrained(folder: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+def _first_shard_only(folder: Path) -> Any:
+    model = lab.build_empty_model(folder)
+    model.load_state_dict(lab.read_shard(lab.shard_files(folder)[0]), strict=False, assign=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def manual_reference(small_checkpoint: Path) -> Report:
+    from widgetlib.core.strategies import forward_checksum
+
+    return _report(logits_sha256=forward_checksum(_one_shard_at_a_time(small_checkpoint))[0])
+
+
+def test_manual_loader_runs_in_a_fresh_process_and_rejects_each_wrong_loader_after_a_right_one(
+        small_checkpoint: Path, manual_reference: Report) -> None:
+    """A check that measured the kernel would depend on what ran before it (memory an earlier try freed is
+    reused); so every wrong loader here comes after a right one, in the same process, and must be rejected."""
+    right = teach.check_manual_loader(_one_shard_at_a_time, small_checkpoint, manual_reference)
+    assert right.ok and "one at a time" in right.message, right.message
+    two = teach.check_manual_loader(_two_copies, small_checkpoint, manual_reference)
+    assert not two.ok and "above one copy plus the largest shard" in two.message, two.message
+    whole = teach.check_manual_loader(_whole_state_dict, small_checkpoint, manual_reference)
+    assert not whole.ok and "read shard 2 before any load_state_dict" in whole.message, whole.message
+    library = teach.check_manual_loader(_plain_from_pretrained, small_checkpoint, manual_reference)
+    assert not library.ok and "read none of the 3 shards itself" in library.message, library.message
+    partial = teach.check_manual_loader(_first_shard_only, small_checkpoint, manual_reference)
+    assert not partial.ok and "still on meta" in partial.message, partial.message
+    other = teach.check_manual_loader(_one_shard_at_a_time, small_checkpoint, _report(logits_sha256="0" * 64))
+    assert not other.ok and "logits differ" in other.message
+
+
+def test_a_loader_that_cannot_be_sent_is_refused_in_one_sentence(small_checkpoint: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec("def typed_in(folder):\n    return folder\n", namespace)  # no file, no linecache: no source to send
+    for loader, words in [(namespace["typed_in"], "source of `my_loader` cannot be found"),
+                          (lambda folder: folder, "is a lambda"),
+                          (print, "not a function written with def")]:
+        verdict = teach.check_manual_loader(loader, small_checkpoint, _report())
+        assert not verdict.ok and words in verdict.message and verdict.message.count(". ") == 0, verdict.message
+    assert not teach.check_manual_loader("my loader", small_checkpoint, _report()).ok
 
 
 def test_fits_prediction() -> None:
@@ -249,7 +318,8 @@ def test_fits_prediction() -> None:
     assert "anonymous memory" in extra.message
     missing = teach.check_fits_prediction(set(), runs)
     assert not missing.ok and "manual_shards finished too" in missing.message
-    assert "42 major faults" in missing.message and "file-backed" in missing.message
+    assert "manual_shards 42" in missing.message and "file-backed" in missing.message
+    assert missing.message.count("kernel limit") == 1, "the limit is said once"
     watched = _report("manual_shards", budget_mode="watchdog", budget_bytes=200,
                       details={"budget_counts": "RssAnon + RssShmem"})
     missing = teach.check_fits_prediction(set(), [watched])
@@ -300,8 +370,13 @@ def test_limit_budget_squeezes_file_pages_and_not_anonymous_memory() -> None:
 def test_myths() -> None:
     evidence = {"a": False, "b": True}
     assert teach.check_myths({"a": False, "b": True}, evidence).ok
-    wrong = teach.check_myths({"a": True, "b": True}, evidence)
-    assert not wrong.ok and "a (the run says False)" in wrong.message
+    assert teach.check_myths({"a": "no", "b": "yes"}, evidence).ok, '"no" is False'
+    wrong = teach.check_myths({"a": "yes", "b": True}, evidence)
+    assert not wrong.ok and "Look again at: a." in wrong.message and "Hint" in wrong.message
+    assert "False" not in wrong.message, "a first wrong try gets a hint, not what the run says"
+    again = teach.check_myths({"a": True, "b": True}, evidence)
+    assert not again.ok and "The runs say: a: False" in again.message
+    assert "not 'maybe'" in teach.check_myths({"a": "maybe", "b": True}, evidence).message
     assert "missing: b" in teach.check_myths({"a": False}, evidence).message
 
 
@@ -315,17 +390,26 @@ def _accepting(path: Path) -> Any:
     return {}
 
 
+def _refusing(path: Path) -> Any:
+    raise ValueError("I trust no file")
+
+
 def _safe(path: Path) -> Any:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_safe_loader() -> None:
-    assert teach.check_safe_loader(_safe).ok
-    ran = teach.check_safe_loader(_unsafe)
-    assert not ran.ok and "payload ran" in ran.message
-    assert not teach.check_safe_loader(_accepting).ok
+def test_safe_loader_must_load_a_harmless_bin_and_refuse_the_hostile_one(small_bin_checkpoint: Path) -> None:
+    right = teach.check_safe_loader(_safe, small_bin_checkpoint)
+    assert right.ok and "refused the hostile file" in right.message, right.message
+    # Each wrong loader after the right one, in the same process:
+    refusing = teach.check_safe_loader(_refusing, small_bin_checkpoint)
+    assert not refusing.ok and "I trust no file" in refusing.message and "harmless" in refusing.message
+    ran = teach.check_safe_loader(_unsafe, small_bin_checkpoint)
+    assert not ran.ok and "payload ran" in ran.message, ran.message
+    accepting = teach.check_safe_loader(_accepting, small_bin_checkpoint)
+    assert not accepting.ok and "did not return the tensors" in accepting.message, accepting.message
     assert not teach.check_safe_loader("torch.load").ok
 
 

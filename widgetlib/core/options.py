@@ -179,6 +179,7 @@ class RunDefaults:
     offload_and_reload: bool = False
     gpu_max_memory: str | int | None = None
     call: str | None = None  # from_pretrained_call: the learner's from_pretrained(...) line
+    code: str | None = None  # learner_loader, learner_safe_load: the learner's function (core/learner_code.py)
     threads: int | None = None  # None = torch's own default
     interval_s: float = 0.01
 
@@ -190,7 +191,7 @@ RUN_DEFAULTS = RunDefaults()
 STRATEGY_OPTIONS: dict[str, Any] = {
     name: getattr(RUN_DEFAULTS, name)
     for name in ("max_memory", "offload_folder", "offload_via", "gpu_max_memory", "low_cpu_mem_usage",
-                 "offload_and_reload", "call")
+                 "offload_and_reload", "call", "code")
 }
 
 
@@ -223,7 +224,9 @@ class LoadOptions:
     ``gpu_max_memory_bytes`` lets ``device_map`` place layers on CUDA device 0 where there is one.
     ``offload_and_reload`` runs the seed notes' scheme in ``manual_shards`` (every shard written to
     ``scratch_folder`` and read back at the end). ``call`` is a learner's ``from_pretrained(...)`` line, which
-    the ``from_pretrained_call`` strategy runs as written (:mod:`widgetlib.core.calls`).
+    the ``from_pretrained_call`` strategy runs as written (:mod:`widgetlib.core.calls`). ``code`` is a function the
+    learner wrote, packed by :func:`widgetlib.core.learner_code.pack_function`, which the ``learner_loader`` and
+    ``learner_safe_load`` strategies run (an exercise check runs them).
 
     >>> LoadOptions(dtype="bfloat16").dtype
     'bfloat16'
@@ -244,6 +247,7 @@ float32, bfloat16, float16.
     gpu_max_memory_bytes: int | None = None
     forward_tokens: int = RUN_DEFAULTS.forward_tokens
     call: str | None = RUN_DEFAULTS.call
+    code: str | None = RUN_DEFAULTS.code
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPE_CHOICES:

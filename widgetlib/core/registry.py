@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError
+from .learner_code import load_learner_loader, load_learner_safe_load
 from .options import STRATEGY_OPTIONS
 from .sizes import format_bytes
 from .strategies import load_call, load_from_pretrained, load_manual_shards, load_normal, load_offload
@@ -146,7 +147,7 @@ def strategies(*, unlisted: bool = False) -> tuple[Strategy, ...]:
     ``unlisted=True`` adds the strategies that are run by name only.
 
     >>> len(strategies()) >= 4, [s.name for s in strategies(unlisted=True) if not s.listed]
-    (True, ['from_pretrained_call'])
+    (True, ['from_pretrained_call', 'learner_loader', 'learner_safe_load'])
     """
     return tuple(s for s in _REGISTRY.values() if unlisted or s.listed)
 
@@ -293,4 +294,13 @@ register(Strategy(
 register(Strategy(
     "from_pretrained_call", load_call, _estimate_call, ("call", "offload_folder"), "#9467bd",
     "you want to see what your own from_pretrained(...) line does (explain_call runs it)", listed=False,
+))
+# The exercise checks of lessons 04 and 06 run the learner's own function as a strategy, measured like the rest.
+register(Strategy(
+    "learner_loader", load_learner_loader, _estimate_manual_shards, ("code",), "#8c564b",
+    "you want your own loader(folder) measured (lesson 04's check runs it)", listed=False,
+))
+register(Strategy(
+    "learner_safe_load", load_learner_safe_load, _estimate_manual_shards, ("code",), "#e377c2",
+    "you want your own load(path) of a .bin file tried (lesson 06's check runs it)", listed=False,
 ))

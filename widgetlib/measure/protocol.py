@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 # Raise it whenever a message or the job changes shape.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 # child -> parent
 MSG_HELLO = "hello"  # the child exists (pid), imports done, waiting for its job
@@ -122,7 +122,7 @@ def decode_job(job: dict[str, Any]) -> tuple[str, LoadOptions, dict[str, Any]]:
     >>> decode_job({"protocol": 1, "strategy": "normal", "options": {}})
     Traceback (most recent call last):
     ...
-    widgetlib.core.errors.OptionError: the job speaks protocol 1 but this code speaks 3; restart the kernel so \
+    widgetlib.core.errors.OptionError: the job speaks protocol 1 but this code speaks 4; restart the kernel so \
 every process runs the same widgetlib.
     """
     version = job.get("protocol")

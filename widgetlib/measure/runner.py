@@ -447,6 +447,7 @@ def start(
     offload_and_reload: bool = RUN_DEFAULTS.offload_and_reload,
     gpu_max_memory: str | int | None = RUN_DEFAULTS.gpu_max_memory,
     call: str | None = RUN_DEFAULTS.call,
+    code: str | None = RUN_DEFAULTS.code,
     threads: int | None = RUN_DEFAULTS.threads,
     interval_s: float = RUN_DEFAULTS.interval_s,
     on_sample: Callable[[MemorySample], None] | None = None,
@@ -493,6 +494,9 @@ def start(
             raise OptionError(f"strategy {strategy!r} needs call='from_pretrained(...)', the line to run.",
                               kind="bad_option")
         parse_call(call)  # a line that is no from_pretrained call is refused here, in one sentence
+    if accepts("code") and code is None:
+        raise OptionError(f"strategy {strategy!r} needs code=, a function packed by "
+                          "widgetlib.core.learner_code.pack_function.", kind="bad_option")
     if budget_bytes is not None and budget_bytes < info.largest_tensor_bytes:
         raise OptionError(
             f"budget={budget!r} is smaller than the largest tensor ({info.largest_tensor}, "
@@ -593,7 +597,9 @@ def run(checkpoint: str | os.PathLike[str], strategy: str, **options: Any) -> Re
       ``offload_and_reload`` (manual_shards): write every shard to a scratch folder and read it back;
       ``gpu_max_memory``: let ``device_map`` place layers on CUDA device 0; ``threads``: torch threads;
       ``call`` (from_pretrained_call, the strategy :func:`widgetlib.measure.explain.explain_call` runs): a
-      ``from_pretrained(...)`` line, run as written on the checkpoint.
+      ``from_pretrained(...)`` line, run as written on the checkpoint; ``code`` (learner_loader,
+      learner_safe_load, the strategies lessons 04 and 06's checks run): a learner's function, packed by
+      :func:`widgetlib.core.learner_code.pack_function`.
     - ``interval_s``: sampling interval (0.01 = 100 Hz); ``on_sample``/``on_event``/``on_done``, ``queue``: see
       :func:`start`.
 

@@ -9,7 +9,6 @@ never raises, even under ``OFFLOAD_LAB_STRICT_CHECKS=1``. A wrong answer gets th
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -18,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.options import BYTES_PER_NUMBER, bytes_per_number
 from ..core.sizes import parse_size
-from ..measure.memory import MemorySample, kernel_peak_bytes, read_memory, reset_kernel_peak
+from ..measure.memory import MemorySample
 from .probes import hostile_pickle
 from .readings import non_reclaimable_growth, sample_at
-from .verdicts import Verdict, _ratio, _verdict, fmt, not_answered, unanswered
+from .verdicts import Verdict, _ratio, _verdict, _wrong, fmt, not_answered, unanswered
 
 if TYPE_CHECKING:
     from ..core.checkpoints import CheckpointInfo
@@ -114,14 +113,16 @@ def check_model_bytes(answer: int, info: CheckpointInfo) -> Verdict:
            f"tensors are {fmt(info.total_bytes)} on disk: one copy of the model is one checkpoint's worth of RAM.")
     if abs(int(answer) - expected) <= 0.01 * expected:
         return _verdict(True, why)
+    hint = "`info.parameters` numbers, each in `info.dtype`: how many bytes does one such number take?"
     if abs(int(answer) - info.parameters) <= 0.01 * info.parameters:
-        return _verdict(False, f"That is the number of parameters; each takes {itemsize} bytes in {info.dtype}. "
-                               + why)
+        return _wrong("model_bytes", "That is the number of parameters, not of bytes.", hint, why)
     other = [name for name, size in BYTES_PER_NUMBER.items() if size != itemsize
              and abs(int(answer) - info.parameters * size) <= 0.01 * info.parameters * size]
     if other:
-        return _verdict(False, f"That is the size in {other[0]}, but this checkpoint is {info.dtype}. " + why)
-    return _verdict(False, f"You answered {fmt(int(answer))}. " + why)
+        return _wrong("model_bytes", f"That is the size in {other[0]}, but this checkpoint is {info.dtype}.",
+                      "look at `info.dtype`.", why)
+    return _wrong("model_bytes", f"You answered {fmt(int(answer))}, which is not the weights' size in RAM.", hint,
+                  why)
 
 
 def check_normal_peak(answer: int, report: Report, tolerance: float = 0.35) -> Verdict:
@@ -191,7 +192,8 @@ def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: R
     """Lesson 02 / 06: does ``low_cpu_mem_usage`` change anything in the installed transformers?"""
     if unanswered(answer):
         return not_answered("answer `True` or `False`.")
-    if not isinstance(answer, bool):
+    chosen = _as_bool(answer)
+    if chosen is None:
         return _verdict(False, f"Answer True or False, not {answer!r}.")
     a, b = with_flag.peak_above_baseline_bytes, without_flag.peak_above_baseline_bytes
     measured_same = a is not None and b is not None and abs(a - b) <= 0.15 * max(a, b, 1)
@@ -199,16 +201,36 @@ def check_low_cpu_mem_usage(answer: bool, truth: Mapping[str, Any], with_flag: R
     expected = bool(honoured) if honoured is not None else not measured_same
     why = (f"{truth.get('evidence')} (`{truth.get('source_file')}`, line {truth.get('source_line')}). Measured: "
            f"{fmt(a)} above baseline with the flag, {fmt(b)} without.")
-    return _verdict(answer == expected, f"The flag {'does' if expected else 'does not'} change anything "
+    return _verdict(chosen == expected, f"The flag {'does' if expected else 'does not'} change anything "
                                         f"here: {why}")
 
 
-def check_empty_model(model: Any) -> Verdict:
-    """Lesson 02: is ``model`` an empty model that can be filled and run: parameters on meta, buffers real?"""
+def check_empty_model(model: Any, config: Any) -> Verdict:
+    """Lesson 02: is ``model`` an empty model *of* ``config`` that can be filled and run: the parameters that
+    config's model has (same names, same shapes), on meta, and its buffers real?
+
+    >>> import torch
+    >>> from transformers import LlamaConfig
+    >>> config = LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+    ...                      num_key_value_heads=2, vocab_size=32)
+    >>> check_empty_model(torch.nn.Linear(3, 3, device="meta"), config).ok
+    False
+    """
     if unanswered(model):
         return not_answered("build a model of `config` so that no weight takes RAM, and assign it to `my_empty`.")
     if not hasattr(model, "parameters") or not hasattr(model, "named_buffers"):
         return _verdict(False, f"`my_empty` should be a torch module, not {type(model).__name__}.")
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        expected = {name: tuple(p.shape) for name, p in AutoModelForCausalLM.from_config(config).named_parameters()}
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    if shapes != expected:
+        differ = sorted(set(shapes) ^ set(expected)) or [n for n in expected if shapes[n] != expected[n]]
+        return _verdict(False, f"It is not the model of `config`: it has {len(shapes)} parameter tensors where "
+                               f"that model has {len(expected)}, and they differ at {differ[0]}. Build it from "
+                               "`config` (`AutoModelForCausalLM.from_config(config)`).")
     params = {p.device.type for p in model.parameters()}
     meta_buffers = [name for name, b in model.named_buffers() if b.device.type == "meta"]
     if params != {"meta"}:
@@ -221,8 +243,8 @@ def check_empty_model(model: Any) -> Verdict:
                                "on the CPU, as transformers does, or build under `init_empty_weights()`, which "
                                "keeps buffers real.")
     n_buffers = sum(1 for _ in model.buffers())
-    return _verdict(True, f"All parameters are on meta (no RAM used) and its {n_buffers} buffer(s) are real, so "
-                          "after the weights are assigned, forward works.")
+    return _verdict(True, f"It is the model of `config`, all its parameters are on meta (no RAM used) and its "
+                          f"{n_buffers} buffer(s) are real, so after the weights are assigned, forward works.")
 
 
 def check_max_memory(answer: int, folder: str | os.PathLike[str], low: float = 0.3, high: float = 0.7) -> Verdict:
@@ -253,16 +275,39 @@ def check_offload_writes(answer: Mapping[str, bool], reports: Mapping[str, Repor
     for name, report in reports.items():
         wrote = report.offload_folder_files > 0
         facts.append(f"{name}: {report.offload_folder_files} file(s), {fmt(report.offload_folder_bytes)}")
-        if name not in answer or bool(answer[name]) != wrote:
+        if name not in answer or _as_bool(answer[name]) != wrote:
             wrong.append(name)
     text = "Measured — " + "; ".join(facts) + "."
-    return _verdict(not wrong, text if not wrong else f"Check {', '.join(wrong)}. {text}")
+    if not wrong:
+        return _verdict(True, text)
+    return _wrong("offload_writes", f"Check {', '.join(wrong)}.",
+                  "look at what each run left in its offload folder (`runs[name].offload_folder_files`): the format "
+                  "and the library that offloads decide it.", text)
+
+
+_YES = frozenset({"true", "yes", "y", "1"})
+_NO = frozenset({"false", "no", "n", "0"})
+
+
+def _as_bool(value: Any) -> bool | None:
+    """A yes/no answer as a bool: ``True``/``False``, or words such as ``"yes"``/``"no"`` (``"no"`` is False,
+    where ``bool("no")`` would be True); None for anything else.
+
+    >>> _as_bool("no"), _as_bool("Yes"), _as_bool(False), _as_bool("maybe"), _as_bool(1)
+    (False, True, False, None, None)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _YES else False if word in _NO else None
+    return None
 
 
 def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> Verdict:
     """Lesson 04: which file holds ``tensor``, according to the index?"""
     if unanswered(answer):
-        return not_answered(f"write the file name (a string) that holds {tensor}; `weight_map(folder)` has it.")
+        return not_answered(f"write the file name (a string) that holds {tensor}; the index's `weight_map` has it.")
     from ..core.checkpoints import weight_map
 
     mapping = weight_map(folder)
@@ -272,54 +317,95 @@ def check_shard_of(answer: str, folder: str | os.PathLike[str], tensor: str) -> 
     if answer not in set(mapping.values()):
         return _verdict(False, f"{answer!r} is not a file of this checkpoint; its files are "
                                f"{', '.join(sorted(set(mapping.values())))}.")
-    return _verdict(False, f"{answer} is a shard of this checkpoint, but the index maps {tensor} to {actual}.")
+    return _wrong("shard_of", f"{answer} is a shard of this checkpoint, but not the one that holds {tensor}.",
+                  f"look {tensor} up in the index's `weight_map`.", f"The index maps {tensor} to {actual}.")
 
 
-def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike[str], reference: Report,
-                        limit: float = 1.5) -> Verdict:
-    """Lesson 04: run ``loader(folder)`` in this kernel, measure it, and compare its logits with ``reference``.
+def _send(fn: Any, label: str, **extra: Any) -> str | Verdict:
+    """``fn`` packed for a measured child, or the Verdict that says in one sentence why it cannot be."""
+    from ..core.errors import OptionError
+    from ..core.learner_code import pack_function
 
-    Right when no parameter is left on meta, the logits are bit-identical to the reference run's, and the
-    kernel's peak grew by at most ``limit`` × the checkpoint.
+    try:
+        return pack_function(fn, label, **extra)
+    except OptionError as exc:
+        return _verdict(False, exc.message)
+
+
+def _load_peak(report: Report, until_kind: str) -> int | None:
+    """The highest RSS above baseline from the load start to the first ``until_kind`` event: the learner's
+    function alone, not the forward the runner runs after it. The child's own reading at each event carries the
+    kernel's high-water mark so far, reset at the load start, so a spike between two samples counts too (only
+    from /proc: the portable probe's mark may include the process's start-up)."""
+    base = report.baseline_rss_bytes
+    end = next((e.t_s for e in report.timeline.events if e.kind == until_kind), None)
+    if base is None or end is None:
+        return None
+    exact = report.peak_source == "VmHWM"
+    levels = [max(s.rss_bytes, (s.hwm_bytes or 0) if exact else 0)
+              for s in report.timeline.samples if 0 <= s.t_s <= end]
+    return max(levels) - base if levels else None
+
+
+def check_manual_loader(loader: Callable[[Path], Any], folder: str | os.PathLike[str], reference: Report) -> Verdict:
+    """Lesson 04: run ``loader(folder)`` as the toolkit runs a strategy, in a fresh measured process (nothing
+    this kernel did before counts), and judge what it did.
+
+    Right when it read each shard itself, once (one ``shard_read`` per shard: ``read_shard``, ``load_file``,
+    ``safe_open`` or ``torch.load``), assigned each (``load_state_dict``) before reading the next, its
+    process grew by at most one copy plus the largest shard while it ran, and the logits are bit-identical to
+    ``reference``'s.
+
+    >>> print(check_manual_loader(lambda folder: None, "/nowhere", None))
+    ✘ `my_loader` is a lambda, whose source cannot be cut out of its line; write it as `def my_loader(...):`.
     """
     if unanswered(loader):
         return not_answered("define `my_loader(folder)` that returns the loaded model, one shard at a time.")
     if not callable(loader):
         return _verdict(False, f"`my_loader` should be a function of the folder, not {type(loader).__name__}.")
+    code = _send(loader, "my_loader")
+    if isinstance(code, Verdict):
+        return code
     from ..core.checkpoints import inspect_checkpoint
-    from ..core.strategies import build_empty_model, forward_checksum
+    from ..measure.runner import run
 
-    checkpoint_bytes = inspect_checkpoint(folder).total_bytes
-    # A first build of an architecture in a process imports its modeling code (~120 MB of RSS measured for the
-    # demo's LLaMA), which is not the loader's doing: built once here, before the measurement.
-    build_empty_model(folder)
-    gc.collect()
-    reset = reset_kernel_peak()
-    start = read_memory().rss_bytes
-    model = loader(Path(folder))
-    peak = kernel_peak_bytes() if reset else None
-    if not hasattr(model, "named_parameters"):
-        return _verdict(False, f"`my_loader` returned {type(model).__name__}; it should return the model.")
-    left = [name for name, p in model.named_parameters() if p.device.type == "meta"]
-    if left:
-        return _verdict(False, f"{len(left)} parameter(s) are still on meta (e.g. {left[0]}): some shard was not "
-                               "assigned.")
-    sha, _ = forward_checksum(model)
-    grew = None if peak is None else peak - start
-    del model
-    gc.collect()
-    same = sha == reference.logits_sha256
-    light = grew is None or grew <= limit * checkpoint_bytes
-    peak_text = ("" if grew is None else
-                 f" While it ran, this kernel's peak grew by {fmt(grew)} ({grew / checkpoint_bytes:.2f}× the "
-                 "checkpoint).")
-    if not same:
-        return _verdict(False, "The model runs but its logits differ from the reference run's: some tensor "
-                               "was not loaded, or was loaded into the wrong place." + peak_text)
-    if not light:
-        return _verdict(False, "The logits match, but the load held more than one copy at a time." + peak_text)
-    return _verdict(True, "Every parameter loaded and the logits are bit-identical to the reference run's."
-                    + peak_text)
+    info = inspect_checkpoint(folder)
+    report = run(folder, "learner_loader", code=code, forwards=1)
+    if report.outcome != "ok":
+        return _verdict(False, f"Run in a fresh process on the checkpoint, `my_loader` did not finish: "
+                               f"{(report.error or report.outcome).rstrip('.')}.")
+    n = report.details.get("shards", len(info.shards))
+    read = report.details.get("read", [])
+    if not read:
+        return _verdict(False, f"`my_loader` read none of the {n} shards itself: it opened none with read_shard, "
+                               "load_file, safe_open or torch.load. Hint: loop over "
+                               "`lab.shard_files(folder)` and read each with `lab.read_shard(path)`.")
+    limit = info.total_bytes + info.largest_shard.tensor_bytes
+    grew = _load_peak(report, "loader_returned")
+    if grew is not None and grew > limit:
+        return _verdict(False, f"While it ran, its process grew by {fmt(grew)} ({grew / info.total_bytes:.2f}× "
+                               f"the checkpoint), above one copy plus the largest shard ({fmt(limit)}): the "
+                               "weights were in RAM more than once at a time. Hint: start from "
+                               "`lab.build_empty_model(folder)` (weights on meta) and let each shard become the "
+                               "parameters with `assign=True`.")
+    twice = sorted({name for name in read if read.count(name) > 1})
+    if twice or len(read) != n:
+        return _verdict(False, f"`my_loader` read {len(read)} shard(s) for the {n} of the checkpoint"
+                               + (f" ({', '.join(twice)} more than once)" if twice else "")
+                               + ". Hint: read each file of `lab.shard_files(folder)` once.")
+    kinds = [e.kind for e in report.timeline.events if e.kind in ("shard_read", "shard_assigned")]
+    for k in range(1, len(kinds)):
+        if kinds[k] == kinds[k - 1] == "shard_read":
+            shard = 1 + kinds[:k].count("shard_read")
+            return _verdict(False, f"`my_loader` read shard {shard} before any load_state_dict since it read "
+                                   f"shard {shard - 1}: the shards piled up in RAM before the model held them. "
+                                   "Hint: assign each shard before reading the next.")
+    if report.logits_sha256 != reference.logits_sha256:
+        return _verdict(False, "The model runs but its logits differ from the reference run's: some tensor was not "
+                               "loaded, or was loaded into the wrong place.")
+    return _verdict(True, f"Run in a fresh process, it read the {n} shards one at a time, each assigned before "
+                          f"the next; its process grew by {fmt(grew)} while it ran (within one copy plus the "
+                          "largest shard), and the logits are bit-identical to the reference run's.")
 
 
 def _limit_words(report: Report) -> str:
@@ -338,7 +424,8 @@ def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report
     >>> run = Report(strategy="manual_shards", checkpoint="/ck", checkpoint_bytes=1, budget_mode="cgroup",
     ...              peak_rss_bytes=90, budget_bytes=80, major_faults=7, limit_events={"oom_kill": 0})
     >>> print(check_fits_prediction(set(), [run]))  # doctest: +ELLIPSIS
-    ✘ Under the budget these finished: manual_shards; manual_shards finished too: ... (7 major faults: ...
+    ✘ Under the budget, enforced by a real kernel limit (a memory cgroup), these finished: manual_shards; \
+manual_shards finished too: ... (major faults, ...: manual_shards 7).
     """
     if unanswered(answer):
         return not_answered('write a set of strategy names, e.g. `{"manual_shards"}`.')
@@ -352,29 +439,38 @@ def check_fits_prediction(answer: Iterable[str], budget_reports: Iterable[Report
     if unknown:
         return _verdict(False, f"{', '.join(sorted(unknown))} did not run under the budget; the strategies are "
                                f"{', '.join(sorted(by_name))}.")
-    text = f"Under the budget these finished: {', '.join(sorted(fitted)) or 'none'}"
+    limits = sorted({_limit_words(r) for r in budget_reports})
+    # The limit is said once, up front, when every run had the same; each reason below then names no limit.
+    text = (f"Under the budget{f', enforced by {limits[0]},' if len(limits) == 1 else ''} these finished: "
+            f"{', '.join(sorted(fitted)) or 'none'}")
     if predicted == fitted:
         return _verdict(True, text + ": a limit stops what cannot be given back (anonymous memory), and makes "
                                      "file-backed pages be read again.")
+
+    def under(r: Report) -> str:
+        return "" if len(limits) == 1 else f"under {_limit_words(r)}, "
+
     reasons = []
     for name in sorted(predicted - fitted):
         r = by_name[name]
         killed = (r.limit_events or {}).get("oom_kill")
         how = (f"the kernel OOM-killed it (oom_kill {killed})" if r.budget_stop and r.budget_stop.get("by") == "kernel"
                else f"it was stopped ({r.outcome})")
-        reasons.append(f"{name} was stopped: under {_limit_words(r)}, {how}; what it allocates itself (a "
-                       "random-weight model, a state dict read into RAM) is anonymous memory, which nothing can "
-                       "reclaim")
-    for name in sorted(fitted - predicted):
-        r = by_name[name]
-        over = r.peak_rss_bytes is not None and r.budget_bytes is not None and r.peak_rss_bytes > r.budget_bytes
-        if r.budget_mode == "cgroup":
-            reasons.append(f"{name} finished too: under {_limit_words(r)} what counts is the memory it cannot give "
-                           "back; its file-backed pages (the mapped checkpoint) can be dropped and read again"
-                           + (f" ({r.major_faults} major faults: reads from disk, time, not the process)"
-                              if r.major_faults else ""))
-        else:
-            reasons.append(f"{name} finished too: under {_limit_words(r)}, what it holds stayed inside the budget"
+        reasons.append(f"{name} was stopped: {under(r)}{how}; what it allocates itself (a random-weight model, a "
+                       "state dict read into RAM) is anonymous memory, which nothing can reclaim")
+    extra = [by_name[name] for name in sorted(fitted - predicted)]
+    squeezed = [r for r in extra if r.budget_mode == "cgroup"]
+    if squeezed:
+        faults = [f"{r.strategy} {r.major_faults}" for r in squeezed if r.major_faults]
+        reasons.append(f"{', '.join(r.strategy for r in squeezed)} finished too: {under(squeezed[0])}what counts "
+                       "is the memory a run cannot give back, and a run's file-backed pages (the mapped checkpoint) "
+                       "can be dropped and read again"
+                       + (f" (major faults, reads from disk that cost time, not the process: {', '.join(faults)})"
+                          if faults else ""))
+    for r in extra:
+        if r.budget_mode != "cgroup":
+            over = r.peak_rss_bytes is not None and r.budget_bytes is not None and r.peak_rss_bytes > r.budget_bytes
+            reasons.append(f"{r.strategy} finished too: {under(r)}what it holds stayed inside the budget"
                            + (f" although its RSS peaked at {fmt(r.peak_rss_bytes)}" if over else ""))
     return _verdict(False, text + "; " + "; ".join(reasons) + ".")
 
@@ -429,36 +525,62 @@ def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Ve
     missing = [claim for claim in evidence if claim not in answers]
     if missing:
         return _verdict(False, "Judge every claim; missing: " + "; ".join(missing) + ".")
-    wrong = [claim for claim, truth in evidence.items() if _answer(answers, claim) != truth]
+    unclear = [claim for claim in evidence if _as_bool(answers[claim]) is None]
+    if unclear:
+        return _verdict(False, "Answer True or False for: " + "; ".join(
+            f"{claim} (not {answers[claim]!r})" for claim in unclear) + ".")
+    wrong = [claim for claim, truth in evidence.items() if _as_bool(answers[claim]) != truth]
     if wrong:
-        return _verdict(False, "Look again at: " + "; ".join(
-            f"{claim} (the run says {evidence[claim]})" for claim in wrong) + ".")
+        return _wrong("myths", f"Look again at: {'; '.join(wrong)}.",
+                      "each claim's section above ends with what its run showed; a claim holds only if the run "
+                      "bears it out.",
+                      "The runs say: " + "; ".join(f"{claim}: {evidence[claim]}" for claim in wrong) + ".")
     return _verdict(True, f"All {len(evidence)} claims judged as the measurements say.")
 
 
-def _answer(answers: Mapping[str, bool], claim: str) -> bool | None:
-    value = answers.get(claim)
-    return None if value is None else bool(value)
+# The harmless .bin checkpoint the safe-loader check hands the learner's function when none is given: small (the
+# check judges what it refuses, not memory) and in two shards, so a loader that reads only one file is seen.
+_SAFE_LOAD_CHECKPOINT: dict[str, Any] = {"size": "4MB", "shards": 2, "format": "bin"}
 
 
-def check_safe_loader(load: Callable[[Path], Any]) -> Verdict:
-    """Lesson 06: does ``load(path)`` refuse a hostile ``.bin`` before any of its code runs?"""
+def check_safe_loader(load: Callable[[Path], Any], folder: str | os.PathLike[str] | None = None) -> Verdict:
+    """Lesson 06: run ``load(path)`` in a fresh measured process on every shard of a harmless ``.bin``
+    checkpoint (``folder``, else one built for the check) and then on a hostile ``.bin``: right when it returns
+    each harmless shard's tensors and refuses the hostile file before any of its code runs.
+
+    >>> print(check_safe_loader("torch.load"))
+    ✘ `safe_load` should be a function of a path, not str.
+    """
     if unanswered(load):
         return not_answered("define `safe_load(path)` that loads a `.bin` file's tensors and nothing else.")
     if not callable(load):
         return _verdict(False, f"`safe_load` should be a function of a path, not {type(load).__name__}.")
+    from ..core.checkpoints import make_checkpoint
+    from ..measure.runner import run
+
+    folder = folder if folder is not None else make_checkpoint(**_SAFE_LOAD_CHECKPOINT)
     with tempfile.TemporaryDirectory(prefix="offload-lab-hostile-") as tmp:
         path, marker = hostile_pickle(tmp)
-        try:
-            load(path)
-        except Exception as exc:  # a refusal is the right answer; which exception says how
-            if marker.exists():
-                return _verdict(False, f"It raised {type(exc).__name__}, but only after the payload had run.")
-            kind = getattr(exc, "kind", None)
-            return _verdict(True, f"Refused with {type(exc).__name__}" + (f" (kind {kind!r})" if kind else "")
-                                  + " and the payload never ran: weights_only unpickles tensors and nothing else.")
+        code = _send(load, "safe_load", hostile=str(path))
+        if isinstance(code, Verdict):
+            return code
+        report = run(folder, "learner_safe_load", code=code, forwards=1)
         ran = marker.exists()
+    if report.outcome != "ok":
+        return _verdict(False, f"On a harmless .bin checkpoint, `safe_load` did not finish: "
+                               f"{(report.error or report.outcome).rstrip('.')}. A safe "
+                               "loader refuses only what is not a tensor. Hint: torch.load has an argument for "
+                               "exactly that.")
+    hostile = report.details.get("hostile", {})
     if ran:
-        return _verdict(False, "The payload ran: this loader unpickles arbitrary objects. Use "
-                               "torch.load(..., weights_only=True) or a .safetensors file.")
-    return _verdict(False, "It loaded the file without complaint; a hostile file must be refused.")
+        return _verdict(False, "It loaded the harmless shards, but the hostile file's payload ran: this loader "
+                               "unpickles arbitrary objects. Hint: torch.load(..., weights_only=True), or a "
+                               ".safetensors file.")
+    if "raised" not in hostile:
+        return _verdict(False, f"It loaded the harmless shards, and the hostile file too (it returned "
+                               f"{hostile.get('returned', 'something')}): a file that asks to run code must be "
+                               "refused.")
+    kind = hostile.get("kind")
+    return _verdict(True, "Run in a fresh process, it loaded the harmless shards (the model they filled ran) and "
+                          f"refused the hostile file with {hostile['raised']}" + (f" (kind {kind!r})" if kind else "")
+                          + " before its payload ran: weights_only unpickles tensors and nothing else.")

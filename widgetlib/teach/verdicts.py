@@ -12,6 +12,7 @@ lesson whose reference answer stopped being true fails in CI. No torch; ``widget
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,22 @@ def _verdict(ok: bool, message: str) -> Verdict:
     if not ok and os.environ.get(STRICT_ENV) == "1":
         raise AssertionError(f"exercise check failed: {message}")
     return Verdict(bool(ok), message)
+
+
+# Wrong tries so far in this kernel, per exercise: a first wrong answer gets a hint, a later one the answer.
+_WRONG_TRIES: Counter[str] = Counter()
+
+
+def _wrong(exercise: str, reason: str, hint: str, answer: str) -> Verdict:
+    """A wrong answer to ``exercise`` that teaches: the first wrong try says why it is wrong and gives a hint;
+    from the second on, the reason is followed by the measured ``answer`` instead (strict mode raises either way).
+
+    >>> _WRONG_TRIES.clear()
+    >>> [_wrong("ex", "Not bytes.", "multiply.", "It is 4 kB.").message for _ in range(2)]
+    ['Not bytes. Hint: multiply.', 'Not bytes. It is 4 kB.']
+    """
+    _WRONG_TRIES[exercise] += 1
+    return _verdict(False, f"{reason} Hint: {hint}" if _WRONG_TRIES[exercise] == 1 else f"{reason} {answer}")
 
 
 def unanswered(answer: Any) -> bool:
