@@ -47,9 +47,9 @@ def test_a_run_records_and_sends_every_option_it_was_given(small_checkpoint: Pat
     report = run(small_checkpoint, "manual_shards", forwards=1, forward_tokens=4, interval_s=0.02, threads=1)
     assert report.outcome == "ok", report.error
     assert set(report.options) == {
-        "dtype", "max_memory", "offload_folder", "offload_via", "budget", "cold_cache", "forwards", "forward_tokens",
-        "low_cpu_mem_usage", "offload_and_reload", "gpu_max_memory", "call", "threads", "interval_s", "start_method",
-        "probe",
+        "dtype", "max_memory", "offload_folder", "offload_via", "budget", "cold_cache", "cold_forward", "forwards",
+        "forward_tokens", "low_cpu_mem_usage", "offload_and_reload", "gpu_max_memory", "call", "code", "threads",
+        "interval_s", "start_method", "probe",
     }
     assert (report.options["forward_tokens"], report.options["interval_s"], report.options["threads"]) == (4, 0.02, 1)
     assert report.options["offload_folder"] is None  # manual_shards: no folder was given or made
