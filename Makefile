@@ -4,6 +4,7 @@
 #   make test  - virtual environment if missing, install with the dev extra (always: an undeclared dependency
 #                fails here), all tests
 #   make site  - every lesson executed at a small size, rendered read-only to site/ (figures included)
+#   make vm-check - lesson 05 and the limit tests as a normal user in a Debian 12 VM (systemd, cgroup v2; KVM)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

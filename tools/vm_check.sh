@@ -15,7 +15,7 @@
 #
 # Variables: VM_ACCEL (kvm or tcg), VM_FIRST_OUTPUT_S, OFFLOAD_LAB_VM_DIR, VM_PYTHON (the venv's python), VM_TIMEOUT (seconds, default 2400),
 # VM_MEM (default 4G), VM_CPUS (default 2), VM_CPU (qemu -cpu), VM_MIRROR (default: the host's Debian mirror), VM_SIZE (the
-# lesson's checkpoint size, default 60MB).
+# lesson's checkpoint size, default 60MB), VM_TESTS (the pytest -k selection of tests/test_limits.py).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +25,8 @@ VM_TIMEOUT=${VM_TIMEOUT:-2400}
 VM_MEM=${VM_MEM:-4G}
 VM_CPUS=${VM_CPUS:-2}
 VM_SIZE=${VM_SIZE:-60MB}
+# The limit tests to run there (pytest -k); the others do not touch a limit.
+VM_TESTS=${VM_TESTS:-real_limit or watchdog or cancel_under or crashed_runners}
 # VM_ACCEL=kvm (default) needs a /dev/kvm that runs a stock kernel at speed. VM_ACCEL=tcg is qemu's own CPU
 # emulation: many times slower, but the same kernel, systemd and cgroup v2, so the same budget_mode, cgroup path,
 # oom_kill and fault counts (only the seconds differ); for hosts whose /dev/kvm cannot boot the image.
@@ -32,7 +34,7 @@ VM_ACCEL=${VM_ACCEL:-kvm}
 # KVM: the host's CPU (torch's kernels want its vector instructions) less IA32_ARCH_CAPABILITIES: under nested
 # KVM qemu aborts with "failed to set MSR 0x10a" when it is passed through. TCG: everything qemu can emulate.
 if [ "$VM_ACCEL" = tcg ]; then VM_CPU=${VM_CPU:-max}; else VM_CPU=${VM_CPU:-host,-arch-capabilities}; fi
-# A kernel whose decompressor has not finished after this many seconds is not booting at a usable
+# A kernel that has not reached its initramfs after this many seconds is not booting at a usable
 # speed (seen on a /dev/kvm served by kvm_pvm: a stock kernel's decompressor still ran after 5 minutes).
 VM_FIRST_OUTPUT_S=${VM_FIRST_OUTPUT_S:-120}
 # Bump when the recipe below changes: a cached image built from an older recipe is rebuilt.
@@ -156,7 +158,7 @@ UNIT
     mkfs.ext4 -q -F -L root -d "$root" "$IMG.new" 6G
     mv "$VM_DIR/vmlinuz.new" "$KERNEL"; mv "$VM_DIR/initrd.img.new" "$INITRD"; mv "$IMG.new" "$IMG"
     echo "$RECIPE" > "$VM_DIR/recipe"
-    rm -rf "$VM_DIR/build"
+    # build/root is kept (about 800 MB): a change of the recipe rebuilds from it without debootstrap again.
     say "image ready: $IMG"
 }
 
@@ -171,7 +173,7 @@ rm -rf "$RUN" && mkdir -p "$RUN/out" && chmod 1777 "$RUN/out"
 printf 'python %s\nvenv %s\nrepo %s\n' "$PY_BASE" "$PY_VENV" "$REPO" > "$RUN/mounts.txt"
 cat > "$RUN/guest-entry" <<ENTRY
 #!/bin/bash
-export VM_PYTHON='$VM_PYTHON' VM_SIZE='$VM_SIZE' REPO='$REPO'
+export VM_PYTHON='$VM_PYTHON' VM_SIZE='$VM_SIZE' REPO='$REPO' VM_TESTS='$VM_TESTS'
 exec bash '$REPO/tools/vm_guest.sh' > /mnt/vmcheck/out/guest.log 2>&1
 ENTRY
 chmod 755 "$RUN/guest-entry"
@@ -190,7 +192,7 @@ timeout -k 10 "$VM_TIMEOUT" qemu-system-x86_64 "${accel[@]}" -cpu "$VM_CPU" -smp
     -nic none -display none -monitor none -serial "file:$RUN/console.log" &
 qemu_pid=$!
 waited=0
-booted() { grep -q "Booting the kernel" "$RUN/console.log"; }  # the decompressor's last line (no "quiet")
+booted() { grep -aqE "Loading, please wait|Welcome to" "$RUN/console.log"; }  # the initramfs, or systemd
 while kill -0 "$qemu_pid" 2>/dev/null && ! booted && [ "$waited" -lt "$VM_FIRST_OUTPUT_S" ]; do
     sleep 1; waited=$((waited + 1))
 done
