@@ -4,6 +4,7 @@
 #   make test  - virtual environment if missing, install with the dev extra (always: an undeclared dependency
 #                fails here), all tests
 #   make site  - every lesson executed at a small size, rendered read-only to site/ (figures included)
+#   make vm-check - lesson 05 and the limit tests as a normal user in a Debian 12 VM (systemd, cgroup v2; KVM)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # make site: the checkpoint size the lessons run with (small: the pages show the figures, not a benchmark).
 SITE_SIZE ?= 60MB
 
-.PHONY: lab test install install-lab checkpoint site lint sync-lessons benchmark screenshots clean
+.PHONY: vm-check lab test install install-lab checkpoint site lint sync-lessons benchmark screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +69,10 @@ benchmark: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache site
+
+# Lesson 05 and the limit tests as a normal user on a Debian 12 VM (systemd, cgroup v2), booted with KVM: not
+# part of `make test` (it needs /dev/kvm and minutes). The image is built once, cached outside the repository.
+# VM_PYTHON=/path/to/venv/bin/python uses that environment instead of installing .venv.
+VM_PYTHON ?=
+vm-check: $(if $(VM_PYTHON),,install)
+	VM_PYTHON=$(or $(VM_PYTHON),$(abspath $(BIN))/python) tools/vm_check.sh

@@ -54,17 +54,28 @@ def budget(checkpoint: Path) -> int:
 
 
 def _leftover_cgroups() -> list[str]:
+    """This process's cgroups still there: the ones the runner makes next to it, and (systemd) the scopes
+    named after it in the user manager's tree."""
     found = []
+    mine = f"offload-lab-{os.getpid()}-"
     for parent in (limits._v1_parent(), limits._v2_parent()):
         if parent is not None:
-            found += [p.name for p in parent.iterdir() if p.name.startswith(f"offload-lab-{os.getpid()}-")]
+            found += [p.name for p in parent.iterdir() if p.name.startswith(mine)]
+    manager = Path(f"/sys/fs/cgroup/user.slice/user-{os.getuid()}.slice/user@{os.getuid()}.service")
+    if manager.is_dir():
+        found += [p.name for p in manager.rglob(f"{mine}*") if p.is_dir()]
     return found
+
+
+def _real_limit(budget: int) -> bool:
+    """A kernel limit here: a cgroup the runner makes, or a systemd scope (the Report says "cgroup" for both)."""
+    return limits.choose_mode(budget) in ("cgroup", "systemd")
 
 
 @linux_only
 def test_real_limit_lets_file_backed_loads_finish_and_kills_normal(checkpoint: Path, budget: int) -> None:
-    if limits.choose_mode(budget) != "cgroup":
-        pytest.skip("no memory cgroup can be made on this machine")
+    if not _real_limit(budget):
+        pytest.skip(f"no memory cgroup can be made on this machine: {limits.mode_reason()}")
     for strategy in ("manual_shards", "low_cpu_mem_usage"):
         report = run(checkpoint, strategy, budget=budget, cold_cache=True, forwards=2)
         assert report.budget_mode == "cgroup"
@@ -103,8 +114,8 @@ def test_watchdog_counts_only_what_cannot_be_reclaimed(checkpoint: Path, budget:
 def test_cancel_under_a_limit_removes_the_cgroup(checkpoint: Path, budget: int) -> None:
     import threading
 
-    if limits.choose_mode(budget) != "cgroup":
-        pytest.skip("no memory cgroup can be made on this machine")
+    if not _real_limit(budget):
+        pytest.skip(f"no memory cgroup can be made on this machine: {limits.mode_reason()}")
     sampled = threading.Event()
     # forwards=1000: seconds of forwards, so the cancel lands during the run however fast the load is
     handle = start(checkpoint, "low_cpu_mem_usage", budget=budget, forwards=1000, on_sample=lambda s: sampled.set())
@@ -113,6 +124,31 @@ def test_cancel_under_a_limit_removes_the_cgroup(checkpoint: Path, budget: int) 
     handle.cancel()
     assert handle.wait(30).outcome == "cancelled"
     assert _leftover_cgroups() == []
+
+
+@linux_only
+def test_a_crashed_runners_cgroup_is_removed_by_the_next_run() -> None:
+    """A runner killed mid-run cannot remove its child's cgroup; the next MemoryLimit made there does."""
+    import subprocess
+
+    parent = limits._v2_parent() or limits._v1_parent()
+    if parent is None:
+        pytest.skip("the runner makes no cgroup of its own here (none is writable)")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process: the runner that made the folder is dead
+    stale = parent / f"offload-lab-{gone.pid}-deadbeef"
+    stale.mkdir()
+    mine = parent / f"offload-lab-{os.getpid()}-cafef00d"  # this process's own folder: never swept
+    mine.mkdir()
+    limit = limits.MemoryLimit.create(64 * 2**20)
+    try:
+        assert not stale.exists()
+        assert mine.exists() and limit.path.exists()
+    finally:
+        limit.remove()
+        for path in (stale, mine):
+            if path.exists():
+                path.rmdir()
 
 
 def test_runs_fork_from_the_zygote_and_start_at_the_load(small_checkpoint: Path) -> None:

@@ -38,13 +38,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 from ..core.errors import OptionError
 
-__all__ = ["MemoryLimit", "choose_mode", "cold_cache", "systemd_scope_command"]
+__all__ = ["MemoryLimit", "choose_mode", "cold_cache", "mode_reason", "scope_cgroup", "systemd_scope_command"]
 
 _V1_ROOT = Path("/sys/fs/cgroup/memory")
 _V2_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
@@ -100,21 +101,62 @@ def _v1_parent() -> Path | None:
     return None
 
 
-def _systemd_available() -> bool:
+# Run inside the probe's scope: the memory.max of the cgroup this process is in, or why there is none.
+_PROBE_CODE = (
+    "import pathlib\n"
+    "rel = [l.split(':', 2)[2] for l in open('/proc/self/cgroup').read().splitlines() if l.startswith('0::')]\n"
+    "f = pathlib.Path('/sys/fs/cgroup' + (rel[0] if rel else '/nowhere'), 'memory.max')\n"
+    "print(f.read_text().strip() if f.exists() else 'no memory.max in ' + str(f.parent))\n"
+)
+
+
+def _user_manager_controllers() -> str | None:
+    """The controllers the user's systemd manager was given (its cgroup's ``cgroup.controllers``), or None."""
+    uid = os.getuid()
+    path = Path(f"/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers")
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _systemd_probe() -> tuple[bool, str]:
+    """Whether ``systemd-run --user --scope -p MemoryMax=...`` really limits memory here, and if not, why.
+
+    A user manager without the memory controller still starts the scope and accepts MemoryMax, silently
+    unenforced; so the probe runs a process in such a scope and reads the memory.max of the cgroup it is in.
+    """
     if shutil.which("systemd-run") is None:
-        return False
+        return False, "systemd-run is not installed"
+    limit = 2**30
     try:
         probe = subprocess.run(
-            ["systemd-run", "--user", "--scope", "--quiet", "-p", "MemoryMax=1G", "true"],
-            capture_output=True,
-            timeout=10,
+            ["systemd-run", "--user", "--scope", "--quiet", "--collect", "-p", f"MemoryMax={limit}",
+             sys.executable, "-c", _PROBE_CODE],
+            capture_output=True, text=True, timeout=20,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"systemd-run --user did not answer ({exc})"
+    if probe.returncode != 0:
+        said = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+        return False, f"systemd-run --user --scope failed: {said}"
+    if probe.stdout.strip() == str(limit):
+        return True, "systemd-run --user --scope -p MemoryMax: the user manager has the memory controller"
+    controllers = _user_manager_controllers()
+    return False, (
+        "systemd-run --user starts a scope, but your user manager does not have the memory controller "
+        f"(user@{os.getuid()}.service has: {controllers or 'unknown'}), so MemoryMax would not be enforced; "
+        "an administrator enables it with a drop-in /etc/systemd/system/user@.service.d/delegate.conf holding "
+        "'[Service]' and 'Delegate=pids memory cpu', then a new login"
+    )
+
+
+def _systemd_available() -> bool:
+    return _systemd_probe()[0]
 
 
 _mode_cache: str | None = None
+_mode_why: str = ""
 
 
 def choose_mode(budget_bytes: int | None) -> str | None:
@@ -126,7 +168,7 @@ def choose_mode(budget_bytes: int | None) -> str | None:
     'watchdog'
     >>> del os.environ["OFFLOAD_LAB_BUDGET_MODE"]
     """
-    global _mode_cache
+    global _mode_cache, _mode_why
     if budget_bytes is None:
         return None
     forced = os.environ.get("OFFLOAD_LAB_BUDGET_MODE", "").strip().lower()
@@ -138,31 +180,67 @@ def choose_mode(budget_bytes: int | None) -> str | None:
             kind="bad_option",
         )
     if _mode_cache is None:
-        if _v2_parent() is not None or _v1_parent() is not None:
-            _mode_cache = "cgroup"
-        elif _systemd_available():
-            _mode_cache = "systemd"
+        v2, v1 = _v2_parent(), _v1_parent()
+        if v2 is not None or v1 is not None:
+            _mode_cache, _mode_why = "cgroup", f"a memory cgroup made under {v2 or v1}"
         else:
-            _mode_cache = "watchdog"
+            found, why = _systemd_probe()
+            _mode_cache = "systemd" if found else "watchdog"
+            _mode_why = why if found else (
+                f"no writable memory cgroup next to this process ({_own_cgroup(None) or 'no cgroup v2 path'}), "
+                f"and {why}")
     if forced == "cgroup" and _mode_cache == "watchdog":
         raise OptionError(
-            "OFFLOAD_LAB_BUDGET_MODE=cgroup but no memory cgroup can be made on this machine; unset it to use "
-            "the watchdog.",
+            f"OFFLOAD_LAB_BUDGET_MODE=cgroup but no memory cgroup can be made here ({_mode_why}); unset it to "
+            "use the watchdog.",
             kind="bad_option",
         )
     return _mode_cache
 
 
+def mode_reason() -> str:
+    """Why :func:`choose_mode` chose what it chose (empty before it has chosen): for a learner whose budget fell
+    back to the watchdog, what is missing and what would enable a real limit.
+
+    >>> isinstance(mode_reason(), str)
+    True
+    """
+    return _mode_why
+
+
 def systemd_scope_command(limit_bytes: int, command: list[str]) -> list[str]:
     """``command`` wrapped in a transient systemd scope with ``MemoryMax`` (and no swap), as a list for Popen.
 
-    >>> systemd_scope_command(2**30, ["python", "-m", "x"])[:6]
-    ['systemd-run', '--user', '--scope', '--quiet', '-p', 'MemoryMax=1073741824']
+    The scope is named ``offload-lab-<pid>-<hex>.scope`` so that a leftover one is recognisable as ours, and
+    ``--collect`` unloads it even when it failed: an OOM kill fails the scope, and a failed transient unit
+    otherwise stays loaded until ``systemctl --user reset-failed``. systemd-run execs ``command`` inside the
+    scope, so the child's pid is the one systemd-run started with, and the scope ends when it exits.
+
+    >>> systemd_scope_command(2**30, ["python", "-m", "x"])[:7]
+    ['systemd-run', '--user', '--scope', '--quiet', '--collect', '-p', 'MemoryMax=1073741824']
     """
     return [
-        "systemd-run", "--user", "--scope", "--quiet",
-        "-p", f"MemoryMax={int(limit_bytes)}", "-p", "MemorySwapMax=0", *command,
+        "systemd-run", "--user", "--scope", "--quiet", "--collect",
+        "-p", f"MemoryMax={int(limit_bytes)}", "-p", "MemorySwapMax=0",
+        f"--unit={_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}", *command,
     ]
+
+
+def scope_cgroup(pid: int) -> Path | None:
+    """The cgroup v2 folder process ``pid`` is in (its systemd scope, for a child systemd-run started), or None.
+
+    >>> scope_cgroup(2**22 + 1) is None   # no such process
+    True
+    """
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("0::"):
+            path = _V2_ROOTS[0] / line[3:].lstrip("/")
+            return path if (path / "memory.max").exists() else None
+    return None
 
 
 class MemoryLimit:
@@ -175,10 +253,32 @@ class MemoryLimit:
     ...     assert not limit.path.exists()
     """
 
-    def __init__(self, path: Path, version: int, limit_bytes: int) -> None:
+    def __init__(self, path: Path, version: int, limit_bytes: int, *, owned: bool = True) -> None:
         self.path = path
         self.version = version
         self.limit_bytes = limit_bytes
+        # owned: the runner made the folder and removes it; otherwise it is a systemd scope's, which systemd
+        # removes when its last process exits (so its counters must be read while it runs: see snapshot).
+        self.owned = owned
+        self._last: dict[str, int | None] | None = None
+        self._parent_kills = self._kills_in(path.parent) if not owned else None
+
+    @classmethod
+    def adopt(cls, path: Path, limit_bytes: int) -> MemoryLimit:
+        """The cgroup v2 folder of a systemd scope the child runs in, read but neither changed nor removed."""
+        return cls(path, 2, limit_bytes, owned=False)
+
+    @staticmethod
+    def _kills_in(folder: Path) -> int | None:
+        # memory.events is hierarchical: a kill in a child cgroup is counted in its parent's file too.
+        try:
+            for line in (folder / "memory.events").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return None
 
     @classmethod
     def create(cls, limit_bytes: int) -> MemoryLimit:
@@ -187,6 +287,7 @@ class MemoryLimit:
         limit_bytes = max(int(limit_bytes), 4096)
         parent = _v2_parent()
         if parent is not None:
+            sweep_stale(parent)
             path = parent / name
             path.mkdir()
             try:
@@ -202,6 +303,7 @@ class MemoryLimit:
         parent = _v1_parent()
         if parent is None:
             raise OSError("no writable memory cgroup")
+        sweep_stale(parent)
         path = parent / name
         path.mkdir()
         try:
@@ -238,10 +340,32 @@ class MemoryLimit:
         except (OSError, ValueError, IndexError):
             return None
 
+    def snapshot(self) -> None:
+        """Keep the counters as they are now (the runner calls it at each sample while the child runs), for
+        :meth:`events` to fall back on once systemd has removed a scope's folder."""
+        found = self._read_events()
+        if found["oom_kill"] is not None:  # None: the folder went away during the read; keep the last one
+            self._last = found
+
     def events(self) -> dict[str, int | None]:
         """What the kernel did: ``oom_kill`` (processes it killed), ``max_usage_bytes`` (highest charge),
         ``failcnt`` / ``max_hits`` (times the limit was hit and reclaim ran), ``pgmajfault`` (major faults in the
-        cgroup), ``limit_bytes``."""
+        cgroup), ``limit_bytes``.
+
+        For a systemd scope, whose folder goes when the child exits: the last :meth:`snapshot`, and ``oom_kill``
+        at least the increase of the parent's ``memory.events`` count since the child started (the kill that
+        ends the scope happens after the last snapshot)."""
+        if self.owned:
+            return self._read_events()
+        self.snapshot()
+        found = dict(self._last or {"oom_kill": None, "max_usage_bytes": None, "max_hits": None,
+                                    "pgmajfault": None, "limit_bytes": self.limit_bytes})
+        now = self._kills_in(self.path.parent)
+        if now is not None and self._parent_kills is not None:
+            found["oom_kill"] = max(found["oom_kill"] or 0, now - self._parent_kills)
+        return found
+
+    def _read_events(self) -> dict[str, int | None]:
         # The same facts under each version's file names; v1 counts the hits as failcnt, v2 as "max" events.
         if self.version == 1:
             kills, peak_file = self._read_keyed("memory.oom_control"), "memory.max_usage_in_bytes"
@@ -258,7 +382,15 @@ class MemoryLimit:
         }
 
     def remove(self) -> None:
-        """Delete the cgroup once its processes have exited (retries briefly: the kernel frees it async)."""
+        """Delete the cgroup once its processes have exited (retries briefly: the kernel frees it async).
+
+        A systemd scope's folder is systemd's to remove: this only waits (briefly) for it to go."""
+        if not self.owned:
+            for _ in range(50):
+                if not self.path.exists():
+                    return
+                time.sleep(0.02)
+            return
         for _ in range(50):
             try:
                 self.path.rmdir()
@@ -267,6 +399,29 @@ class MemoryLimit:
                 return
             except OSError:
                 time.sleep(0.02)
+
+
+def sweep_stale(parent: Path) -> list[str]:
+    """Remove the empty cgroups Offload Lab made under ``parent`` for processes that no longer exist.
+
+    A runner killed mid-run (a crashed or restarted Jupyter kernel) cannot remove its child's folder; the
+    next run here does. A folder that still holds a process is left (rmdir refuses it).
+    """
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(_PREFIX) and p.is_dir()]
+    except OSError:
+        return removed
+    for path in candidates:
+        owner = path.name[len(_PREFIX):].split("-", 1)[0]
+        if not owner.isdigit() or int(owner) == os.getpid() or Path(f"/proc/{owner}").exists():
+            continue
+        try:
+            path.rmdir()
+            removed.append(path.name)
+        except OSError:
+            pass
+    return removed
 
 
 def cold_cache(paths: list[Path]) -> dict[str, int | str]:

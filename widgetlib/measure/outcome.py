@@ -100,7 +100,8 @@ def budget_details(budget_mode: str | None, limit: Any, samples: Sequence[Memory
             else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
         )
     if budget_mode == "systemd":
-        details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)"
+        details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)" + (
+            f": cgroup v2 at {limit.path}" if limit is not None else "")
     elif limit is not None:
         details["budget_mechanism"] = f"cgroup v{limit.version} at {limit.path}"
     if budget_mode in ("cgroup", "systemd"):

@@ -210,6 +210,12 @@ class RunHandle:
         The limit is provisional (the budget minus the RSS at hello) until :meth:`_set_room` sets it from the
         baseline at ``ready``; the child waits for the runner's "go" in between.
         """
+        if self._budget_mode == "systemd" and self._budget_bytes is not None:
+            # systemd-run made the scope and exec'd the child in it: read its counters, leave it to systemd.
+            scope = limits.scope_cgroup(child.pid)
+            if scope is not None:
+                self._limit = limits.MemoryLimit.adopt(scope, self._budget_bytes)
+            return
         if self._budget_mode != "cgroup" or self._budget_bytes is None:
             return
         try:
@@ -250,7 +256,7 @@ class RunHandle:
             }
             child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
             return
-        if self._limit is not None:
+        if self._limit is not None and self._limit.owned:  # a systemd scope keeps its MemoryMax (the budget)
             try:
                 self._limit.set_limit(self._room(held))
             except OSError:
@@ -323,6 +329,9 @@ class RunHandle:
 
     def _sample(self, sample: MemorySample) -> None:
         # Runs in the sampler thread at interval_s: the watchdog lives here so it reacts within one tick.
+        limit = self._limit
+        if limit is not None and not limit.owned:
+            limit.snapshot()  # a systemd scope's folder is gone once the child exits: keep its counters
         if self._budget_mode == "watchdog" and self._budget_bytes is not None and self._budget_stop is None:
             counted = non_reclaimable_bytes(sample) + self._watch_offset
             if counted > self._budget_bytes:
@@ -548,6 +557,9 @@ def start(
             start_method="spawn" if budget_mode == "systemd" else _start_method(load_options),
             probe="portable" if portable_probe() else "native",
         )
+        if budget_mode == "watchdog" and limits.mode_reason():
+            # What is missing for a real limit here and what would enable it, for the Report and the lesson.
+            options["budget_note"] = f"the watchdog was used: {limits.mode_reason()}"
         # Before the child exists, so that it reads the checkpoint (and a learner's offload folder) from disk.
         dropped = limits.cold_cache([info.folder, *([learner_folder] if learner_folder else [])]) if cold_cache \
             else None

@@ -381,6 +381,9 @@ def budget_outcomes(budget_reports: Sequence[Report], unbudgeted: Mapping[str, R
     >>> text = budget_outcomes(watched, free, 180, 130, exact=False)
     >>> "the watchdog enforced the budget" in text, "nothing is dropped" in text, "need not separate" in text
     (True, True, True)
+    >>> watched[0].options["budget_note"] = "the watchdog was used: your user manager does not have memory"
+    >>> budget_outcomes(watched, free, 180, 130, exact=True).endswith("does not have memory.")
+    True
     """
     stopped = next(r for r in budget_reports if r.strategy == "normal")
     finished = [r for r in budget_reports if r.ok]
@@ -412,6 +415,9 @@ def budget_outcomes(budget_reports: Sequence[Report], unbudgeted: Mapping[str, R
                "Counting file-backed pages too makes it stricter than a real kernel limit, which would drop those "
                "pages and read them again.")
         )
+        note = (stopped.options or {}).get("budget_note")
+        if note:  # why no real limit could be made here, and what would enable one
+            text += f"\n\nWhy no kernel limit: {note.removeprefix('the watchdog was used: ')}."
     if not exact:
         text += ("\n\nThis OS's peaks may include each process's start-up, so a budget set from them need not "
                  "separate the strategies here.")
