@@ -120,8 +120,13 @@ def _loads_in(notebook_path: Path) -> int:
 
 
 def execute_all(workdir: Path, notebooks: list[Path] = NOTEBOOKS) -> dict[tuple[str, str], Execution]:
-    """Execute each notebook in both modes, WORKERS at a time, longest first: (stem, mode) -> Execution."""
-    order = [(p, mode) for p in sorted(notebooks, key=_loads_in, reverse=True) for mode in MODES]
+    """Execute each notebook in both modes, WORKERS at a time, longest first: (stem, mode) -> Execution.
+
+    Every lesson as shipped, then every lesson solved, so that the two executions of one lesson do not run side
+    by side: each of lesson 03's cold runs drops the checkpoint's pages from the page cache for every process,
+    the other execution's warm runs included (measured: 79 s each side by side, 38-44 s apart).
+    """
+    order = [(p, mode) for mode in MODES for p in sorted(notebooks, key=_loads_in, reverse=True)]
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         done = pool.map(lambda job: execute(job[0], workdir, job[1]), order)
