@@ -188,6 +188,15 @@ def disk_read_bytes() -> int | None:
     return None
 
 
+def _grown(start: int | None, end: int | None) -> int | None:
+    """How much a counter grew between two readings, or None where the platform gave none.
+
+    >>> _grown(3, 10), _grown(None, 10)
+    (7, None)
+    """
+    return None if start is None or end is None else end - start
+
+
 def _redirect_output(job: dict[str, Any]) -> None:
     """Send this process's stdout/stderr and temporary files (torch's compile cache too) to the run's own
     folder, which the runner removes after the run."""
@@ -312,10 +321,9 @@ def serve(
             details=details,
             kernel_peak_bytes=kernel_peak_bytes(),
             peak_source=peak_source(),
-            major_faults=(faults_end - faults_start) if faults_end is not None and faults_start is not None else None,
-            disk_read_bytes=(read_end - read_start) if read_end is not None and read_start is not None else None,
-            disk_read_forward_bytes=(read_end - read_loaded) if read_end is not None and read_loaded is not None
-            else None,
+            major_faults=_grown(faults_start, faults_end),
+            disk_read_bytes=_grown(read_start, read_end),
+            disk_read_forward_bytes=_grown(read_loaded, read_end),
             gpu_peak_bytes=int(torch.cuda.max_memory_allocated()) if use_gpu else None,
         )
         return 0

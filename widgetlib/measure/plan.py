@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import CheckpointError
 from ..core.estimates import PeakEstimate, estimate_peak
 from ..core.hf_folder import CheckpointInfo, ShardInfo, checkpoint_folder, inspect_checkpoint
 from ..core.options import KEEP_DTYPE, bytes_per_number, torch_dtype
@@ -183,10 +184,15 @@ def plan(checkpoint: str | Path, *, ram: str | int | None = None, dtype: str = K
     from ..core.strategies import build_empty_model
 
     folder = checkpoint_folder(checkpoint)
-    weights = any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
     shard_bytes = parse_size(max_shard_size, name="max_shard_size")
-    if weights:
+    try:
         info = inspect_checkpoint(folder)
+        weights = True
+    except CheckpointError as exc:  # the weights layouts inspect_checkpoint knows: none here, only config.json?
+        if exc.kind != "not_a_checkpoint" or not (folder / "config.json").is_file():
+            raise
+        weights = False
+    if weights:
         model = build_empty_model(folder, dtype=dtype)
     else:
         model = _empty_model(folder.absolute(), _config_dtype(folder) if dtype == KEEP_DTYPE else dtype)

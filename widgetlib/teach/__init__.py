@@ -60,7 +60,7 @@ from .probes import (
     watch_this_kernel,
 )
 from .quotes import SourceQuote, find_source, quote_lines, source_quote
-from .readings import _samples, logits_agree, non_reclaimable_growth, sample_at
+from .readings import _samples, non_reclaimable_growth, same_logits, sample_at
 from .sentences import (
     budget_limits,
     budget_outcomes,
@@ -379,13 +379,6 @@ def reports_table(reports: Iterable[Report], labels: Iterable[str] | None = None
         chosen.insert(chosen.index("peak_ratio") + 1 if "peak_ratio" in chosen else len(chosen),
                       "predicted_above_baseline_bytes")
     return report_table_markdown(list(reports), labels, columns=chosen, label_header=label_header)
-
-
-def same_logits(reports: Iterable[Report]) -> bool:
-    """True when every finished run produced the same logits: bit-identical, or equal to float rounding
-    (:func:`~widgetlib.teach.readings.logits_agree`; :func:`same_logits_sentence` says which)."""
-    done = [r for r in reports if r.ok]
-    return bool(done) and logits_agree(done)
 
 
 # What a run adds on top of the weights whatever the checkpoint's size: the forward pass's activations, the

@@ -14,7 +14,7 @@ from ..measure.samples import MemorySample, non_reclaimable_bytes
 if TYPE_CHECKING:
     from ..measure.report import Report
 
-__all__ = ["LOGITS_RTOL", "logits_max_abs_diff", "logits_agree", "non_reclaimable_growth", "sample_at"]
+__all__ = ["LOGITS_RTOL", "logits_max_abs_diff", "non_reclaimable_growth", "same_logits", "sample_at"]
 
 # Two runs' logits are "equal to float rounding" when no sampled logit differs by more than this share of the
 # largest |logit|: float32 keeps about seven significant digits, and another order of the same sums (a fused
@@ -74,22 +74,23 @@ def logits_max_abs_diff(reports: Iterable[Report]) -> float | None:
     return max(abs(a - b) for r in done[1:] for a, b in zip(first, r.logits_sample or [], strict=True))
 
 
-def logits_agree(reports: Iterable[Report]) -> bool:
-    """True when every finished run's logits are bit-identical, or equal to float rounding: no sampled logit
-    further from the first run's than :data:`LOGITS_RTOL` times the largest |logit|.
+def same_logits(reports: Iterable[Report]) -> bool:
+    """True when there are finished runs and their logits are the same: bit-identical, or equal to float rounding
+    (no sampled logit further from the first run's than :data:`LOGITS_RTOL` times the largest |logit|);
+    ``teach.same_logits_sentence`` says which.
 
     >>> from widgetlib.measure.report import Report
     >>> def run(sha, sample):
     ...     return Report(strategy="normal", checkpoint="/ck", checkpoint_bytes=1, logits_sha256=sha,
     ...                   logits_sample=sample)
-    >>> logits_agree([run("a", [4.0, -2.0]), run("b", [4.0000001, -2.0])])
+    >>> same_logits([run("a", [4.0, -2.0]), run("b", [4.0000001, -2.0])])
     True
-    >>> logits_agree([run("a", [4.0]), run("b", [4.1])])
-    False
+    >>> same_logits([run("a", [4.0]), run("b", [4.1])]), same_logits([])
+    (False, False)
     """
     done = [r for r in reports if r.ok]
     diff = logits_max_abs_diff(done)
-    if diff is None:
+    if not done or diff is None:
         return False
     largest = max((abs(v) for r in done for v in (r.logits_sample or [])), default=0.0)
     return diff == 0.0 or diff <= LOGITS_RTOL * largest
