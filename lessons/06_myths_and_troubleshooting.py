@@ -21,7 +21,9 @@
 #
 # - what the installed transformers does with every argument of the notes' own `from_pretrained(...)` call,
 #   read from its source and measured, and how to ask the same of your own line (`lab.explain_call`);
-# - whether `offload_folder` is a valid `from_pretrained` argument (a run that uses it);
+# - whether `offload_folder` is a valid `from_pretrained` argument (a run that uses it), what accelerate has to do
+#   with it, and when the offload folder may be deleted (a run that deletes it too early);
+# - the two offload errors learners paste into issue trackers, searched for in the installed libraries and caused;
 # - whether `low_cpu_mem_usage=True` is what saves memory (the source and two runs);
 # - what "contiguous RAM" and "fragmentation" mean with virtual memory, measured;
 # - what Windows' error 1455 ("the paging file is too small") is really about, and why transformers reads
@@ -118,6 +120,118 @@ assert as_written.report.details["offload_folder_made"] is False and "disk" not 
 # %% [markdown]
 # The notes were right that their code offloaded nothing, and wrong about why: the argument is valid, and it
 # takes effect only behind the tests the checker quoted, which need a device map.
+
+# %% [markdown]
+# ### Half true: "`offload_folder` is used with accelerate"
+#
+# The half that is true: a `device_map` needs accelerate. transformers checks for it before it places anything,
+# and the hooks that read offloaded weights back during a forward pass are accelerate's (`dispatch_model`). Here
+# is the check, from the installed source, and a run in a child process where `import accelerate` finds nothing:
+
+# %%
+# transformers/integrations/accelerate.py ~135-141 (check_and_set_device_map): a device_map without accelerate
+# raises; ~401-430 (accelerate_dispatch) hands the map to accelerate's dispatch_model, whose hooks
+# (accelerate/big_modeling.py ~367-402) load disk weights during the forward pass.
+display(teach.find_source("transformers", "integrations/accelerate.py", [r"if not is_accelerate_available\(\)"],
+                          what="refuses a device_map without accelerate", before=1, after=4))
+no_accelerate = teach.without_accelerate_probe(folder)
+teach.say(f"Without accelerate, `from_pretrained(folder, device_map=\"cpu\")` raised **{no_accelerate['type']}**: "
+          f"{no_accelerate['first_line']}" if no_accelerate else
+          "Without accelerate, `from_pretrained(folder, device_map=\"cpu\")` loaded: this transformers does not "
+          "ask for it.")
+assert no_accelerate is not None, "the installed transformers no longer needs accelerate for a device_map"
+
+# %% [markdown]
+# The half that is false: `offload_folder` is an argument of `from_pretrained` (claim 1's run used it), not only
+# of accelerate's own functions.
+#
+# ## "Clean up after loading": when may the offload folder go?
+#
+# The notes advised deleting the offload folder once the model has loaded. A run, in a child process, on a tiny
+# checkpoint of its own (so the outcome does not depend on this lesson's size): the same model as `.bin` and as
+# safetensors, loaded with the second half of its layers on `"disk"` and an `offload_folder`; one forward pass;
+# the folder deleted while the model is still alive; a second forward pass.
+
+# %%
+cleanup = teach.offload_folder_probe(workdir / "cleanup")
+
+
+def outcome(error):  # what the forward pass after the delete did, from the run
+    return "went through" if error is None else f"raised **{error['type']}**: `{error['first_line']}`"
+
+
+binary, safe = cleanup["bin"], cleanup["safetensors"]
+teach.say(
+    f"Offloaded to disk: {', '.join(cleanup['disk_modules'])}.\n\n"
+    f"- `.bin`: {binary['files']} files ({teach.fmt(binary['bytes'])}) written to the offload folder, the first "
+    f"`{binary['first_file']}`; after the delete, the next forward pass {outcome(binary['forward_after_delete'])}\n"
+    f"- safetensors: {safe['files']} files ({teach.fmt(safe['bytes'])}) written to the offload folder; after the "
+    f"delete, the next forward pass {outcome(safe['forward_after_delete'])}"
+)
+assert binary["files"] > 0 and binary["forward_after_delete"] is not None, binary
+
+# %%
+# accelerate/utils/offload.py ~170-183 (OffloadedWeightsLoader.__getitem__): each offloaded weight's file is
+# opened (safe_open) when a forward pass needs it, not at load time, so the folder must exist as long as the
+# model runs. transformers/integrations/accelerate.py ~479-514 (accelerate_disk_offload): for a safetensors
+# checkpoint the disk offload index points at the checkpoint's own files; ~521-524: any other format (a .bin)
+# has every offloaded weight re-saved into offload_folder (core_model_loading.py ~1631, offload_weight).
+display(teach.find_source("transformers", "integrations/accelerate.py", [r"Prepare the index using existing"],
+                          what="points the disk offload index at a safetensors checkpoint's own files",
+                          before=0, after=6))
+teach.say(
+    "The offload folder is not a cache of the load: it is where the model's disk weights *live*. Each forward "
+    "pass opens their files again, so the folder may go only **after the model is deleted** (`del model`, and "
+    "nothing else holding it), never right after loading. "
+    + ("With safetensors the installed transformers writes nothing there: the weights are read in place from "
+       "the checkpoint's own files (the index above), so it is the *checkpoint* folder that must outlive the "
+       "model, and deleting the empty offload folder changes nothing."
+       if safe["files"] == 0 and safe["forward_after_delete"] is None else
+       "Here the safetensors load wrote to the folder too, so the same rule holds for it.")
+)
+
+# %% [markdown]
+# ## The two errors the issue trackers are full of
+#
+# Learners paste two messages: *"The current device_map had weights offloaded to the disk. Please provide an
+# offload_folder"* and *"You are trying to offload the whole model to the disk"*. Each searched for in the
+# installed transformers and accelerate (ignoring the backticks around names), and, where one exists, caused by
+# a run: claim the `.bin` model's disk layers without an `offload_folder`, and put the whole model on disk.
+
+# %%
+tracker_messages = {
+    "Please provide an offload_folder": ("had weights offloaded to the disk", "Please provide an offload_folder"),
+    "offload the whole model to the disk": ("You are trying to offload the whole model",
+                                            "offload the whole model to the disk"),
+}
+found = {name: [quote for part in parts for quote in teach.find_phrase(part, limit=1)][:1]
+         for name, parts in tracker_messages.items()}
+for quotes in found.values():
+    for quote in quotes:
+        display(quote)
+lines = []
+for name, quotes in found.items():
+    where = (f"in `{Path(quotes[0].file).parent.name}/{Path(quotes[0].file).name}`, line {quotes[0].line}"
+             if quotes else
+             f"**nowhere** in transformers {versions['transformers']} or accelerate {versions['accelerate']}")
+    lines.append(f"- *{name}*: {where}.")
+missing = cleanup["bin_without_folder"]
+lines.append("- A `.bin` load with disk layers and no `offload_folder` "
+             + (f"raised **{missing['type']}**: {missing['first_line']}" if missing else "loaded."))
+whole = cleanup["all_on_disk"]
+lines.append('- A `.bin` load with `device_map={"": "disk"}` and an `offload_folder`, then a forward pass, '
+             + (f"raised **{whole['type']}**: {whole['first_line']}" if whole else "went through."))
+gone = not found["offload the whole model to the disk"]
+lines.append(
+    "\nThe first message exists, reworded: disk weights that must be written somewhere (a `.bin`, or a model "
+    "that converts weights while loading) and no folder to write them to. The fix is an `offload_folder`, or a "
+    "safetensors checkpoint, which needs none."
+    + (f" The second message is not in the installed versions (learners who quote it ran older ones), and this "
+       f"transformers {'puts a whole model on disk when asked' if whole is None else 'refuses it as shown'}."
+       if gone else " The second message is in the installed versions too: read the quote above for its cause.")
+)
+teach.say("\n".join(lines))
+assert found["Please provide an offload_folder"] and missing is not None, (found, missing)
 
 # %% [markdown]
 # ## Claim 2: "Rely on `low_cpu_mem_usage=True`"
@@ -317,6 +431,10 @@ shutil.rmtree(workdir, ignore_errors=True)
 #   built with `torch.device("meta")` (lesson 02).
 # - **The offload folder stays empty**: the checkpoint is safetensors and is read in place; nothing is wrong
 #   (lesson 03). Did you pass a `device_map`? Without one, `offload_folder` does nothing.
+# - **`FileNotFoundError` for a `*.safetensors` file in the offload folder, during a forward pass**: the folder
+#   was deleted (or cleaned) while the model was alive. Delete it only after `del model`.
+# - **"had weights offloaded to the disk ... Please provide an `offload_folder`"**: a `.bin` (or converted)
+#   checkpoint with layers on disk and no folder to re-save them in; pass one, or use safetensors.
 # - **The offload folder fills up although the checkpoint is safetensors**: weights the model converts while
 #   loading (most mixture-of-experts models) are saved again into the folder, as `.bin` weights are
 #   (`transformers/integrations/accelerate.py`, the disk offload index's docstring).
@@ -330,7 +448,8 @@ shutil.rmtree(workdir, ignore_errors=True)
 # - `lab.explain_call(line, checkpoint=..., measure=True)` (or `offload-lab explain 'line' --checkpoint DIR
 #   --measure`) says what the installed transformers does with each argument of a call, with the line that
 #   decides it, and measures the call with and without each argument that does nothing.
-# - `offload_folder` is a valid `from_pretrained` argument, effective only with a `device_map`;
+# - `offload_folder` is a valid `from_pretrained` argument, effective only with a `device_map` (which needs
+#   accelerate); it holds the disk weights of a `.bin` model as long as the model runs: delete it after the model;
 #   `low_cpu_mem_usage` is not what saves memory in the transformers installed here; fragmentation does not
 #   stop a contiguous allocation.
 # - Error 1455 is about Windows' commit limit, which is why transformers reads files with `pread` there.

@@ -54,12 +54,14 @@ from .probes import (
     hostile_pickle,
     mapped_copy_probe,
     mmap_probe,
+    offload_folder_probe,
     page_cache_probe,
     run_live,
     spike_probe,
     watch_this_kernel,
+    without_accelerate_probe,
 )
-from .quotes import SourceQuote, find_source, quote_lines, source_quote
+from .quotes import SourceQuote, find_phrase, find_source, quote_lines, source_quote
 from .readings import _samples, non_reclaimable_growth, same_logits, sample_at
 from .sentences import (
     budget_limits,
@@ -104,6 +106,7 @@ __all__ = [
     "embedding_table",
     "event_table",
     "fill_weights",
+    "find_phrase",
     "find_source",
     "first_event",
     "fmt",
@@ -116,6 +119,7 @@ __all__ = [
     "mapped_copy_probe",
     "mmap_probe",
     "non_reclaimable_growth",
+    "offload_folder_probe",
     "one_copy_limit",
     "page_cache_probe",
     "peak_moment",
@@ -134,6 +138,7 @@ __all__ = [
     "unanswered",
     "versions",
     "watch_this_kernel",
+    "without_accelerate_probe",
     "which_memory",
     "budget_limits",
     "budget_outcomes",

@@ -1,6 +1,7 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
 memory spike, the allocator, a mapped checkpoint copied out as ``load_state_dict`` copies, the live drawing of
-this kernel's own memory, a measured run drawn live, and a ``.bin`` that runs code when unpickled.
+this kernel's own memory, a measured run drawn live, a ``.bin`` that runs code when unpickled, and what an
+offload folder is for (deleted too early, missing, without accelerate).
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
@@ -331,3 +332,122 @@ def hostile_pickle(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     path = folder / "pytorch_model.bin"
     torch.save({"model.norm.weight": torch.ones(4), "extra": _Payload(marker)}, path)
     return path, marker
+
+
+# ------------------------------------------------------------------------------------ offload folder (lesson 06)
+
+# One child, five loads of the same tiny LLaMA with the second half of its layers sent to disk. Each outcome is
+# what the installed libraries did: None where the call went through, else the exception's type and first line.
+_OFFLOAD_FOLDER_CHILD = textwrap.dedent(
+    """
+    import gc, json, shutil, sys
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    bin_folder, safetensors_folder, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+
+    def error(exc):
+        return {"type": type(exc).__name__, "first_line": (str(exc).strip().splitlines() or [""])[0]}
+
+    def attempt(call):
+        try:
+            call()
+        except Exception as exc:
+            return error(exc)
+        return None
+
+    def half_on_disk(folder):
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+        layers = len(model.model.layers)
+        placement = {f"model.{name}": "cpu" for name, _ in model.model.named_children() if name != "layers"}
+        placement.update({f"model.layers.{i}": "disk" if i >= layers // 2 else "cpu" for i in range(layers)})
+        placement.update({name: "cpu" for name, _ in model.named_children() if name != "model"})
+        return placement
+
+    def forward(model):
+        with torch.no_grad():
+            model(torch.tensor([[1, 2, 3]]))
+
+    device_map = half_on_disk(bin_folder)
+    out = {"disk_modules": sorted(k for k, v in device_map.items() if v == "disk")}
+    for fmt, folder in (("bin", bin_folder), ("safetensors", safetensors_folder)):
+        offload = work / f"offload-{fmt}"
+        model = AutoModelForCausalLM.from_pretrained(folder, device_map=device_map, offload_folder=str(offload))
+        made = offload.exists()
+        files = sorted(offload.iterdir()) if made else []
+        size = sum(f.stat().st_size for f in files)
+        forward(model)
+        shutil.rmtree(offload, ignore_errors=True)  # the model is still alive
+        out[fmt] = {"folder_made": made, "files": len(files), "bytes": size,
+                    "first_file": files[0].name if files else None,
+                    "forward_after_delete": attempt(lambda: forward(model))}
+        del model
+        gc.collect()
+    out["bin_without_folder"] = attempt(lambda: AutoModelForCausalLM.from_pretrained(bin_folder,
+                                                                                     device_map=device_map))
+    everything = work / "offload-all"
+    out["all_on_disk"] = attempt(lambda: forward(AutoModelForCausalLM.from_pretrained(
+        bin_folder, device_map={"": "disk"}, offload_folder=str(everything))))
+    shutil.rmtree(everything, ignore_errors=True)
+    print(json.dumps(out))
+    """
+)
+
+_WITHOUT_ACCELERATE_CHILD = textwrap.dedent(
+    """
+    import json, sys
+
+    sys.modules["accelerate"] = None  # importlib.util.find_spec then answers None: as if it were not installed
+    from transformers import AutoModelForCausalLM
+
+    try:
+        AutoModelForCausalLM.from_pretrained(sys.argv[1], device_map="cpu")
+        out = None
+    except Exception as exc:
+        out = {"type": type(exc).__name__, "first_line": (str(exc).strip().splitlines() or [""])[0]}
+    print(json.dumps(out))
+    """
+)
+
+
+def _child_json(script: str, *args: str) -> Any:
+    import json
+
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"the probe's child exited with {done.returncode}: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def offload_folder_probe(workdir: str | os.PathLike[str], size: str = "4MB") -> dict[str, Any]:
+    """Load one tiny LLaMA (``size``, two shards) as ``.bin`` and as safetensors, in a child process, with the
+    second half of its layers on ``"disk"`` and an ``offload_folder`` under ``workdir``, then delete the folder
+    while the model is alive and run a forward pass again. The result is what the installed libraries did:
+
+    - ``disk_modules``: the modules the device map sent to disk;
+    - ``bin`` / ``safetensors``: ``folder_made``, ``files`` and ``bytes`` written to the offload folder, its
+      ``first_file``, and ``forward_after_delete`` (None when the forward pass after the delete went through,
+      else ``{"type", "first_line"}`` of its exception);
+    - ``bin_without_folder``: the ``.bin`` load with the same device map and no ``offload_folder``;
+    - ``all_on_disk``: a ``.bin`` load with ``device_map={"": "disk"}`` and a folder, then a forward pass.
+
+    The checkpoint is the probe's own, so what it shows does not depend on the lesson's size.
+    """
+    from ..core.checkpoints import make_checkpoint
+
+    workdir = Path(workdir)
+    bin_folder = make_checkpoint(workdir / "checkpoint-bin", size=size, shards=2, format="bin")
+    safetensors_folder = make_checkpoint(workdir / "checkpoint-safetensors", size=size, shards=2)
+    return _child_json(_OFFLOAD_FOLDER_CHILD, str(bin_folder), str(safetensors_folder), str(workdir))
+
+
+def without_accelerate_probe(folder: str | os.PathLike[str]) -> dict[str, str] | None:
+    """In a child process where ``import accelerate`` finds nothing (as if it were not installed), call
+    ``from_pretrained(folder, device_map="cpu")``: returns None if it loaded, else the exception's ``type`` and
+    ``first_line``. Only the device map needs accelerate: the child never imports it.
+    """
+    return _child_json(_WITHOUT_ACCELERATE_CHILD, str(folder))

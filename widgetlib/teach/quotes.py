@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SourceQuote", "find_source", "quote_lines", "source_quote"]
+__all__ = ["SourceQuote", "find_phrase", "find_source", "quote_lines", "source_quote"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,36 @@ def find_source(package: str, relative_path: str, patterns: list[str] | tuple[st
         + "). This lesson was written against the versions it names; read that step in this version's source "
         "by hand, and tell the lab's maintainers what changed."
     )
+
+
+def find_phrase(phrase: str, packages: tuple[str, ...] = ("transformers", "accelerate"), *, before: int = 1,
+                after: int = 1, limit: int = 3) -> list[SourceQuote]:
+    """Quote each line of the installed ``packages``' Python files that holds ``phrase`` (ignoring case and
+    backticks, which messages put around names and learners drop when they paste them), up to ``limit`` quotes.
+    An error message split over several string literals is found by the part on one line.
+
+    >>> find_phrase("def from_pretrained", ("transformers",), before=0, after=0, limit=1)[0].text.strip()[:19]
+    'def from_pretrained'
+    >>> find_phrase("no library says this sentence", ("transformers",))
+    []
+    """
+    import importlib.util
+
+    wanted = phrase.replace("`", "").lower()
+    quotes: list[SourceQuote] = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for path in sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if wanted not in text.replace("`", "").lower():
+                continue
+            lines = text.splitlines()
+            for number, line in enumerate(lines):
+                if wanted in line.replace("`", "").lower():
+                    start, end = max(0, number - before), min(len(lines), number + after + 1)
+                    quotes.append(SourceQuote(str(path), start + 1, "\n".join(lines[start:end])))
+                    if len(quotes) >= limit:
+                        return quotes
+    return quotes
