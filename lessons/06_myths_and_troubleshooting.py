@@ -226,7 +226,7 @@ lines.append(
     "\nThe first message exists, reworded: disk weights that must be written somewhere (a `.bin`, or a model "
     "that converts weights while loading) and no folder to write them to. The fix is an `offload_folder`, or a "
     "safetensors checkpoint, which needs none."
-    + (f" The second message is not in the installed versions (learners who quote it ran older ones), and this "
+    + (f" The second message is not in the installed versions (where it comes from was not checked here), and this "
        f"transformers {'puts a whole model on disk when asked' if whole is None else 'refuses it as shown'}."
        if gone else " The second message is in the installed versions too: read the quote above for its cause.")
 )
