@@ -72,3 +72,14 @@ def test_make_checkpoint_like_refuses_sizes_of_its_own(tmp_path, capsys) -> None
     assert main(["make-checkpoint", str(tmp_path / "t"), "--like", "no-such-model"]) == 2
     assert "is not in the catalogue" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_folder_with_only_a_config_can_be_twinned(tmp_path) -> None:
+    transformers.Qwen2Config(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2).save_pretrained(tmp_path / "config-only")
+    folder = make_twin(tmp_path / "twin", tmp_path / "config-only", layers=2)
+    info = inspect_checkpoint(folder)
+    assert info.model_type == "qwen2" and info.dtype == "float32"
+    assert transformers.AutoConfig.from_pretrained(folder).num_hidden_layers == 2
+    _, loading = transformers.AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+    assert not loading["missing_keys"] and not loading["unexpected_keys"]

@@ -156,8 +156,9 @@ def _add_make_checkpoint(subparsers: Subparsers) -> None:
         action="store_true",
         help="build or reuse the lessons' demo checkpoint ($OFFLOAD_LAB_SIZE or 1GB, 6 shards, cached)",
     )
-    sub.add_argument("--like", metavar="NAME", help="build a twin of a real model from the catalogue: its tensor "
-                     "names, shapes, dtype and tied weights, random weights (" + ", ".join(_catalogue_names()) + ")")
+    sub.add_argument("--like", metavar="NAME", help="build a twin of a real model: its tensor names, shapes, dtype "
+                     "and tied weights, random weights; a catalogue name (" + ", ".join(_catalogue_names()) + ") "
+                     "or a folder or cached hub id with the model's config.json")
     sub.add_argument("--layers", type=int, help="with --like: keep only this many decoder layers (hidden size, "
                      "vocabulary and experts stay the real model's)")
 

@@ -705,19 +705,19 @@ def make_twin(
     changes config fields (e.g. ``{"vocab_size": 2048}`` for a small test file): the folder is then no longer the
     real shape. With ``folder=None`` the twin goes to the cache and is reused. Returns the folder.
 
+    ``like`` may also be a folder (or a cached hub id) holding a model's ``config.json``, weights or not
+    (``hf download ID config.json --local-dir DIR`` fetches that file alone): the twin is then of that config.
+
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     folder = make_twin(f"{tmp}/gpt2", "gpt2", layers=1, overrides={"vocab_size": 512})
     ...     print(inspect_checkpoint(folder).model_type, inspect_checkpoint(folder).tie_word_embeddings)
     gpt2 True
     """
-    from .catalogue import catalogue_config, catalogue_entry
-
-    entry = catalogue_entry(like)
-    config = catalogue_config(like, layers=layers)
+    config, source, own_dtype = _twin_config(like, layers)
     for key, value in (overrides or {}).items():
         setattr(config, key, value)
-    dtype = _check_choice(dtype or entry["config"]["dtype"], LOAD_DTYPES, "dtype", kind="bad_dtype")
+    dtype = _check_choice(dtype or own_dtype, LOAD_DTYPES, "dtype", kind="bad_dtype")
     config.dtype = dtype
     max_shard_bytes = parse_size(max_shard_size if max_shard_size is not None else SAVE_SHARD_BYTES,
                                  name="max_shard_size")
@@ -730,7 +730,7 @@ def make_twin(
     spec = {
         "generator": "offload-lab",
         "version": _GENERATOR_VERSION,
-        "twin_of": entry["hub_id"],
+        "twin_of": source,
         "config": config.to_diff_dict(),
         "format": "safetensors",
         "dtype": dtype,
@@ -741,7 +741,7 @@ def make_twin(
     }
     spec = json.loads(json.dumps(spec, default=str))  # as the marker file will hold it, for _is_complete
     if folder is None:
-        short = like.lower().replace("/", "--")
+        short = source.lower().replace("/", "--")
         target = cache_dir() / "twins" / f"{short}-{config_layers(config)}L-{dtype}-{_spec_hash(spec)}"
     else:
         target = Path(folder).expanduser().absolute()
@@ -766,6 +766,41 @@ def make_twin(
     finally:
         bar.close()
     return target
+
+
+def _twin_config(like: str | Path, layers: int | None) -> tuple[Any, str, str]:
+    """The config to twin, what it is a twin of, and its own dtype: a catalogue model, else a config.json."""
+    from .catalogue import CATALOGUE, catalogue_config, catalogue_entry
+
+    text = str(like)
+    if any(text.lower() in (key, entry["hub_id"].lower()) for key, entry in CATALOGUE.items()):
+        entry = catalogue_entry(text)
+        return catalogue_config(text, layers=layers), entry["hub_id"], entry["config"]["dtype"]
+    try:
+        folder = checkpoint_folder(like)
+    except CheckpointError as exc:
+        if exc.kind not in ("missing_folder", "not_cached"):
+            raise
+        catalogue_entry(text)  # raises the sentence that lists the catalogue
+        raise
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder} has no config.json to make a twin of; give a folder that holds one or a "
+                              "catalogue name.", kind="not_a_checkpoint")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    if layers is not None:
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise OptionError(f"layers={layers!r} is not a positive whole number; use 1 or more.", kind="bad_layers")
+        values = config.to_dict()
+        # GPT-2 calls it n_layer (its attribute_map); a per-layer list such as layer_types keeps its first layers.
+        values[getattr(config, "attribute_map", {}).get("num_hidden_layers", "num_hidden_layers")] = layers
+        if isinstance(values.get("layer_types"), list):
+            values["layer_types"] = values["layer_types"][:layers]
+        config = type(config).from_dict(values)
+    own = getattr(config, "dtype", None)
+    own = str(own).removeprefix("torch.") if own is not None else "float32"
+    return config, folder.name, own if own in LOAD_DTYPES else "float32"
 
 
 def config_layers(config: Any) -> int:
