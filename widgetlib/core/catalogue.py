@@ -10,6 +10,10 @@ defaults (plus the architecture and dtype), so an entry that says "defaults" sta
 give. ``published_parameters`` is the parameter count the model's card (or paper) states, with its source:
 ``tests/test_catalogue.py`` checks that the plan of each entry counts within 3 % of it.
 
+The dtype (what the twin is written in and the plan counts in) is the one the checked config.json names for the
+Llama and Qwen entries (bfloat16); for the others it was not checked offline: float32 for GPT-2, float16 for OPT,
+bfloat16 for the rest, as their hub files are commonly described. ``dtype=`` / ``--dtype`` changes it.
+
 Pythia-160m (GPT-NeoX) is left out: its config.json could not be checked offline here.
 
 >>> "llama-3.1-8b" in CATALOGUE and CATALOGUE["llama-3.1-8b"]["hub_id"]
