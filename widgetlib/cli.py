@@ -5,8 +5,9 @@ Subcommands::
     offload-lab make-checkpoint [DIR] --size 1GB | --params 100M [--shards 6 | --max-shard-size 200MB]
                                 [--format safetensors|bin] [--dtype float32|bfloat16|float16]
                                 [--seed 0] [--demo]
+    offload-lab make-checkpoint DIR --like NAME [--layers N] [--dtype bfloat16] [--max-shard-size 5GB]
     offload-lab inspect DIR [--json]
-    offload-lab plan DIR [--ram 16GB] [--dtype ...] [--max-memory 8GB] [--max-shard-size 5GB]
+    offload-lab plan DIR_OR_NAME [--ram 16GB] [--dtype ...] [--max-memory 8GB] [--max-shard-size 5GB]
     offload-lab load DIR --strategy NAME [--max-memory 300MB] [--offload-folder PATH] [--offload-via ...]
                      [--budget 8GB] [--dtype keep|float32|bfloat16|float16] [--cold-cache] [--cold-forward]
                      [--forwards 3] [--forward-tokens 16] [--threads N] [--json]
@@ -155,6 +156,17 @@ def _add_make_checkpoint(subparsers: Subparsers) -> None:
         action="store_true",
         help="build or reuse the lessons' demo checkpoint ($OFFLOAD_LAB_SIZE or 1GB, 6 shards, cached)",
     )
+    sub.add_argument("--like", metavar="NAME", help="build a twin of a real model: its tensor names, shapes, dtype "
+                     "and tied weights, random weights; a catalogue name (" + ", ".join(_catalogue_names()) + ") "
+                     "or a folder or cached hub id with the model's config.json")
+    sub.add_argument("--layers", type=int, help="with --like: keep only this many decoder layers (hidden size, "
+                     "vocabulary and experts stay the real model's)")
+
+
+def _catalogue_names() -> list[str]:
+    from .core.catalogue import CATALOGUE
+
+    return list(CATALOGUE)
 
 
 def _run_make_checkpoint(args: argparse.Namespace) -> int:
@@ -181,7 +193,24 @@ def _run_make_checkpoint(args: argparse.Namespace) -> int:
         if value is not None
     }
     started = time.perf_counter()
-    if args.demo:
+    if args.like is not None:
+        given = (("--size", args.size), ("--params", args.params), ("--shards", args.shards),
+                 ("--format", args.format), ("--demo", args.demo or None))
+        clashing = [flag for flag, value in given if value is not None]
+        if clashing:
+            raise OptionError(
+                f"--like {args.like} takes its sizes from the real model, so {', '.join(clashing)} cannot be given "
+                "with it; use --layers N to make the twin smaller.",
+                kind="bad_option",
+            )
+        from .core.checkpoints import make_twin
+
+        folder = make_twin(args.folder, args.like, layers=args.layers, dtype=args.dtype,
+                           max_shard_size=args.max_shard_size, **({"seed": args.seed} if args.seed is not None else {}),
+                           progress=True)
+    elif args.layers is not None:
+        raise OptionError(f"--layers {args.layers} scales a twin; give it with --like NAME.", kind="bad_option")
+    elif args.demo:
         if args.folder is not None:
             raise OptionError(
                 f"--demo builds into the cache, so it takes no folder ({args.folder!r}); drop one of them.",
@@ -439,8 +468,9 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 def _add_plan(subparsers: Subparsers) -> None:
     sub = _subcommand(subparsers, "plan", _run_plan)
-    sub.add_argument("folder", metavar="DIR", help="a checkpoint folder, a cached hub id, or a folder with only its "
-                     "config.json (hf download ID config.json --local-dir DIR)")
+    sub.add_argument("folder", metavar="DIR", help="a checkpoint folder, a cached hub id, a folder with only its "
+                     "config.json (hf download ID config.json --local-dir DIR), or a catalogue name such as "
+                     "llama-3.1-8b (see make-checkpoint --like)")
     sub.add_argument("--ram", help="the RAM to plan for, like 16GB (default this machine's total)")
     sub.add_argument("--dtype", default=RUN_DEFAULTS.dtype,
                      help=f"{KEEP_DTYPE} (the checkpoint's), {', '.join(LOAD_DTYPES)} (default %(default)s)")

@@ -57,6 +57,8 @@ __all__ = [
     "demo_checkpoint",
     "inspect_checkpoint",
     "make_checkpoint",
+    "make_twin",
+    "twin_tensors",
     "read_shard",
     "shard_files",
     "weight_map",
@@ -646,3 +648,166 @@ def _move_into_place(partial: Path, target: Path, spec: dict[str, Any]) -> None:
             shutil.rmtree(partial, ignore_errors=True)
             return
         raise
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Twins of real models
+
+# transformers 5's save_pretrained writes files of at most this many bytes unless told otherwise
+# (modeling_utils.py, save_pretrained, max_shard_size="50GB"); checkpoints saved with transformers 4 used 5GB.
+SAVE_SHARD_BYTES = parse_size("50GB")
+
+
+def twin_tensors(config: Any) -> list[_Tensor]:
+    """The tensors ``save_pretrained`` writes for a model of ``config``: their names as the checkpoint stores them
+    (transformers' load-time conversions reverted, e.g. a MoE's fused experts split per expert), their shapes, a
+    tied weight once. Built on the meta device: nothing is allocated.
+
+    >>> from widgetlib.core.catalogue import catalogue_config
+    >>> names = [t.name for t in twin_tensors(catalogue_config("mixtral-8x7b", layers=1))]
+    >>> "model.layers.0.block_sparse_moe.experts.7.w1.weight" in names, len(names)
+    (True, 34)
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.core_model_loading import revert_weight_conversion
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    model.tie_weights()
+    # named_parameters names a tied weight once, as save_pretrained writes it; persistent buffers are saved too.
+    all_parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    state = dict(model.named_parameters())
+    state.update((name, t) for name, t in model.state_dict().items() if name not in all_parameters)
+    # The same reversal save_pretrained applies before writing (modeling_utils.py, save_pretrained ->
+    # core_model_loading.py revert_weight_conversion); on meta tensors it only computes names and shapes.
+    state = revert_weight_conversion(model, state)
+    return [_Tensor(name, tuple(t.shape)) for name, t in state.items()]
+
+
+def make_twin(
+    folder: str | Path | None,
+    like: str,
+    *,
+    layers: int | None = None,
+    dtype: str | None = None,
+    max_shard_size: str | int | None = None,
+    seed: int = CHECKPOINT_DEFAULTS.seed,
+    overrides: dict[str, Any] | None = None,
+    progress: bool | ProgressCallback = False,
+) -> Path:
+    """Build a twin of a real model from the catalogue (:mod:`widgetlib.core.catalogue`): a Hugging Face folder
+    with that architecture's config, tensor names, shapes, dtype and tied weights, and random deterministic weights.
+
+    ``layers`` keeps that many decoder layers (hidden size, heads, vocabulary and experts stay the real model's),
+    so a laptop can load it; ``dtype`` defaults to the model's own. The weights go in files of at most
+    ``max_shard_size`` (default transformers 5's 50 GB, so one file unless the twin is bigger). ``overrides``
+    changes config fields (e.g. ``{"vocab_size": 2048}`` for a small test file): the folder is then no longer the
+    real shape. With ``folder=None`` the twin goes to the cache and is reused. Returns the folder.
+
+    ``like`` may also be a folder (or a cached hub id) holding a model's ``config.json``, weights or not
+    (``hf download ID config.json --local-dir DIR`` fetches that file alone): the twin is then of that config.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = make_twin(f"{tmp}/gpt2", "gpt2", layers=1, overrides={"vocab_size": 512})
+    ...     print(inspect_checkpoint(folder).model_type, inspect_checkpoint(folder).tie_word_embeddings)
+    gpt2 True
+    """
+    config, source, own_dtype = _twin_config(like, layers)
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    dtype = _check_choice(dtype or own_dtype, LOAD_DTYPES, "dtype", kind="bad_dtype")
+    config.dtype = dtype
+    max_shard_bytes = parse_size(max_shard_size if max_shard_size is not None else SAVE_SHARD_BYTES,
+                                 name="max_shard_size")
+    tensors = twin_tensors(config)
+    itemsize = DTYPES[dtype].bytes_per_number
+    tensor_bytes = [t.numel * itemsize for t in tensors]
+    groups = _split_max_bytes(tensor_bytes, max_shard_bytes)
+    names = _shard_names("safetensors", len(groups))
+    total_bytes = sum(tensor_bytes)
+    spec = {
+        "generator": "offload-lab",
+        "version": _GENERATOR_VERSION,
+        "twin_of": source,
+        "config": config.to_diff_dict(),
+        "format": "safetensors",
+        "dtype": dtype,
+        "seed": seed,
+        "parameters": sum(t.numel for t in tensors),
+        "total_size": total_bytes,
+        "shards": [[tensors[i].name for i in (group[0], group[-1])] for group in groups],
+    }
+    spec = json.loads(json.dumps(spec, default=str))  # as the marker file will hold it, for _is_complete
+    if folder is None:
+        short = source.lower().replace("/", "--")
+        target = cache_dir() / "twins" / f"{short}-{config_layers(config)}L-{dtype}-{_spec_hash(spec)}"
+    else:
+        target = Path(folder).expanduser().absolute()
+    if _is_complete(target, spec):
+        return target
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not _only_our_files(target, spec))):
+        raise OptionError(
+            f"The folder {target} is not empty and does not hold this twin; choose a new or empty folder "
+            "(nothing in it was changed).",
+            kind="folder_not_empty",
+        )
+    _check_free_space(target, total_bytes + 200 * len(tensors) + 100_000)
+    partial = target.parent / f"{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    bar = _Progress(progress, total_bytes)
+    try:
+        partial.mkdir(parents=True)
+        _write_folder(partial, config, tensors, groups, names, "safetensors", dtype, seed, spec, bar)
+        _move_into_place(partial, target, spec)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    return target
+
+
+def _twin_config(like: str | Path, layers: int | None) -> tuple[Any, str, str]:
+    """The config to twin, what it is a twin of, and its own dtype: a catalogue model, else a config.json."""
+    from .catalogue import CATALOGUE, catalogue_config, catalogue_entry
+
+    text = str(like)
+    if any(text.lower() in (key, entry["hub_id"].lower()) for key, entry in CATALOGUE.items()):
+        entry = catalogue_entry(text)
+        return catalogue_config(text, layers=layers), entry["hub_id"], entry["config"]["dtype"]
+    try:
+        folder = checkpoint_folder(like)
+    except CheckpointError as exc:
+        if exc.kind not in ("missing_folder", "not_cached"):
+            raise
+        catalogue_entry(text)  # raises the sentence that lists the catalogue
+        raise
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder} has no config.json to make a twin of; give a folder that holds one or a "
+                              "catalogue name.", kind="not_a_checkpoint")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    if layers is not None:
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise OptionError(f"layers={layers!r} is not a positive whole number; use 1 or more.", kind="bad_layers")
+        values = config.to_dict()
+        # GPT-2 calls it n_layer (its attribute_map); a per-layer list such as layer_types keeps its first layers.
+        values[getattr(config, "attribute_map", {}).get("num_hidden_layers", "num_hidden_layers")] = layers
+        if isinstance(values.get("layer_types"), list):
+            values["layer_types"] = values["layer_types"][:layers]
+        config = type(config).from_dict(values)
+    own = getattr(config, "dtype", None)
+    own = str(own).removeprefix("torch.") if own is not None else "float32"
+    return config, folder.name, own if own in LOAD_DTYPES else "float32"
+
+
+def config_layers(config: Any) -> int:
+    """A config's decoder layer count, under whichever name its class uses.
+
+    >>> from transformers import GPT2Config
+    >>> config_layers(GPT2Config(n_layer=3))
+    3
+    """
+    return int(getattr(config, "num_hidden_layers", None) or config.n_layer)

@@ -32,6 +32,8 @@ ERROR_KIND_ROWS: tuple[tuple[tuple[str, ...], str], ...] = (
      "not allowed"),
     (("bad_shards", "bad_seed"), "`make_checkpoint`'s `shards`, `max_shard_size` or `seed` cannot be used (a `.bin` "
                                  "shard must also fit in the RAM available while it is written)"),
+    (("unknown_model", "bad_layers"), "`make_twin` / `make-checkpoint --like` was given a name that is not in the "
+                                      "catalogue of real shapes, or a `layers` count that is not a positive number"),
     (("bad_interval", "bad_count"), "a sampler's `interval_s` or `uss_interval_s` is not a positive number of "
                                     "seconds, or its `max_samples` is below 2"),
     (("budget_too_small",), "the RAM budget is smaller than the largest tensor, which must fit at least once"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.checkpoints import SAVE_SHARD_BYTES
 from ..core.errors import CheckpointError
 from ..core.estimates import PeakEstimate, estimate_peak
 from ..core.hf_folder import CheckpointInfo, ShardInfo, checkpoint_folder, inspect_checkpoint
@@ -25,9 +26,6 @@ from ..core.sizes import format_bytes, parse_size
 
 __all__ = ["HEADROOM", "SAVE_SHARD_BYTES", "FitPlan", "StrategyFit", "config_only_info", "plan"]
 
-# transformers 5's save_pretrained writes files of at most this many bytes unless told otherwise
-# (modeling_utils.py, save_pretrained, max_shard_size="50GB"); checkpoints saved with transformers 4 used 5GB.
-SAVE_SHARD_BYTES = parse_size("50GB")
 # The share of the RAM a plan leaves free: the estimates leave out the forward's activations and the allocator's
 # slack (lesson 05 puts measured peaks beside them), and the machine's other programs need RAM too. A strategy
 # whose baseline + peak lands in that last share is "tight", not "fits"; offload_folder's default max_memory
@@ -162,13 +160,30 @@ def _disk_bytes(model: Any, max_memory_bytes: int) -> int:
     return device_map_summary(model).get("disk", {}).get("bytes", 0)
 
 
+def _catalogue_folder(checkpoint: str | Path) -> Path | None:
+    """For a catalogue name not on disk: a folder holding its config.json alone (written once, a few kB)."""
+    from ..core.catalogue import CATALOGUE, catalogue_entry, write_catalogue_config
+    from ..core.checkpoints import cache_dir
+
+    text = str(checkpoint)
+    if not any(text.lower() in (key, entry["hub_id"].lower()) for key, entry in CATALOGUE.items()):
+        return None
+    entry = catalogue_entry(text)
+    folder = cache_dir() / "catalogue" / entry["hub_id"].replace("/", "--")
+    if not (folder / "config.json").is_file():
+        write_catalogue_config(text, folder)
+    return folder
+
+
 def plan(checkpoint: str | Path, *, ram: str | int | None = None, dtype: str = KEEP_DTYPE,
          baseline_bytes: int | None = None, max_memory: str | int | None = None,
          max_shard_size: str | int = SAVE_SHARD_BYTES) -> FitPlan:
     """Predict, for each strategy, the peak RAM that loading ``checkpoint`` needs and whether it fits in ``ram``
     (default: this machine's total RAM), before any weight is read.
 
-    ``checkpoint`` is a checkpoint folder, a cached hub id, or a folder with only ``config.json``.
+    ``checkpoint`` is a checkpoint folder, a cached hub id, a folder with only ``config.json``, or the name (or hub
+    id) of a model in the catalogue of real shapes (:mod:`widgetlib.core.catalogue`, e.g. ``"llama-3.1-8b"``),
+    planned at full size from its config, which is saved under :func:`~widgetlib.core.checkpoints.cache_dir`.
     ``baseline_bytes`` is the loading process's RAM before the load (Python, torch, transformers): default a
     measured run's (:func:`~widgetlib.measure.runner.run` of a tiny checkpoint, about a second with a warm
     process). ``max_memory`` for ``offload_folder`` defaults to the RAM left after the baseline, the
@@ -183,7 +198,12 @@ def plan(checkpoint: str | Path, *, ram: str | int | None = None, dtype: str = K
     """
     from ..core.strategies import build_empty_model
 
-    folder = checkpoint_folder(checkpoint)
+    try:  # the learner's own folder or cached download first; a catalogue name only where there is none
+        folder = checkpoint_folder(checkpoint)
+    except CheckpointError as exc:
+        folder = _catalogue_folder(checkpoint) if exc.kind in ("missing_folder", "not_cached") else None
+        if folder is None:
+            raise
     shard_bytes = parse_size(max_shard_size, name="max_shard_size")
     try:
         info = inspect_checkpoint(folder)
