@@ -135,8 +135,15 @@ def test_normal_peak() -> None:
     report = _report(baseline=100, peak=300, checkpoint=100)  # 200 above baseline: two copies
     assert teach.check_normal_peak(200, report).ok
     one_copy = teach.check_normal_peak(100, report)
-    assert not one_copy.ok and "both copies" in one_copy.message
-    assert not teach.check_normal_peak(400, report).ok
+    assert not one_copy.ok and "*result*" in one_copy.message and "Hint" in one_copy.message
+    assert "200 B" not in one_copy.message, "a first wrong try gets a hint, not the measured peak"
+    too_high = teach.check_normal_peak(400, report)
+    assert not too_high.ok and "200 B" in too_high.message, "a second wrong try gets the measured peak"
+    _WRONG_TRIES.clear()
+    first_high = teach.check_normal_peak(400, report)
+    assert "count the copies" in first_high.message and "200 B" not in first_high.message
+    assert teach.check_normal_peak(200, report).ok, "a right answer after wrong ones is still right"
+    assert not teach.check_normal_peak(100, report).ok, "and a wrong one after a right one is still wrong"
     assert not teach.check_normal_peak(200, _report(outcome="error", peak=None)).ok
 
 
