@@ -204,8 +204,7 @@ tracker_messages = {
     "offload the whole model to the disk": ("You are trying to offload the whole model",
                                             "offload the whole model to the disk"),
 }
-found = {name: [quote for part in parts for quote in teach.find_phrase(part, limit=1)][:1]
-         for name, parts in tracker_messages.items()}
+found = {name: teach.find_phrase(parts, limit=1) for name, parts in tracker_messages.items()}
 for quotes in found.values():
     for quote in quotes:
         display(quote)

@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import OptionError
 
-__all__ = ["CATALOGUE", "catalogue_config", "catalogue_entry", "write_catalogue_config"]
+__all__ = ["CATALOGUE", "catalogue_config", "catalogue_entry", "find_entry", "with_layers", "write_catalogue_config"]
 
 # transformers/models/<type>/configuration_<type>.py of the installed transformers (5.x): the line numbers cited
 # below are those files' ``@auto_docstring(checkpoint=...)`` lines, above the dataclass fields whose defaults hold.
@@ -165,20 +165,51 @@ CATALOGUE: dict[str, dict[str, Any]] = {
 }
 
 
+def find_entry(name: str | Path) -> dict[str, Any] | None:
+    """The catalogue entry for ``name`` (its catalogue name or its hub id, in any case), or None.
+
+    >>> find_entry("Qwen/Qwen3-0.6B")["model_type"], find_entry("./my-model")
+    ('qwen3', None)
+    """
+    wanted = str(name).lower()
+    return next((entry for key, entry in CATALOGUE.items() if wanted in (key, entry["hub_id"].lower())), None)
+
+
 def catalogue_entry(name: str) -> dict[str, Any]:
-    """The catalogue entry for ``name``: its catalogue name or its hub id, in any case.
+    """The catalogue entry for ``name``, or an error sentence that lists the catalogue.
 
     >>> catalogue_entry("Qwen/Qwen3-0.6B")["model_type"]
     'qwen3'
     """
-    wanted = str(name).lower()
-    for key, entry in CATALOGUE.items():
-        if wanted in (key, entry["hub_id"].lower()):
-            return entry
-    raise OptionError(
-        f"{name!r} is not in the catalogue of real model shapes; use one of {', '.join(CATALOGUE)}.",
-        kind="unknown_model",
-    )
+    entry = find_entry(name)
+    if entry is None:
+        raise OptionError(
+            f"{name!r} is not in the catalogue of real model shapes; use one of {', '.join(CATALOGUE)}.",
+            kind="unknown_model",
+        )
+    return entry
+
+
+def with_layers(config: Any, layers: int | None) -> Any:
+    """``config`` with ``layers`` decoder layers instead of its own (``config`` itself when ``layers`` is None).
+
+    The config is rebuilt from its values, not patched, so the class recomputes what follows from the count; a
+    per-layer list such as ``layer_types`` keeps its first ``layers`` entries.
+
+    >>> from transformers import GPT2Config
+    >>> with_layers(GPT2Config(), 2).n_layer
+    2
+    """
+    if layers is None:
+        return config
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise OptionError(f"layers={layers!r} is not a positive whole number; use 1 or more.", kind="bad_layers")
+    values = config.to_dict()
+    # GPT-2 calls it n_layer (its attribute_map).
+    values[getattr(config, "attribute_map", {}).get("num_hidden_layers", "num_hidden_layers")] = layers
+    if isinstance(values.get("layer_types"), list):
+        values["layer_types"] = values["layer_types"][:layers]
+    return type(config).from_dict(values)
 
 
 def catalogue_config(name: str, *, layers: int | None = None) -> Any:
@@ -191,14 +222,7 @@ def catalogue_config(name: str, *, layers: int | None = None) -> Any:
     from transformers import AutoConfig
 
     entry = catalogue_entry(name)
-    values = dict(entry["config"])
-    if layers is not None:
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise OptionError(f"layers={layers!r} is not a positive whole number; use 1 or more.", kind="bad_layers")
-        values["num_hidden_layers"] = layers
-    if entry["model_type"] == "gpt2" and "num_hidden_layers" in values:
-        values["n_layer"] = values.pop("num_hidden_layers")  # GPT2Config's own name for it
-    return AutoConfig.for_model(entry["model_type"], **values)
+    return with_layers(AutoConfig.for_model(entry["model_type"], **entry["config"]), layers)
 
 
 def write_catalogue_config(name: str, folder: str | Path, *, layers: int | None = None) -> Path:

@@ -770,11 +770,11 @@ def make_twin(
 
 def _twin_config(like: str | Path, layers: int | None) -> tuple[Any, str, str]:
     """The config to twin, what it is a twin of, and its own dtype: a catalogue model, else a config.json."""
-    from .catalogue import CATALOGUE, catalogue_config, catalogue_entry
+    from .catalogue import catalogue_config, catalogue_entry, find_entry, with_layers
 
     text = str(like)
-    if any(text.lower() in (key, entry["hub_id"].lower()) for key, entry in CATALOGUE.items()):
-        entry = catalogue_entry(text)
+    entry = find_entry(text)
+    if entry is not None:
         return catalogue_config(text, layers=layers), entry["hub_id"], entry["config"]["dtype"]
     try:
         folder = checkpoint_folder(like)
@@ -788,16 +788,7 @@ def _twin_config(like: str | Path, layers: int | None) -> tuple[Any, str, str]:
                               "catalogue name.", kind="not_a_checkpoint")
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    if layers is not None:
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise OptionError(f"layers={layers!r} is not a positive whole number; use 1 or more.", kind="bad_layers")
-        values = config.to_dict()
-        # GPT-2 calls it n_layer (its attribute_map); a per-layer list such as layer_types keeps its first layers.
-        values[getattr(config, "attribute_map", {}).get("num_hidden_layers", "num_hidden_layers")] = layers
-        if isinstance(values.get("layer_types"), list):
-            values["layer_types"] = values["layer_types"][:layers]
-        config = type(config).from_dict(values)
+    config = with_layers(AutoConfig.from_pretrained(folder, local_files_only=True), layers)
     own = getattr(config, "dtype", None)
     own = str(own).removeprefix("torch.") if own is not None else "float32"
     return config, folder.name, own if own in LOAD_DTYPES else "float32"

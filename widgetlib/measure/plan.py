@@ -162,13 +162,13 @@ def _disk_bytes(model: Any, max_memory_bytes: int) -> int:
 
 def _catalogue_folder(checkpoint: str | Path) -> Path | None:
     """For a catalogue name not on disk: a folder holding its config.json alone (written once, a few kB)."""
-    from ..core.catalogue import CATALOGUE, catalogue_entry, write_catalogue_config
+    from ..core.catalogue import find_entry, write_catalogue_config
     from ..core.checkpoints import cache_dir
 
     text = str(checkpoint)
-    if not any(text.lower() in (key, entry["hub_id"].lower()) for key, entry in CATALOGUE.items()):
+    entry = find_entry(text)
+    if entry is None:
         return None
-    entry = catalogue_entry(text)
     folder = cache_dir() / "catalogue" / entry["hub_id"].replace("/", "--")
     if not (folder / "config.json").is_file():
         write_catalogue_config(text, folder)

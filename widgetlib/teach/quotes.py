@@ -103,20 +103,21 @@ def find_source(package: str, relative_path: str, patterns: list[str] | tuple[st
     )
 
 
-def find_phrase(phrase: str, packages: tuple[str, ...] = ("transformers", "accelerate"), *, before: int = 1,
-                after: int = 1, limit: int = 3) -> list[SourceQuote]:
+def find_phrase(phrase: str | tuple[str, ...], packages: tuple[str, ...] = ("transformers", "accelerate"), *,
+                before: int = 1, after: int = 1, limit: int = 3) -> list[SourceQuote]:
     """Quote each line of the installed ``packages``' Python files that holds ``phrase`` (ignoring case and
     backticks, which messages put around names and learners drop when they paste them), up to ``limit`` quotes.
-    An error message split over several string literals is found by the part on one line.
+    An error message split over several string literals is found by the part on one line: give the parts as a
+    tuple, and a line holding any of them is quoted (one pass over the files, however many parts).
 
     >>> find_phrase("def from_pretrained", ("transformers",), before=0, after=0, limit=1)[0].text.strip()[:19]
     'def from_pretrained'
-    >>> find_phrase("no library says this sentence", ("transformers",))
+    >>> find_phrase(("no library says this", "nor this"), ("transformers",))
     []
     """
     import importlib.util
 
-    wanted = phrase.replace("`", "").lower()
+    wanted = [part.replace("`", "").lower() for part in ((phrase,) if isinstance(phrase, str) else phrase)]
     quotes: list[SourceQuote] = []
     for package in packages:
         spec = importlib.util.find_spec(package)
@@ -124,11 +125,11 @@ def find_phrase(phrase: str, packages: tuple[str, ...] = ("transformers", "accel
             continue
         for path in sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py")):
             text = path.read_text(encoding="utf-8", errors="replace")
-            if wanted not in text.replace("`", "").lower():
+            if not any(part in text.replace("`", "").lower() for part in wanted):
                 continue
             lines = text.splitlines()
             for number, line in enumerate(lines):
-                if wanted in line.replace("`", "").lower():
+                if any(part in line.replace("`", "").lower() for part in wanted):
                     start, end = max(0, number - before), min(len(lines), number + after + 1)
                     quotes.append(SourceQuote(str(path), start + 1, "\n".join(lines[start:end])))
                     if len(quotes) >= limit:
