@@ -89,8 +89,8 @@ assert by_name["offload_folder"].peak_ratio < by_name["low_cpu_mem_usage"].peak_
 #
 # The runner makes the budget a real limit where the machine allows it: the loading process goes into a memory
 # cgroup of its own (`budget_mode` `"cgroup"`). On a Linux desktop with systemd, as a normal user, that cgroup is
-# a scope your user manager makes (`systemd-run --user --scope -p MemoryMax=...`). Where none can be made (macOS,
-# Windows, a locked-down container, a user manager without the memory controller) a watchdog stops the run
+# a transient scope with `MemoryMax` that your user manager makes around the loading process. Where none can be
+# made (macOS, Windows, a locked-down container, a user manager without the memory controller) a watchdog stops the run
 # instead (`budget_mode` `"watchdog"`); the cell below says what it counts here, and why no real limit was made.
 # The budget is computed from the runs above, never typed in (the cell says from what). Each run starts with
 # a **cold cache** (the checkpoint's pages dropped from the page cache first), so what it reads of the

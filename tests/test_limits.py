@@ -319,3 +319,86 @@ def test_cold_forward_makes_the_forwards_read_the_offloaded_weights_from_disk(sm
         pytest.skip(report.details["cold_forward"]["note"])
     assert report.details["cold_forward"]["files"] >= 3
     assert report.disk_read_forward_bytes >= 0.9 * on_disk, (report.disk_read_forward_bytes, on_disk)
+
+
+def _fake_busctl(folder: Path, body: str) -> Path:
+    """A ``busctl`` on PATH that logs its arguments to ``folder/calls`` and then runs ``body`` (sh)."""
+    script = folder / "busctl"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{folder}/calls"\n{body}\n')
+    script.chmod(0o755)
+    return folder / "calls"
+
+
+def test_a_scope_is_asked_of_systemd_and_each_failure_says_why(tmp_path: Path, monkeypatch) -> None:
+    """What the systemd path sends (checked against org.freedesktop.systemd1(5)'s signatures in the VM) and the
+    one sentence each failure gives, which the runner puts in its watchdog note. No systemd is needed here."""
+    call = limits.scope_start_command("offload-lab-1-ab.scope", 42, 2**30)
+    signature, name, mode, count = call[7:11]
+    properties = call[11:-1]  # the last item is the empty array of auxiliary units
+    assert (call[6], signature, name, mode, call[-1]) == ("StartTransientUnit", "ssa(sv)a(sa(sv))",
+                                                          "offload-lab-1-ab.scope", "fail", "0")
+    assert properties[:4] == ["PIDs", "au", "1", "42"]  # an array of one pid: its length, then the pid
+    rest = properties[4:]
+    assert int(count) == 1 + len(rest) // 3
+    assert dict(zip(rest[0::3], zip(rest[1::3], rest[2::3], strict=True), strict=True)) == {
+        "MemoryMax": ("t", str(2**30)), "MemorySwapMax": ("t", "0"), "CollectMode": ("s", "inactive-or-failed")}
+    assert limits.v2_path("0::/user.slice/a.scope\n") == "/user.slice/a.scope"
+    assert limits.v2_path("4:memory:/x\n") is None  # cgroup v1 only
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(OSError, match="^busctl is not installed"):
+        limits.MemoryLimit.start_scope(os.getpid(), 2**30)
+    assert limits._systemd_probe() == (False, "busctl is not installed (it ships with systemd), so no systemd "
+                                              "scope can be made")
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    calls = _fake_busctl(tmp_path, "echo 'Failed to connect to bus: No medium found' >&2; exit 1")
+    with pytest.raises(OSError) as refused:
+        limits.MemoryLimit.start_scope(os.getpid(), 2**30)
+    assert str(refused.value) == ("systemd's user manager refused StartTransientUnit (Failed to connect to bus: "
+                                  "No medium found)")
+    calls.unlink()
+    _fake_busctl(tmp_path, "exit 0")  # accepted, but this process is never moved
+    with pytest.raises(OSError, match=r"accepted offload-lab-\d+-\w+\.scope but had not moved process \d+ into it"):
+        limits.MemoryLimit.start_scope(os.getpid(), 2**30, wait_s=0.1)
+    started, lifted = calls.read_text().splitlines()
+    assert "StartTransientUnit" in started and f"PIDs au 1 {os.getpid()} MemoryMax t {2**30} " in started
+    # A move that lands after the runner gave up must not limit a run the watchdog watches: MemoryMax=infinity.
+    assert lifted.endswith(f"SetUnitProperties sba(sv) {started.split()[7]} true 1 MemoryMax t {2**64 - 1}")
+
+
+def test_a_scopes_limit_at_the_load_start_is_its_charge_plus_the_room(tmp_path: Path, monkeypatch) -> None:
+    """The room is the budget minus the baseline in both modes; a scope, which systemd limits and which must not
+    go below what it holds, gets it on top of its charge. The fake busctl writes memory.max as systemd would."""
+    from types import SimpleNamespace
+
+    from widgetlib.measure.runner import RunHandle
+
+    scope = tmp_path / "offload-lab-1-ab.scope"
+    scope.mkdir()
+    (scope / "memory.current").write_text(f"{3 * 2**20}\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    calls = _fake_busctl(tmp_path, f'for v; do last=$v; done; echo "$last" > "{scope}/memory.max"')
+    limit = limits.MemoryLimit(scope, 2, 400 * 2**20, scope=scope.name)
+    handle = SimpleNamespace(_budget_bytes=500 * 2**20, _limit=limit, _watch_offset=0, _budget_stop=None)
+    handle._room = lambda held: RunHandle._room(handle, held)
+    child = SimpleNamespace(sent=[])
+    child.send = child.sent.append
+    RunHandle._set_room(handle, child, {"rss_bytes": 420 * 2**20, "non_reclaimable_bytes": 300 * 2**20})
+    assert child.sent == ["go"]
+    assert limit.limit_bytes == (3 + 500 - 420) * 2**20 == int((scope / "memory.max").read_text())
+    assert calls.read_text().split()[5:8] == ["SetUnitProperties", "sba(sv)", scope.name]
+
+
+def test_a_refused_scope_falls_back_to_the_watchdog_and_says_why(small_checkpoint: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A learner whose systemd stops answering between the probe and a run still gets a budgeted run: the
+    watchdog's, with systemd's own words in the Report."""
+    monkeypatch.setattr(limits, "_mode_cache", "systemd")  # as the probe found it on a systemd laptop
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    _fake_busctl(tmp_path, "echo 'Failed to connect to bus: No medium found' >&2; exit 1")
+    report = run(small_checkpoint, "manual_shards", budget="4GB", forwards=1)
+    assert report.ok and report.budget_mode == "watchdog" and report.limit_events is None
+    assert report.options["budget_note"] == (
+        "no memory cgroup could be made (systemd's user manager refused StartTransientUnit (Failed to connect to "
+        "bus: No medium found)); the watchdog was used")

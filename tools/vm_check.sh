@@ -15,7 +15,8 @@
 #
 # Variables: VM_ACCEL (kvm or tcg), VM_FIRST_OUTPUT_S, OFFLOAD_LAB_VM_DIR, VM_PYTHON (the venv's python), VM_TIMEOUT (seconds, default 2400),
 # VM_MEM (default 4G), VM_CPUS (default 2), VM_CPU (qemu -cpu), VM_MIRROR (default: the host's Debian mirror), VM_SIZE (the
-# lesson's checkpoint size, default 60MB), VM_TESTS (the pytest -k selection of tests/test_limits.py).
+# lesson's checkpoint size, default 60MB), VM_TESTS (the pytest -k selection of tests/test_limits.py; empty: skip
+# them, e.g. VM_TESTS= make vm-check VM_ACCEL=tcg runs lesson 05's checks alone).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,8 +26,8 @@ VM_TIMEOUT=${VM_TIMEOUT:-2400}
 VM_MEM=${VM_MEM:-4G}
 VM_CPUS=${VM_CPUS:-2}
 VM_SIZE=${VM_SIZE:-60MB}
-# The limit tests to run there (pytest -k); the others do not touch a limit.
-VM_TESTS=${VM_TESTS:-real_limit or watchdog or cancel_under or crashed_runners}
+# The limit tests to run there (pytest -k); the others do not touch a limit. Set and empty: none.
+VM_TESTS=${VM_TESTS-real_limit or watchdog or cancel_under or crashed_runners}
 # VM_ACCEL=kvm (default) needs a /dev/kvm that runs a stock kernel at speed. VM_ACCEL=tcg is qemu's own CPU
 # emulation: many times slower, but the same kernel, systemd and cgroup v2, so the same budget_mode, cgroup path,
 # oom_kill and fault counts (only the seconds differ); for hosts whose /dev/kvm cannot boot the image.
@@ -69,7 +70,7 @@ build_image() {
     mirror=${mirror:-http://deb.debian.org/debian}
     local root=$VM_DIR/build/root
     local packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,udev,kmod,procps,linux-image-amd64,initramfs-tools,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,libreadline8,zlib1g,libncursesw6,libuuid1,libgomp1
-    # minbase plus: systemd as PID 1, logind and a user D-Bus (systemd-run --user talks to the user manager
+    # minbase plus: systemd as PID 1, logind and a user D-Bus (busctl --user talks to the user manager
     # over it), udev and kmod for the virtio and 9p modules, a kernel with its initramfs, and the shared
     # libraries the host's CPython links against. A finished debootstrap of the same list is reused (it is the
     # slow part), so an interrupted build resumes at the configuration below.

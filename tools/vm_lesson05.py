@@ -26,11 +26,12 @@ def check(ok: bool, what: str) -> None:
 
 
 def leftovers() -> list[str]:
-    """Every cgroup Offload Lab made or asked systemd for that still exists, and every run-*.scope unit the
-    user manager still has loaded (a failed transient scope stays loaded until collected)."""
+    """Every cgroup Offload Lab made or asked systemd for that still exists, and every offload-lab-*.scope (or
+    systemd-run's run-*.scope) unit the user manager still has loaded (a failed transient scope stays loaded
+    until collected)."""
     found = [str(p) for p in Path("/sys/fs/cgroup").rglob("offload-lab-*") if p.is_dir()]
-    units = subprocess.run(["systemctl", "--user", "list-units", "--all", "--plain", "--no-legend", "run-*.scope"],
-                           capture_output=True, text=True).stdout.split("\n")
+    units = subprocess.run(["systemctl", "--user", "list-units", "--all", "--plain", "--no-legend",
+                            "offload-lab-*.scope", "run-*.scope"], capture_output=True, text=True).stdout.split("\n")
     return found + [u.split()[0] for u in units if u.strip()]
 
 

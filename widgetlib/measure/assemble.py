@@ -27,7 +27,7 @@ class RunRecord:
     """What the runner saw of one run, nothing derived yet. Times are on the :func:`~widgetlib.measure.samples.now_s`
     clock; ``t0_s`` is the child's "ready" (the load start), None if it never came.
 
-    ``budget_mode`` is the mechanism as used: ``"cgroup"``, ``"systemd"`` (a cgroup made by systemd-run),
+    ``budget_mode`` is the mechanism as used: ``"cgroup"``, ``"systemd"`` (a transient scope systemd made),
     ``"watchdog"`` or None; ``limit`` the cgroup the runner made (``.version``, ``.path``) or None.
     ``offload_written`` is (files, bytes) that appeared in the offload folder during the run.
     """
@@ -92,7 +92,7 @@ def _kernel_stop(record: RunRecord, samples: list[MemorySample], rel: float) -> 
     """The budget stop the kernel made (an OOM kill in the run's cgroup) when nothing else stopped the run."""
     oom_kills = (record.limit_events or {}).get("oom_kill") or 0
     if record.budget_mode == "systemd" and record.returncode == -9 and not record.cancelled:
-        oom_kills = 1  # the scope's cgroup is systemd's, not ours to read: a SIGKILL in it is its OOM kill
+        oom_kills = 1  # systemd removes the scope's folder as the kill empties it: a SIGKILL in it is its OOM kill
     if record.messages.get(MSG_RESULT) or record.cancelled or record.budget_stop is not None or oom_kills <= 0:
         return record.budget_stop
     last = samples[-1] if samples else None

@@ -5,7 +5,7 @@ Two ways in, one body (:func:`serve`):
 - **forked** (the default on Linux and macOS): the zygote (``widgetlib.measure.zygote``), which imported torch
   and transformers once, forks this process per run and calls :func:`serve_forked`; the child connects back
   to the runner over a Unix socket. Start-up is a fork, not an import: tens of milliseconds.
-- **spawned** (Windows, ``OFFLOAD_LAB_START=spawn``, or a budget enforced through ``systemd-run``):
+- **spawned** (Windows, ``OFFLOAD_LAB_START=spawn``, a GPU run):
   ``python -m widgetlib.measure.child`` imports everything itself and talks over stdin/stdout.
 
 Messages (kinds in :mod:`widgetlib.measure.protocol`), in order: ``hello`` (pid, waiting for the job: the

@@ -12,15 +12,20 @@ memory cgroup of its own, in this order of preference:
 2. cgroup v1: a folder in the ``memory`` hierarchy (writable as root, e.g. this project's machines);
    ``memory.limit_in_bytes``, ``memory.oom_control`` (``oom_kill``), ``memory.max_usage_in_bytes``,
    ``memory.failcnt``.
-3. ``systemd-run --user --scope -p MemoryMax=...``: a learner's Linux laptop whose user manager delegates the
-   memory controller; it wraps a command, so the child is started through it (a fresh interpreter).
+3. a transient systemd scope: a learner's Linux laptop (cgroup v2, systemd) whose user manager delegates the
+   memory controller, where a login shell cannot make a cgroup next to itself. The user manager's D-Bus
+   ``StartTransientUnit`` with ``PIDs=`` (through ``busctl --user``, which ships with systemd) moves the
+   already running child (forked from the zygote, as in the other modes) into a scope with ``MemoryMax``;
+   ``systemd-run --scope`` could only start a new command there, a fresh interpreter holding far more at the
+   load start than a forked child.
 
-The child is moved in (its pid written to ``cgroup.procs``) before it receives its job, and the folder is removed
-once it has exited, also after a cancel or a crash. What is charged: pages the child brings in after it entered
-the cgroup — its new anonymous memory and the page cache it faults in first. A page another process already
-had (the pages a forked child shares with the zygote, a checkpoint already in the page cache) is charged to that
-other process's cgroup, which is why the runner sets the limit to the budget minus what the child already holds,
-and why ``cold_cache=True`` (drop the checkpoint's pages first) makes a file-backed load pay its re-reads here.
+The child is moved in (its pid written to ``cgroup.procs``, or handed to systemd) before it receives its job, and
+the folder is removed once it has exited, also after a cancel or a crash (a scope: by systemd, when it is empty).
+What is charged: pages the child brings in after it entered the cgroup — its new anonymous memory and the page
+cache it faults in first. A page another process already had (the pages a forked child shares with the zygote, a
+checkpoint already in the page cache) is charged to that other process's cgroup, which is why the runner sets the
+limit to the budget minus what the child already holds, and why ``cold_cache=True`` (drop the checkpoint's pages
+first) makes a file-backed load pay its re-reads here.
 
 Where none of this works (macOS, Windows, a locked-down container), :func:`choose_mode` says ``"watchdog"``
 and the runner counts the start-up RSS plus the growth of what cannot be reclaimed (Linux: RssAnon +
@@ -45,7 +50,8 @@ from pathlib import Path
 
 from ..core.errors import OptionError
 
-__all__ = ["MemoryLimit", "choose_mode", "cold_cache", "mode_reason", "scope_cgroup", "systemd_scope_command"]
+__all__ = ["MemoryLimit", "choose_mode", "cold_cache", "mode_reason", "scope_limit_command", "scope_start_command",
+           "v2_path"]
 
 _V1_ROOT = Path("/sys/fs/cgroup/memory")
 _V2_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
@@ -101,15 +107,6 @@ def _v1_parent() -> Path | None:
     return None
 
 
-# Run inside the probe's scope: the memory.max of the cgroup this process is in, or why there is none.
-_PROBE_CODE = (
-    "import pathlib\n"
-    "rel = [l.split(':', 2)[2] for l in open('/proc/self/cgroup').read().splitlines() if l.startswith('0::')]\n"
-    "f = pathlib.Path('/sys/fs/cgroup' + (rel[0] if rel else '/nowhere'), 'memory.max')\n"
-    "print(f.read_text().strip() if f.exists() else 'no memory.max in ' + str(f.parent))\n"
-)
-
-
 def _user_manager_controllers() -> str | None:
     """The controllers the user's systemd manager was given (its cgroup's ``cgroup.controllers``), or None."""
     uid = os.getuid()
@@ -121,30 +118,37 @@ def _user_manager_controllers() -> str | None:
 
 
 def _systemd_probe() -> tuple[bool, str]:
-    """Whether ``systemd-run --user --scope -p MemoryMax=...`` really limits memory here, and if not, why.
+    """Whether a transient scope with ``MemoryMax`` really limits memory here, and if not, why.
 
     A user manager without the memory controller still starts the scope and accepts MemoryMax, silently
-    unenforced; so the probe runs a process in such a scope and reads the memory.max of the cgroup it is in.
+    unenforced; so the probe puts a waiting process in such a scope, as the runner does with its child, and
+    reads the ``memory.max`` of the cgroup it landed in.
     """
-    if shutil.which("systemd-run") is None:
-        return False, "systemd-run is not installed"
+    if shutil.which("busctl") is None:
+        return False, "busctl is not installed (it ships with systemd), so no systemd scope can be made"
     limit = 2**30
     try:
-        probe = subprocess.run(
-            ["systemd-run", "--user", "--scope", "--quiet", "--collect", "-p", f"MemoryMax={limit}",
-             sys.executable, "-c", _PROBE_CODE],
-            capture_output=True, text=True, timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"systemd-run --user did not answer ({exc})"
-    if probe.returncode != 0:
-        said = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
-        return False, f"systemd-run --user --scope failed: {said}"
-    if probe.stdout.strip() == str(limit):
-        return True, "systemd-run --user --scope -p MemoryMax: the user manager has the memory controller"
+        waiting = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    except OSError as exc:
+        return False, f"no process could be started for the probe ({exc})"
+    try:
+        try:
+            scope = MemoryLimit.start_scope(waiting.pid, limit, wait_s=20)
+        except OSError as exc:
+            return False, str(exc)
+        if scope._read_int("memory.max") == limit:
+            return True, "a transient systemd scope with MemoryMax: the user manager has the memory controller"
+    finally:
+        assert waiting.stdin is not None
+        waiting.stdin.close()  # it reads EOF and exits; systemd then ends and unloads the empty scope
+        try:
+            waiting.wait(10)
+        except subprocess.TimeoutExpired:
+            waiting.kill()
+            waiting.wait()
     controllers = _user_manager_controllers()
     return False, (
-        "systemd-run --user starts a scope, but your user manager does not have the memory controller "
+        "systemd starts a scope, but your user manager does not have the memory controller "
         f"(user@{os.getuid()}.service has: {controllers or 'unknown'}), so MemoryMax would not be enforced; "
         "an administrator enables it with a drop-in /etc/systemd/system/user@.service.d/delegate.conf holding "
         "'[Service]' and 'Delegate=pids memory cpu', then a new login"
@@ -160,7 +164,7 @@ _mode_why: str = ""
 
 
 def choose_mode(budget_bytes: int | None) -> str | None:
-    """How a budget will be enforced here: ``"cgroup"``, ``"systemd"`` (a cgroup through systemd-run),
+    """How a budget will be enforced here: ``"cgroup"``, ``"systemd"`` (a transient systemd scope),
     ``"watchdog"``, or None when there is no budget. ``OFFLOAD_LAB_BUDGET_MODE`` can force ``watchdog``.
 
     >>> import os; os.environ["OFFLOAD_LAB_BUDGET_MODE"] = "watchdog"
@@ -208,39 +212,73 @@ def mode_reason() -> str:
     return _mode_why
 
 
-def systemd_scope_command(limit_bytes: int, command: list[str]) -> list[str]:
-    """``command`` wrapped in a transient systemd scope with ``MemoryMax`` (and no swap), as a list for Popen.
+# The user manager's D-Bus API (org.freedesktop.systemd1(5)): StartTransientUnit(in s name, in s mode,
+# in a(sv) properties, in a(sa(sv)) aux, out o job) and SetUnitProperties(in s name, in b runtime,
+# in a(sv) properties). busctl takes a signature, then each value; an array is its length, then its items.
+_MANAGER = ["busctl", "--user", "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager"]
+# How long systemd gets to move the child into its new scope (the start job runs after the call returns; the
+# user manager asks the system manager to move a process from the login session). Milliseconds on a laptop.
+_SCOPE_WAIT_S = 30.0
 
-    The scope is named ``offload-lab-<pid>-<hex>.scope`` so that a leftover one is recognisable as ours, and
-    ``--collect`` unloads it even when it failed: an OOM kill fails the scope, and a failed transient unit
-    otherwise stays loaded until ``systemctl --user reset-failed``. systemd-run execs ``command`` inside the
-    scope, so the child's pid is the one systemd-run started with, and the scope ends when it exits.
 
-    >>> systemd_scope_command(2**30, ["python", "-m", "x"])[:7]
-    ['systemd-run', '--user', '--scope', '--quiet', '--collect', '-p', 'MemoryMax=1073741824']
+def scope_start_command(name: str, pid: int, limit_bytes: int) -> list[str]:
+    """The ``busctl`` call that makes the transient scope ``name`` around the running process ``pid``, with
+    ``MemoryMax`` and no swap.
+
+    ``CollectMode=inactive-or-failed`` unloads the scope even when it failed (an OOM kill fails it; a failed
+    transient unit otherwise stays loaded until ``systemctl --user reset-failed``), and a scope ends by itself
+    once its last process has exited.
+
+    >>> scope_start_command("offload-lab-1-ab.scope", 42, 2**30)[6:12]
+    ['StartTransientUnit', 'ssa(sv)a(sa(sv))', 'offload-lab-1-ab.scope', 'fail', '4', 'PIDs']
     """
-    return [
-        "systemd-run", "--user", "--scope", "--quiet", "--collect",
-        "-p", f"MemoryMax={int(limit_bytes)}", "-p", "MemorySwapMax=0",
-        f"--unit={_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}", *command,
-    ]
+    return [*_MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))", name, "fail",
+            "4", "PIDs", "au", "1", str(int(pid)), "MemoryMax", "t", str(int(limit_bytes)),
+            "MemorySwapMax", "t", "0", "CollectMode", "s", "inactive-or-failed",
+            "0"]  # no auxiliary units
 
 
-def scope_cgroup(pid: int) -> Path | None:
-    """The cgroup v2 folder process ``pid`` is in (its systemd scope, for a child systemd-run started), or None.
+def scope_limit_command(name: str, limit_bytes: int) -> list[str]:
+    """The ``busctl`` call that sets the running scope ``name``'s ``MemoryMax`` (until it ends: ``runtime``).
 
-    >>> scope_cgroup(2**22 + 1) is None   # no such process
-    True
+    >>> scope_limit_command("offload-lab-1-ab.scope", 2**30)[6:]
+    ['SetUnitProperties', 'sba(sv)', 'offload-lab-1-ab.scope', 'true', '1', 'MemoryMax', 't', '1073741824']
     """
+    return [*_MANAGER, "SetUnitProperties", "sba(sv)", name, "true", "1", "MemoryMax", "t", str(int(limit_bytes))]
+
+
+def _busctl(command: list[str], *, timeout_s: float = 20.0) -> None:
+    """Run one ``busctl`` call; OSError with one sentence saying what failed (and so which fallback follows)."""
+    method = command[len(_MANAGER)]
     try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except FileNotFoundError:
+        raise OSError("busctl is not installed (it ships with systemd), so no systemd scope can be made") from None
+    except subprocess.TimeoutExpired:
+        raise OSError(f"busctl --user {method} did not answer within {timeout_s:g} s") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise OSError(f"systemd's user manager refused {method} ({said})")
+
+
+def v2_path(proc_cgroup: str) -> str | None:
+    """The cgroup v2 path in the text of a ``/proc/PID/cgroup`` file (its ``0::`` line), or None.
+
+    >>> v2_path("12:memory:/x\\n0::/user.slice/user-1000.slice/user@1000.service/app.slice/a.scope\\n")
+    '/user.slice/user-1000.slice/user@1000.service/app.slice/a.scope'
+    """
+    for line in proc_cgroup.splitlines():
         if line.startswith("0::"):
-            path = _V2_ROOTS[0] / line[3:].lstrip("/")
-            return path if (path / "memory.max").exists() else None
+            return line[3:]
     return None
+
+
+def _page_floor(limit_bytes: int) -> int:
+    """``limit_bytes`` as the kernel keeps a memory limit (whole pages, one at the least), so a limit read back
+    from ``memory.max`` compares equal."""
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    return max(int(limit_bytes) // page * page, page)
 
 
 class MemoryLimit:
@@ -253,20 +291,50 @@ class MemoryLimit:
     ...     assert not limit.path.exists()
     """
 
-    def __init__(self, path: Path, version: int, limit_bytes: int, *, owned: bool = True) -> None:
+    def __init__(self, path: Path, version: int, limit_bytes: int, *, scope: str | None = None) -> None:
         self.path = path
         self.version = version
         self.limit_bytes = limit_bytes
-        # owned: the runner made the folder and removes it; otherwise it is a systemd scope's, which systemd
-        # removes when its last process exits (so its counters must be read while it runs: see snapshot).
-        self.owned = owned
+        # scope: the systemd unit whose cgroup this is. The runner made no folder then: systemd removes it when
+        # its last process exits (so its counters must be read while it runs: see snapshot), and its limit is
+        # changed through systemd, which would otherwise write its own MemoryMax back over ours.
+        self.scope = scope
+        self.owned = scope is None
         self._last: dict[str, int | None] | None = None
-        self._parent_kills = self._kills_in(path.parent) if not owned else None
+        self._parent_kills = self._kills_in(path.parent) if not self.owned else None
 
     @classmethod
-    def adopt(cls, path: Path, limit_bytes: int) -> MemoryLimit:
-        """The cgroup v2 folder of a systemd scope the child runs in, read but neither changed nor removed."""
-        return cls(path, 2, limit_bytes, owned=False)
+    def start_scope(cls, pid: int, limit_bytes: int, *, wait_s: float = _SCOPE_WAIT_S) -> MemoryLimit:
+        """Ask the user's systemd manager to put the running process ``pid`` in a new transient scope with
+        ``MemoryMax=limit_bytes``, and wait until it is there; OSError with one sentence if that fails.
+
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"PATH": ""}):   # no busctl: the runner falls back to the watchdog
+        ...     try:
+        ...         MemoryLimit.start_scope(os.getpid(), 2**30)
+        ...     except OSError as exc:
+        ...         print(exc)
+        busctl is not installed (it ships with systemd), so no systemd scope can be made
+        """
+        name = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.scope"
+        limit_bytes = _page_floor(limit_bytes)
+        _busctl(scope_start_command(name, pid, limit_bytes))
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                rel = v2_path(Path(f"/proc/{pid}/cgroup").read_text())
+            except OSError:
+                raise OSError(f"process {pid} ended before systemd had moved it into {name}") from None
+            if rel is not None and rel.rstrip("/").rsplit("/", 1)[-1] == name:
+                return cls(_V2_ROOTS[0] / rel.lstrip("/"), 2, limit_bytes, scope=name)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        try:  # a move that lands later must not limit a run the watchdog now watches
+            _busctl(scope_limit_command(name, 2**64 - 1))  # UINT64_MAX: MemoryMax=infinity
+        except OSError:
+            pass
+        raise OSError(f"systemd accepted {name} but had not moved process {pid} into it after {wait_s:g} s")
 
     @staticmethod
     def _kills_in(folder: Path) -> int | None:
@@ -314,10 +382,23 @@ class MemoryLimit:
         return cls(path, 1, limit_bytes)
 
     def set_limit(self, limit_bytes: int) -> None:
-        """Change the limit (OSError if the cgroup already holds more than the kernel can reclaim to it)."""
-        limit_bytes = max(int(limit_bytes), 4096)
-        (self.path / ("memory.max" if self.version == 2 else "memory.limit_in_bytes")).write_text(str(limit_bytes))
+        """Change the limit (OSError if the cgroup already holds more than the kernel can reclaim to it, or, for a
+        scope, if systemd refused); a scope's new limit is in force when this returns."""
+        limit_bytes = _page_floor(limit_bytes)
+        if self.scope is not None:
+            _busctl(scope_limit_command(self.scope, limit_bytes))
+            # systemd applies cgroup properties from its event loop, which may be just after it has replied.
+            for _ in range(250):
+                if self._read_int("memory.max") == limit_bytes or not self.path.exists():
+                    break
+                time.sleep(0.02)
+        else:
+            (self.path / ("memory.max" if self.version == 2 else "memory.limit_in_bytes")).write_text(str(limit_bytes))
         self.limit_bytes = limit_bytes
+
+    def charge(self) -> int | None:
+        """What the kernel charges this cgroup now (``memory.current``; v1 ``memory.usage_in_bytes``), or None."""
+        return self._read_int("memory.current" if self.version == 2 else "memory.usage_in_bytes")
 
     def add(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup (its future allocations are charged here)."""

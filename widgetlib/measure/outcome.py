@@ -100,14 +100,16 @@ def budget_details(budget_mode: str | None, limit: Any, samples: Sequence[Memory
             else "RSS (this platform gives no anonymous/file split, so file-backed pages count too)"
         )
     if budget_mode == "systemd":
-        details["budget_mechanism"] = "systemd-run --user --scope -p MemoryMax (the whole process, imports too)" + (
+        details["budget_mechanism"] = "a transient systemd scope (StartTransientUnit with PIDs=, MemoryMax)" + (
             f": cgroup v2 at {limit.path}" if limit is not None else "")
     elif limit is not None:
         details["budget_mechanism"] = f"cgroup v{limit.version} at {limit.path}"
     if budget_mode in ("cgroup", "systemd"):
+        limit_is = ("what the scope held at the load start plus the budget minus that RSS" if budget_mode == "systemd"
+                    else "budget minus that RSS")
         details["budget_counts"] = (
-            "the RSS at start-up, plus what the kernel charged the child's memory cgroup (limit = budget minus "
-            "that RSS): memory it allocated and page cache it brought in after it started, file pages reclaimed "
+            f"the RSS at start-up, plus what the kernel charged the child's memory cgroup (limit = {limit_is}): "
+            "memory it allocated and page cache it brought in after it started, file pages reclaimed "
             "under pressure; pages already cached by another process are not charged (use cold_cache)"
         )
     return details

@@ -8,8 +8,8 @@ JSON lines until it closes its end), ``wait(timeout)`` (exit code, negative = ki
   asks it to fork, and the child connects back over a Unix socket in the run's folder. The zygote is restarted
   when it speaks another protocol version or was started from other source files (a learner who upgraded
   widgetlib in a running kernel).
-- **spawn** (:class:`SpawnedChild`: Windows, macOS by default, ``OFFLOAD_LAB_START=spawn``, or a budget enforced
-  by wrapping the command in ``systemd-run``): ``python -m widgetlib.measure.child`` imports everything itself.
+- **spawn** (:class:`SpawnedChild`: Windows, macOS by default, ``OFFLOAD_LAB_START=spawn``, a GPU run):
+  ``python -m widgetlib.measure.child`` imports everything itself.
   One such child is kept spare (imported, waiting), so that path pays the import while nobody waits.
 """
 
@@ -97,11 +97,11 @@ class _Process(subprocess.Popen):  # type: ignore[type-arg]
     :data:`~widgetlib.measure.protocol.PROCESS_DIR_ENV`), which :meth:`remove_folder` deletes once it is done.
     """
 
-    def __init__(self, module: str, prefix: list[str] | None = None, *, new_session: bool) -> None:
+    def __init__(self, module: str, *, new_session: bool) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="offload-lab-process-"))
         try:
             super().__init__(
-                [*(prefix or []), sys.executable, "-m", module],
+                [sys.executable, "-m", module],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 # the zygote has nothing to say; a child points its stderr at the run's own file once it has a job
@@ -435,8 +435,8 @@ class ForkedChild(Child):
 # ------------------------------------------------------------------------------------------- spawn fallback
 
 
-def _popen(prefix: list[str] | None = None) -> _Process:
-    return _Process("widgetlib.measure.child", prefix, new_session=(os.name == "posix"))
+def _popen() -> _Process:
+    return _Process("widgetlib.measure.child", new_session=(os.name == "posix"))
 
 
 _spare: _Process | None = None
@@ -444,23 +444,20 @@ _spare_lock = threading.Lock()
 
 
 class SpawnedChild(Child):
-    """A fresh interpreter (``python -m widgetlib.measure.child``), optionally wrapped by ``prefix``
-    (``systemd-run ... --scope``); without a prefix the spare child is used when there is one."""
+    """A fresh interpreter (``python -m widgetlib.measure.child``); the spare child when there is one."""
 
-    def __init__(self, prefix: list[str] | None = None) -> None:
+    def __init__(self) -> None:
         global _spare
-        process = None
-        if prefix is None:
-            with _spare_lock:
-                process, _spare = _spare, None
-            if process is not None and process.poll() is not None:
-                _discard(process)
-                process = None
-        self._process = process or _popen(prefix)
+        with _spare_lock:
+            process, _spare = _spare, None
+        if process is not None and process.poll() is not None:
+            _discard(process)
+            process = None
+        self._process = process or _popen()
         self.hello = self._read_hello()
         if process is not None and self.hello.get("protocol") != PROTOCOL_VERSION:
             _discard(self._process)  # a spare started by other code: never used with this code's job
-            self._process = _popen(prefix)
+            self._process = _popen()
             self.hello = self._read_hello()
         self.pid = int(self.hello.get("pid", self._process.pid))
 

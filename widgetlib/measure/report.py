@@ -77,8 +77,9 @@ class Report:
     budget_bytes: int | None = None
     # {"by": "kernel" | "watchdog", "t_s": ..., "rss_bytes": ...} when the budget stopped the run.
     budget_stop: dict[str, Any] | None = None
-    # How the budget was enforced: "cgroup" (a kernel memory limit), "systemd" (the same, through
-    # systemd-run), "watchdog" (non-reclaimable memory watched), or None (no budget).
+    # How the budget was enforced: "cgroup" (a kernel memory limit: a cgroup the runner made, or a transient
+    # systemd scope; details["budget_mechanism"] says which), "watchdog" (non-reclaimable memory watched), or
+    # None (no budget).
     budget_mode: str | None = None
     # What the kernel did under the cgroup: oom_kill, max_usage_bytes, failcnt / max_hits, pgmajfault.
     limit_events: dict[str, Any] | None = None

@@ -196,32 +196,27 @@ class RunHandle:
                 self._child.kill(sig)
 
     def _get_child(self) -> Child:
-        if self._budget_mode == "systemd":
-            assert self._budget_bytes is not None
-            # The scope holds the whole process from its exec, imports included: the limit is the budget.
-            return SpawnedChild(prefix=limits.systemd_scope_command(self._budget_bytes, []))
         if _start_method(self._load_options) == "fork":
             return ForkedChild(self._run_dir)
         return SpawnedChild()
 
     def _enter_limit(self, child: Child) -> None:
-        """Put the child in its own memory cgroup before it has its job (so before it loads anything).
+        """Put the child in its own memory cgroup before it has its job (so before it loads anything): a folder
+        the runner makes (``cgroup``), or a transient scope systemd makes around it (``systemd``).
 
         The limit is provisional (the budget minus the RSS at hello) until :meth:`_set_room` sets it from the
         baseline at ``ready``; the child waits for the runner's "go" in between.
         """
-        if self._budget_mode == "systemd" and self._budget_bytes is not None:
-            # systemd-run made the scope and exec'd the child in it: read its counters, leave it to systemd.
-            scope = limits.scope_cgroup(child.pid)
-            if scope is not None:
-                self._limit = limits.MemoryLimit.adopt(scope, self._budget_bytes)
-            return
-        if self._budget_mode != "cgroup" or self._budget_bytes is None:
+        if self._budget_mode not in ("cgroup", "systemd") or self._budget_bytes is None:
             return
         try:
-            self._limit = limits.MemoryLimit.create(self._room(child.hello.get("rss_bytes")))
-            self._limit.add(child.pid)
-        except OSError as exc:  # the tree changed under us: fall back to the watchdog, and say so
+            room = self._room(child.hello.get("rss_bytes"))
+            if self._budget_mode == "systemd":
+                self._limit = limits.MemoryLimit.start_scope(child.pid, room)
+            else:
+                self._limit = limits.MemoryLimit.create(room)
+                self._limit.add(child.pid)
+        except OSError as exc:  # the tree changed under us, or systemd said no: fall back to the watchdog, say so
             if self._limit is not None:
                 self._limit.remove()
                 self._limit = None
@@ -256,11 +251,14 @@ class RunHandle:
             }
             child.kill(None)  # None = the hardest kill the OS has (SIGKILL; TerminateProcess on Windows)
             return
-        if self._limit is not None and self._limit.owned:  # a systemd scope keeps its MemoryMax (the budget)
+        if self._limit is not None:
+            # A scope is systemd's to limit, and may not go below what it already holds (the kernel would
+            # reclaim or kill at once): the room comes on top of its charge. A folder of our own keeps the room.
+            charged = (self._limit.charge() or 0) if self._limit.scope is not None else 0
             try:
-                self._limit.set_limit(self._room(held))
+                self._limit.set_limit(charged + self._room(held))
             except OSError:
-                pass  # already charged above the new room: the provisional limit stays, and is reported
+                pass  # already charged above the new room, or systemd refused: the provisional limit stays, reported
         child.send("go")
 
     def _run(self) -> None:
@@ -554,7 +552,7 @@ def start(
         options = {name: value for name, value in given.items() if name not in _NOT_RECORDED}
         options.update(
             offload_folder=str(learner_folder) if learner_folder else None,
-            start_method="spawn" if budget_mode == "systemd" else _start_method(load_options),
+            start_method=_start_method(load_options),
             probe="portable" if portable_probe() else "native",
         )
         if budget_mode == "watchdog" and limits.mode_reason():
