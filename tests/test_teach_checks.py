@@ -387,6 +387,26 @@ def test_myths() -> None:
     assert "missing: b" in teach.check_myths({"a": False}, evidence).message
 
 
+def test_myths_about_the_offload_folder_wrong_after_right() -> None:
+    """Lesson 06's two measured offload-folder claims: right, then each wrong answer in the same kernel is still
+    wrong, gets a hint first and the run's reason from the second try on."""
+    accelerate, cleanup = ("offload_folder works only with accelerate installed",
+                           "the offload folder can be deleted once the model has loaded")
+    evidence = {accelerate: True, cleanup: False}
+    reasons = {accelerate: "without accelerate a device_map raised ImportError",
+               cleanup: "after the folder was deleted, the .bin model's next forward pass raised FileNotFoundError"}
+    assert teach.check_myths({accelerate: True, cleanup: False}, evidence, reasons).ok
+    first = teach.check_myths({accelerate: True, cleanup: True}, evidence, reasons)
+    assert not first.ok and f"Look again at: {cleanup}." in first.message and "Hint" in first.message
+    assert "FileNotFoundError" not in first.message, "a first wrong try gets a hint, not the run's reason"
+    second = teach.check_myths({accelerate: False, cleanup: False}, evidence, reasons)
+    assert not second.ok and f"{accelerate}: True (without accelerate a device_map raised ImportError)" in \
+        second.message and cleanup not in second.message
+    both = teach.check_myths({accelerate: "no", cleanup: "yes"}, evidence, reasons)
+    assert not both.ok and "FileNotFoundError" in both.message and "ImportError" in both.message
+    assert teach.check_myths({accelerate: "yes", cleanup: "no"}, evidence, reasons).ok, "and right again after"
+
+
 def _unsafe(path: Path) -> Any:
     import torch
 
