@@ -1,7 +1,8 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
 memory spike, the allocator, a mapped checkpoint copied out as ``load_state_dict`` copies, the live drawing of
-this kernel's own memory, a block of address space reserved and not touched, a measured run drawn live, a ``.bin`` that runs code when unpickled, and what an
-offload folder is for (deleted too early, missing, without accelerate).
+this kernel's own memory, a block of address space reserved and not touched, a measured run drawn live, a
+``.bin`` that runs code when unpickled, and what an offload folder is for (deleted too early, missing, without
+accelerate).
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
