@@ -215,7 +215,8 @@ between = most.bytes_on("disk") <= experiment.bytes_on("disk") <= least.bytes_on
 teach.say(f"On disk: {teach.fmt(experiment.bytes_on('disk'))}, "
           + ("between" if between else "outside")
           + f" the sweep's {teach.fmt(most.bytes_on('disk'))} and {teach.fmt(least.bytes_on('disk'))}.")
-assert between, "more max_memory never puts more on disk"
+if least.max_memory_bytes <= experiment_max_memory <= most.max_memory_bytes:
+    assert between, "more max_memory never puts more on disk"
 
 # %% [markdown]
 # ## Exercise 1
@@ -261,7 +262,9 @@ for line in (lesson_call, lesson_call.replace('device_map="auto", ', "")):
         f"- `{v.written}`: *{v.label}* (`{v.citations[-1]}`)" for v in reading.verdicts if v.position is None))
 
 # %%
-shutil.rmtree(workdir, ignore_errors=True)  # the offload folders are scratch: give the disk back
+# Safe only now: every model that read from these offload folders lived in a run's own process, and all have
+# exited. A live model needs its offload folder as long as it runs (lesson 06 deletes one too early).
+shutil.rmtree(workdir, ignore_errors=True)
 
 # %% [markdown]
 # ## Summary
