@@ -374,6 +374,19 @@ def test_limit_budget_squeezes_file_pages_and_not_anonymous_memory() -> None:
     assert basis == "total" and budget == 100 + (110 + 200) // 2
 
 
+
+def test_limit_budget_leaves_what_a_cgroup_charges_beyond_rss() -> None:
+    """Lesson 05 at 40MB: anonymous growth 8 MB, heaviest one-copy load 56 MB in all, normal 84 MB. A room halfway
+    between 8 and 56 MB (32 MB) got every one-copy load OOM-killed: the cgroup also charges copy-on-write copies
+    and page tables, which RSS growth does not show."""
+    mb = 2**20
+    normal = _split_report("normal", anon_growth=84 * mb, file_growth=8 * mb)
+    light = _split_report("manual_shards", anon_growth=8 * mb, file_growth=48 * mb)
+    budget, _ = teach.limit_budget([light], normal)
+    room = budget - normal.baseline_rss_bytes
+    assert 8 * mb + teach.LIMIT_OVERHEAD_BYTES < room < light.peak_above_baseline_bytes, room / mb
+
+
 def test_myths() -> None:
     evidence = {"a": False, "b": True}
     assert teach.check_myths({"a": False, "b": True}, evidence).ok

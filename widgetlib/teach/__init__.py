@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIXED_OVERHEAD_BYTES",
+    "LIMIT_OVERHEAD_BYTES",
     "REPORTS_TABLE_COLUMNS",
     "STRICT_ENV",
     "SourceQuote",
