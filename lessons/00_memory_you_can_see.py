@@ -264,13 +264,16 @@ if loaded.rss_file_bytes is not None:
     unread = info.total_bytes - after["file"]
     teach.say(
         f"By the end of the first forward pass the file-backed part had grown by **{teach.fmt(after['file'])}**, "
-        f"{after['file'] / info.total_bytes:.2f}× the checkpoint. A forward pass reads every layer's weights, but "
+        f"{after['file'] / info.total_bytes:.2f}× the checkpoint. That figure counts two kinds of file pages: the "
+        "checkpoint's, and those of torch's and transformers' own code and libraries that the load and the "
+        "forward pass ran for the first time in this process. A forward pass reads every layer's weights, but "
         f"of the embedding table (`{embed_name}`, {teach.fmt(embed_bytes)}) only the rows of its "
-        f"{forward_tokens} tokens: "
-        + (f"{teach.fmt(unread)} of the checkpoint, pages of rows no token used, was never read into the process. "
-           "That is how a mapped load can peak below one checkpoint." if unread >= 0.5 * embed_bytes else
-           "here the kernel's read-ahead (it reads neighbouring pages too) brought in nearly the whole table "
-           "anyway, so about one checkpoint was read.")
+        f"{forward_tokens} tokens (the kernel's read-ahead may bring neighbouring pages in too): "
+        + (f"the growth is {teach.fmt(unread)} short of one checkpoint, so at least that much of the checkpoint, "
+           "pages of rows no token used, was never read into the process. That is how a mapped load can peak "
+           "below one checkpoint." if unread > 0 else
+           "the growth reaches one checkpoint here, and the library code in it hides how much of the table "
+           "stayed unread.")
     )
     # Only the embedding table may stay unread: every other weight takes part in the forward.
     assert unread <= embed_bytes + 2_000_000, (unread, embed_bytes)
@@ -315,7 +318,7 @@ if bf_anon is not None:
         f"own (converted, so no longer pages of the file). Yet its kernel peak, {bf16.peak_ratio:.2f}× the "
         "checkpoint, is *higher* than float32's: while converting, the float32 file pages it reads and the "
         "bfloat16 copy it makes are both resident. The file pages can be dropped and read again; the bfloat16 "
-        "copy is what a real memory limit charges for keeps."
+        "copy cannot, and a real memory limit counts it for as long as the model lives."
     )
     # Measured at 40MB-600MB: anonymous kept 0.54-0.63x (half plus the forward's bookkeeping), peak 1.5-1.6x.
     assert 0.4 * info.total_bytes <= bf_anon <= 0.6 * info.total_bytes + teach.FIXED_OVERHEAD_BYTES, bf_anon
@@ -329,9 +332,33 @@ else:
 # %% [markdown]
 # ## Experiment
 #
-# Change the **shard** the mmap experiment maps: set `shard_path = folder / info.shards[0].file` and run the
-# mmap, page-cache and spike cells again. Look at the file-backed growth, which follows the file's size, and
-# at the two read times: a file read for the first time since its pages were dropped comes from the disk.
+# Change the **file** the mmap and page-cache experiments read: `experiment_shards` below picks a checkpoint of
+# the same model saved in that many shards (1: the whole model in one file, larger than any shard above, for a
+# moment mapped and copied in this kernel), and the cell maps, reads, copies and re-reads its largest file.
+# Expected: the file-backed growth and the anonymous copy both follow the file's size (about one file each),
+# and the first read after the pages were dropped is the slow one, from disk.
+
+# %%
+experiment_shards = 1
+experiment_folder = lab.demo_checkpoint(shards=experiment_shards)
+experiment_file = experiment_folder / lab.inspect_checkpoint(experiment_folder).largest_shard.file
+trial = teach.mmap_probe(experiment_file)
+trial_cache = teach.page_cache_probe(experiment_file)
+size = experiment_file.stat().st_size
+if trial["touched"].rss_file_bytes is not None:
+    teach.say(
+        f"`{experiment_file.name}` ({experiment_shards} shard(s)): {teach.fmt(size)}, "
+        f"{size / shard_bytes:.2f}× the shard above. Reading every page added "
+        f"{teach.fmt(trial['touched'].rss_file_bytes - trial['mapped'].rss_file_bytes)} of file-backed memory "
+        f"(the shard above: {teach.fmt(file_growth)}); the copy added "
+        f"{teach.fmt(trial['copied'].rss_anon_bytes - trial['touched'].rss_anon_bytes)} of anonymous memory "
+        f"(the shard above: {teach.fmt(anon_growth)}). Reads: {trial_cache['cold_s'] * 1000:.1f} ms "
+        f"{'from disk' if trial_cache['evicted'] else '(this OS could not drop the file from the cache)'}, then "
+        f"{trial_cache['warm_s'] * 1000:.1f} ms from the page cache."
+    )
+else:
+    teach.say(f"`{experiment_file.name}`: {teach.fmt(size)}; RSS after reading every page "
+              f"{teach.fmt(trial['touched'].rss_bytes)}, after the copy {teach.fmt(trial['copied'].rss_bytes)}.")
 
 # %% [markdown]
 # ## Exercises

@@ -55,7 +55,7 @@ versions = teach.print_versions()
 # safetensors installed here). Copy 2 is then the file's own pages: `load_state_dict` reads them to copy the
 # values into copy 1, which already holds anonymous memory, so the process grows in **file-backed** memory, and
 # nothing becomes anonymous; `del state_dict` unmaps them (they stay in the page cache). A cell after the run
-# measures it in this kernel, on one shard. Either way the peak holds two copies; a mapped one is a copy the
+# measures it in a child process, on one shard. Either way the peak holds two copies; a mapped one is a copy the
 # kernel could drop under pressure and read again.
 
 # %%

@@ -130,8 +130,21 @@ for r, steps in ((pickled, steps_bin), (st, steps_st)):
 # ## The seed notes' scheme: offload each shard, then load them all back
 #
 # The notes this lab grew from proposed: load shard 1, write it to disk and free it, load shard 2, write it and
-# free it, ... then load all of them back. Their claim: "only one shard in RAM at a time during loading". The
-# strategy `manual_shards` with `offload_and_reload=True` does exactly that, with a scratch folder.
+# free it, ... then load all of them back. Here is their scheme, quoted as they wrote it (their figures are for a
+# model of three shards). The strategy `manual_shards` with `offload_and_reload=True` does exactly that, with a
+# scratch folder.
+
+# %%
+notes_scheme = """With Offloading:
+1. Load shard 1 → RAM (2.5GB)
+2. Offload shard 1 → Disk (free RAM)
+3. Load shard 2 → RAM (2.5GB)
+4. Offload shard 2 → Disk (free RAM)
+5. Load shard 3 → RAM (2.5GB)
+6. Load shards 1 & 2 back → RAM (now all 3 in RAM)
+Total: Only 2.5GB in RAM at a time during loading"""
+notes_shard_gb, notes_model_gb = 2.5, 7.5  # their shard, and their "Total: 7.5GB in RAM at once" for 3 shards
+teach.say(f"```\n{notes_scheme}\n```")
 
 # %%
 reload = teach.run_live(panel.plot, folder, "manual_shards", offload_and_reload=True,
@@ -159,13 +172,54 @@ if teach.peak_is_exact(reload) and teach.peak_is_exact(st):
 assert reload.details.get("scratch_bytes", 0) >= 0.9 * info.total_bytes, "every shard was written to disk"
 
 # %% [markdown]
+# ### The notes' figures, judged
+#
+# Their "Total" line says the scheme holds one shard at a time: one shard's share of the model. Their own step 6
+# brings every shard back. The runs above, measured the same way:
+
+# %%
+largest_share = info.largest_shard.file_bytes / info.total_bytes
+peak_shares = {"shard by shard": st.peak_ratio, "offload and reload": reload.peak_ratio}
+teach.say(
+    f"- The notes: a {notes_shard_gb} GB shard of a {notes_model_gb} GB model in RAM at a time, "
+    f"{notes_shard_gb / notes_model_gb:.2f}× the model.\n"
+    f"- Here the largest of {len(info.shards)} shards is {teach.fmt(info.largest_shard.file_bytes)}, "
+    f"{largest_share:.2f}× the checkpoint. The kernel's peaks: "
+    + ", ".join(f"{name} **{ratio:.2f}×**" for name, ratio in peak_shares.items())
+    + " the checkpoint, "
+    + ("each above the largest shard." if all(r > largest_share for r in peak_shares.values()) else
+       "not all of them above the largest shard (this probe's peaks are the best this OS gives).")
+    + "\n- What is true in the notes: while the shards are written out one by one (steps 1 to 5), one shard's "
+    "reading is in RAM at a time. What is not: \"during loading\" ends with step 6, and a loaded model is every "
+    "shard, so the load peaks at one copy of the model at least, plus what a forward pass adds; a smaller shard "
+    "makes the staircase's steps smaller, not its top."
+)
+for r in (st, reload):
+    if teach.peak_is_exact(r):  # one copy at least, whatever the shards (the first check above, for both)
+        assert r.peak_above_baseline_bytes >= 0.7 * info.total_bytes, r.peak_ratio
+
+# %% [markdown]
 # ## Experiment
 #
-# Change the **shard count**: `folder = demo_checkpoint(shards=2)` (or more shards), then run the
-# `manual_shards` panel again. Look at the staircase: each step is one shard, so fewer shards make taller
-# steps, and the peak of a loader that frees each shard's reading buffer follows the largest shard, not the
-# whole model.
-#
+# Change the **shard count**: set `experiment_shards` below (1, 2, or more than the checkpoint above has) and
+# run the cell; it loads a checkpoint of the same weights' size with that many shards with `manual_shards`, on
+# the panel's plot. Expected: fewer shards make fewer, taller steps of the staircase; its top, the peak, stays
+# at about one copy of the model plus what the forward pass adds, whatever the shard count: every shard stays,
+# as parameters.
+
+# %%
+experiment_shards = 1
+experiment = teach.run_live(panel.plot, lab.demo_checkpoint(shards=experiment_shards), "manual_shards",
+                            note=f"{experiment_shards} shard(s)")
+assert experiment.ok, experiment.error
+teach.say(
+    f"With {experiment_shards} shard(s), RSS above baseline after each read: "
+    + ", ".join(teach.fmt(v) for _, v in staircase(experiment))
+    + f"; peak {teach.fmt(experiment.peak_above_baseline_bytes)}, {experiment.peak_ratio:.2f}× the checkpoint. "
+    f"The run above, with {len(info.shards)} shard(s): peak {st.peak_ratio:.2f}×."
+)
+
+# %% [markdown]
 # ## Exercise 2: write the loader
 #
 # Fill in `my_loader` so that it returns the loaded model: an empty model, then every shard assigned. The check

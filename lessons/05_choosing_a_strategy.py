@@ -170,11 +170,32 @@ teach.say(teach.budget_limits(budget_reports, budget))
 # %% [markdown]
 # ## Experiment
 #
-# Change the **budget** and the **cache**: run
-# `teach.run_live(budget_plot, folder, "manual_shards", budget=..., cold_cache=...)` with a smaller budget (try
-# the baseline plus a quarter of the room above), then with `cold_cache=False`. Look at `major_faults` and at
-# `steady_forward_s`: the tighter the room, the more of the checkpoint the kernel must read again on every
-# forward. Under the watchdog nothing is re-read; there the budget only decides who is stopped.
+# Change the **budget**: set `experiment_budget` below (it starts at the baseline plus three quarters of the
+# room above) and run the cell; it repeats the budgeted `manual_shards` run, cold cache and all, on the plot
+# above. Expected, under a kernel limit: the tighter the room, the more of the checkpoint the kernel must read
+# again (more major faults, a slower steady forward), until the room no longer holds even the memory the load
+# cannot give back, and it is stopped. Under the watchdog nothing is re-read; there the budget only decides who
+# is stopped. Try `cold_cache=False` too: the first reads then come from the page cache, not the disk.
+
+# %%
+experiment_budget = baseline + room * 3 // 4
+experiment = teach.run_live(budget_plot, folder, "manual_shards", budget=experiment_budget, cold_cache=True,
+                            note=f"budget {teach.fmt(experiment_budget)}")
+full = budget_by_name["manual_shards"]
+teach.say(teach.reports_table([full, experiment],
+                              [f"budget {teach.fmt(budget)}", f"budget {teach.fmt(experiment_budget)}"],
+                              label_header="manual_shards",
+                              columns=["outcome", "budget_mode", "major_faults", "steady_forward_s"]))
+if experiment.ok:
+    ended = (f"finished, with {experiment.major_faults} major faults against {full.major_faults} under "
+             f"{teach.fmt(budget)}.")
+elif experiment.outcome == "stopped_by_budget":
+    ended = (f"was stopped: what it cannot give back ({teach.fmt(held['manual_shards'])} as its unbudgeted run "
+             "grew) and what the limit charges beyond it no longer fit the room.")
+else:
+    ended = f"did not finish: {experiment.error}."
+teach.say(f"Under {teach.fmt(experiment_budget)} (room {teach.fmt(experiment_budget - baseline)}), `manual_shards` "
+          + ended)
 
 # %% [markdown]
 # ## Summary

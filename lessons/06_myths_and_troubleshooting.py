@@ -52,6 +52,7 @@ folder = lab.demo_checkpoint()
 info = lab.inspect_checkpoint(folder)
 workdir = Path(tempfile.mkdtemp(prefix="offload-lab-06-"))
 evidence = {}  # claim -> what this notebook's runs say about it (True = the claim holds)
+reasons = {}  # claim -> what in the run decided it (the check tells it after a second wrong answer)
 
 # %% [markdown]
 # ## The notes' own call, checked
@@ -94,6 +95,9 @@ finished = offload is not None and offload.ok
 disk_bytes = offload.bytes_on("disk") if finished else 0
 # The claim holds only if from_pretrained refused the argument: a finished run that offloaded refutes it.
 evidence["offload_folder is not a valid from_pretrained argument"] = not (finished and disk_bytes > 0)
+reasons["offload_folder is not a valid from_pretrained argument"] = (
+    f"a from_pretrained run with it and a device_map put {teach.fmt(disk_bytes)} on disk" if finished else
+    "the run with it did not finish")
 teach.say(
     (f"The run finished with {teach.fmt(disk_bytes)} of weights offloaded to disk. " if finished else
      f"The run did not finish ({offload.outcome if offload else 'no report'}): "
@@ -140,6 +144,10 @@ teach.say(f"Without accelerate, `from_pretrained(folder, device_map=\"cpu\")` ra
           "Without accelerate, `from_pretrained(folder, device_map=\"cpu\")` loaded: this transformers does not "
           "ask for it.")
 assert no_accelerate is not None, "the installed transformers no longer needs accelerate for a device_map"
+evidence["offload_folder works only with accelerate installed"] = no_accelerate is not None
+reasons["offload_folder works only with accelerate installed"] = (
+    "it does something only with a device_map, and without accelerate a device_map raised "
+    f"{no_accelerate['type']}" if no_accelerate else "without accelerate, a device_map loaded")
 
 # %% [markdown]
 # The half that is false: `offload_folder` is an argument of `from_pretrained` (claim 1's run used it), not only
@@ -169,6 +177,13 @@ teach.say(
     f"delete, the next forward pass {outcome(safe['forward_after_delete'])}"
 )
 assert binary["files"] > 0 and binary["forward_after_delete"] is not None, binary
+# The notes' advice holds only if every forward after the delete went through.
+evidence["the offload folder can be deleted once the model has loaded"] = all(
+    run["forward_after_delete"] is None for run in (binary, safe))
+reasons["the offload folder can be deleted once the model has loaded"] = (
+    "after the folder was deleted, the .bin model's next forward pass "
+    + ("went through" if binary["forward_after_delete"] is None else
+       f"raised {binary['forward_after_delete']['type']}"))
 
 # %%
 # accelerate/utils/offload.py ~170-183 (OffloadedWeightsLoader.__getitem__): each offloaded weight's file is
@@ -266,6 +281,8 @@ else:  # the portable probe's peaks may include start-up: let the source decide
               "include each process's start-up, so the source above decides: the flag "
               f"{'is honoured' if lowers else 'is ignored'} here.")
 evidence["passing low_cpu_mem_usage=True lowers the peak"] = lowers
+reasons["passing low_cpu_mem_usage=True lowers the peak"] = (
+    f"peak above baseline {teach.fmt(a)} with the flag, {teach.fmt(b)} without")
 
 # %% [markdown]
 # ## Claim 3: "The real issue is memory fragmentation / not enough *contiguous* RAM"
@@ -288,11 +305,47 @@ evidence["memory fragmentation stops a large allocation"] = "big_after_holes" no
 teach.say(
     f"The heap held {teach.fmt(holes)} of small blocks, most of them freed. A contiguous block of "
     f"{teach.fmt(alloc_bytes // 2)} was then allocated at once, and RSS grew by {teach.fmt(big)}: the block got "
-    "fresh pages of its own instead of waiting for the holes to line up. Fragmentation wastes memory (the holes "
-    "stay resident); it does not make a big allocation impossible. And when a process exits, the OS takes back "
-    "all of its memory, holes included."
+    "fresh pages of its own instead of the holes. Fragmentation wastes memory (the holes stay resident). That "
+    f"the block was granted proves little by itself: {teach.fmt(alloc_bytes // 2)} is granted on any machine "
+    f"with {teach.fmt(teach.commit_figures()['available'])} available, holes or not. The next run asks for more "
+    "than that. And when a process exits, the OS takes back all of its memory, holes included."
 )
 assert big >= 0.8 * (alloc_bytes // 2), "the big block was allocated and backed by fresh pages"
+
+# %% [markdown]
+# ### A block larger than the free RAM
+#
+# What decides whether a large allocation is granted? Two requests in this kernel, each for one contiguous block
+# of address space, none of it touched: the first larger than all the RAM available right now (but less than RAM
+# and swap together), the second twice RAM and swap together. If a block needed that much contiguous free RAM,
+# or that much free RAM at all, the first would be refused.
+
+# %%
+figures = teach.commit_figures()
+ram_and_swap = figures["total"] + figures["swap_total"]
+asks = {"more than the RAM available": figures["available"] + (ram_and_swap - figures["available"]) // 2,
+        "twice RAM and swap": 2 * ram_and_swap}
+reserved = {name: teach.reserve_probe(n_bytes) for name, n_bytes in asks.items()}
+teach.say("\n".join(
+    f"- {name}, **{teach.fmt(asks[name])}** (available: {teach.fmt(figures['available'])}, RAM and swap: "
+    f"{teach.fmt(ram_and_swap)}): "
+    + (f"granted at once; RSS grew by {teach.fmt(r['rss_growth'])} while it was held." if r["granted"] else
+       f"refused, `{r['error']}`.")
+    for name, r in reserved.items()))
+first, wild = reserved["more than the RAM available"], reserved["twice RAM and swap"]
+reasons["memory fragmentation stops a large allocation"] = (
+    f"a {teach.fmt(alloc_bytes // 2)} block was allocated in a heap full of holes"
+    + (", and one larger than the free RAM was granted" if first["granted"] else ""))
+teach.say(
+    ("A block larger than the free RAM was granted: a block is a range of *addresses*; physical pages are found "
+     "one by one, anywhere, when it is touched. " if first["granted"] else
+     "Here even the first block was refused: this OS charges every block against a limit when it is made (the "
+     "commit limit below), whatever is contiguous. ")
+    + ("The wild one was refused when asked: what the OS judged was its size against what the machine could ever "
+       "give, not where free RAM lies." if not wild["granted"] else
+       f"Even the wild one was granted (overcommit mode {figures.get('overcommit_mode')}): this OS refuses "
+       "nothing when asked, and ends a process later if the touched pages do not fit.")
+)
 
 # %% [markdown]
 # ## Windows' error 1455: "The paging file is too small for this operation to complete"
@@ -307,7 +360,11 @@ assert big >= 0.8 * (alloc_bytes // 2), "the big block was allocated and backed 
 # This machine's figures. On Windows, the commit charge is the system's total page file minus its available
 # page file (`GlobalMemoryStatusEx`, which names the commit limit "page file"). On Linux, `/proc/meminfo`
 # prints a commit limit, but with the default overcommit mode (`vm.overcommit_memory` = 0, shown below) the
-# kernel does not enforce it: an allocation fails only when RAM and swap really run out.
+# kernel does not enforce it. It refuses only an obvious over-allocation, one request larger than all of RAM and
+# swap together ("the kernel compares the userspace memory request size against total memory plus swap and
+# rejects obvious overcommits", the kernel's `Documentation/admin-guide/sysctl/vm.rst`), like the wild request
+# above. A request below that is granted whatever is free; if the pages touched later do not fit, no allocation
+# fails: the OOM killer ends a process. Mode 2 enforces the commit limit, as Windows does; mode 1 never refuses.
 
 # %%
 figures = teach.commit_figures()
@@ -370,10 +427,25 @@ assert marker.exists()
 # %% [markdown]
 # ## Experiment
 #
-# Change the **dtype** of claim 1's run: set the panel's dtype to `bfloat16` and run it again. Look at the bytes
-# placed on disk and in RAM: each weight takes half the bytes, so the same `max_memory` holds twice as many
-# layers, and fewer go to disk.
-#
+# Change the **dtype** of claim 1's run: set `experiment_dtype` below (`"bfloat16"`, `"float16"`, or the
+# checkpoint's own `"float32"`) and run the cell; it repeats claim 1's `offload_folder` run with the same
+# `max_memory`, on the panel's plot. Expected: in a two-byte dtype each weight takes half the bytes, so the
+# same `max_memory` holds more of them in RAM, and fewer go to disk. The peak need not fall: converting reads the
+# float32 file pages as well as making the new copy (lesson 00).
+
+# %%
+experiment_dtype = "bfloat16"
+experiment = teach.run_live(panel.plot, folder, "offload_folder", dtype=experiment_dtype,
+                            max_memory=offload.max_memory_bytes, offload_folder=workdir / "experiment",
+                            note=f"dtype={experiment_dtype}")
+assert experiment.ok, experiment.error
+teach.say(teach.reports_table([offload, experiment], [info.dtype, experiment_dtype], label_header="dtype",
+                              columns=["peak_above_baseline_bytes", "peak_ratio", "offload_written"]))
+teach.say("Placed by the device map: " + "; ".join(
+    f"{dtype}: RAM {teach.fmt(r.bytes_on('cpu'))}, disk {teach.fmt(r.bytes_on('disk'))}"
+    for dtype, r in ((info.dtype, offload), (experiment_dtype, experiment))) + ".")
+
+# %% [markdown]
 # ## Exercise 1: judge the claims
 #
 # Mark each claim `True` (it holds) or `False` (the runs above refute it). The check compares your answers with
@@ -384,8 +456,10 @@ my_answers = {
     "offload_folder is not a valid from_pretrained argument": ...,
     "passing low_cpu_mem_usage=True lowers the peak": ...,
     "memory fragmentation stops a large allocation": ...,
+    "offload_folder works only with accelerate installed": ...,
+    "the offload folder can be deleted once the model has loaded": ...,
 }
-teach.check_myths(my_answers, evidence)
+teach.check_myths(my_answers, evidence, reasons)
 
 # %% [markdown]
 # ## Exercise 2: a safe loader

@@ -104,12 +104,16 @@ SOLUTIONS: dict[str, dict[str, str]] = {
             '    "offload_folder is not a valid from_pretrained argument": ...,\n'
             '    "passing low_cpu_mem_usage=True lowers the peak": ...,\n'
             '    "memory fragmentation stops a large allocation": ...,\n'
+            '    "offload_folder works only with accelerate installed": ...,\n'
+            '    "the offload folder can be deleted once the model has loaded": ...,\n'
             '}\n'
         ): (
             'my_answers = {\n'
             '    "offload_folder is not a valid from_pretrained argument": False,\n'
             '    "passing low_cpu_mem_usage=True lowers the peak": False,\n'
             '    "memory fragmentation stops a large allocation": False,\n'
+            '    "offload_folder works only with accelerate installed": True,\n'
+            '    "the offload folder can be deleted once the model has loaded": False,\n'
             '}\n'
         ),
         (

@@ -140,6 +140,29 @@ def test_lesson_imports_only_the_public_api(lesson: Path) -> None:
     assert not internals, f"{lesson.name} imports {sorted(internals)}; export what it needs from widgetlib instead"
 
 
+def _experiment_cell(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """The markdown cell headed "## Experiment" and the code cell right after it."""
+    cells = notebook.cells
+    found = [k for k, c in enumerate(cells) if c.cell_type == "markdown" and re.search(r"^## Experiment$", c.source,
+                                                                                      re.MULTILINE)]
+    assert len(found) == 1 and found[0] + 1 < len(cells), "one '## Experiment' heading, followed by its cell"
+    return cells[found[0]], cells[found[0] + 1]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_ids(LESSONS))
+def test_experiment_is_a_ready_cell(lesson: Path) -> None:
+    """Each Experiment is a code cell that runs as it ships (the executions below run it like any other cell):
+    its first line sets the one variable to change, which the text names, and the text says what to expect."""
+    heading, cell = _experiment_cell(jupytext.read(lesson))
+    assert cell.cell_type == "code", f"{lesson.name}: the Experiment must be a ready code cell, not prose"
+    first = ast.parse(cell.source).body[0]
+    assert isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name), (
+        f"{lesson.name}: the Experiment cell's first line sets its variable")
+    assert f"`{first.targets[0].id}`" in heading.source, f"{lesson.name}: the text names `{first.targets[0].id}`"
+    assert "Expected" in heading.source, f"{lesson.name}: the text says what to expect"
+    assert "teach.check_" not in cell.source and not cell.metadata.get("tags"), "nothing marks it to be skipped"
+
+
 # --------------------------------------------------------------------------------------- blank exercises
 
 
@@ -183,6 +206,8 @@ def test_notebook_executes(notebook_path: Path, mode: str, executions: dict[tupl
     assert not errors, errors
     versions = "".join(o.get("text", "") for o in notebook.cells[1].outputs if o.output_type == "stream")
     assert re.search(rf"OFFLOAD_LAB_SIZE\s+{re.escape(LESSON_SIZE)}", versions), "the kernel did not get the size"
+    _, experiment = _experiment_cell(notebook)
+    assert experiment.execution_count is not None, "the Experiment cell ran"
     shown = _check_outputs(notebook)
     if mode == "shipped":
         assert shown and all(NOT_ANSWERED in text for text in shown), shown

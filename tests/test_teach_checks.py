@@ -374,6 +374,19 @@ def test_limit_budget_squeezes_file_pages_and_not_anonymous_memory() -> None:
     assert basis == "total" and budget == 100 + (110 + 200) // 2
 
 
+
+def test_limit_budget_leaves_what_a_cgroup_charges_beyond_rss() -> None:
+    """Lesson 05 at 40MB: anonymous growth 8 MB, heaviest one-copy load 56 MB in all, normal 84 MB. A room halfway
+    between 8 and 56 MB (32 MB) got every one-copy load OOM-killed: the cgroup also charges copy-on-write copies
+    and page tables, which RSS growth does not show."""
+    mb = 2**20
+    normal = _split_report("normal", anon_growth=84 * mb, file_growth=8 * mb)
+    light = _split_report("manual_shards", anon_growth=8 * mb, file_growth=48 * mb)
+    budget, _ = teach.limit_budget([light], normal)
+    room = budget - normal.baseline_rss_bytes
+    assert 8 * mb + teach.LIMIT_OVERHEAD_BYTES < room < light.peak_above_baseline_bytes, room / mb
+
+
 def test_myths() -> None:
     evidence = {"a": False, "b": True}
     assert teach.check_myths({"a": False, "b": True}, evidence).ok
@@ -385,6 +398,26 @@ def test_myths() -> None:
     assert not again.ok and "The runs say: a: False" in again.message
     assert "not 'maybe'" in teach.check_myths({"a": "maybe", "b": True}, evidence).message
     assert "missing: b" in teach.check_myths({"a": False}, evidence).message
+
+
+def test_myths_about_the_offload_folder_wrong_after_right() -> None:
+    """Lesson 06's two measured offload-folder claims: right, then each wrong answer in the same kernel is still
+    wrong, gets a hint first and the run's reason from the second try on."""
+    accelerate, cleanup = ("offload_folder works only with accelerate installed",
+                           "the offload folder can be deleted once the model has loaded")
+    evidence = {accelerate: True, cleanup: False}
+    reasons = {accelerate: "without accelerate a device_map raised ImportError",
+               cleanup: "after the folder was deleted, the .bin model's next forward pass raised FileNotFoundError"}
+    assert teach.check_myths({accelerate: True, cleanup: False}, evidence, reasons).ok
+    first = teach.check_myths({accelerate: True, cleanup: True}, evidence, reasons)
+    assert not first.ok and f"Look again at: {cleanup}." in first.message and "Hint" in first.message
+    assert "FileNotFoundError" not in first.message, "a first wrong try gets a hint, not the run's reason"
+    second = teach.check_myths({accelerate: False, cleanup: False}, evidence, reasons)
+    assert not second.ok and f"{accelerate}: True (without accelerate a device_map raised ImportError)" in \
+        second.message and cleanup not in second.message
+    both = teach.check_myths({accelerate: "no", cleanup: "yes"}, evidence, reasons)
+    assert not both.ok and "FileNotFoundError" in both.message and "ImportError" in both.message
+    assert teach.check_myths({accelerate: "yes", cleanup: "no"}, evidence, reasons).ok, "and right again after"
 
 
 def _unsafe(path: Path) -> Any:

@@ -46,3 +46,17 @@ def test_find_phrase_ignores_backticks_and_case():
     with_ticks = teach.find_phrase("please provide an `offload_folder`", limit=1)
     assert with_ticks and with_ticks == teach.find_phrase("Please provide an offload_folder", limit=1)
     assert "offload_folder" in with_ticks[0].text
+
+
+@pytest.mark.skipif(not Path("/proc/sys/vm/overcommit_memory").exists(), reason="Linux's overcommit policy")
+def test_reserving_more_than_the_free_ram_is_granted_and_a_wild_request_refused():
+    """Lesson 06's reservation run, pinned to what the kernel documents: mode 0 compares one request with RAM plus
+    swap (Documentation/admin-guide/sysctl/vm.rst), mode 2 with the commit limit, mode 1 refuses nothing."""
+    figures = teach.commit_figures()
+    ram_and_swap = figures["total"] + figures["swap_total"]
+    mode = figures["overcommit_mode"]
+    wild = teach.reserve_probe(2 * ram_and_swap)
+    assert wild["granted"] is (mode == 1) and (wild["error"] is None) is (mode == 1), wild
+    if mode == 0:  # untouched, so granted beyond what is free, and it takes no RAM
+        above_free = teach.reserve_probe(figures["available"] + (ram_and_swap - figures["available"]) // 2)
+        assert above_free["granted"] and above_free["rss_growth"] < 1_000_000, above_free

@@ -56,6 +56,7 @@ from .probes import (
     mmap_probe,
     offload_folder_probe,
     page_cache_probe,
+    reserve_probe,
     run_live,
     spike_probe,
     watch_this_kernel,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIXED_OVERHEAD_BYTES",
+    "LIMIT_OVERHEAD_BYTES",
     "REPORTS_TABLE_COLUMNS",
     "STRICT_ENV",
     "SourceQuote",
@@ -122,6 +124,7 @@ __all__ = [
     "offload_folder_probe",
     "one_copy_limit",
     "page_cache_probe",
+    "reserve_probe",
     "peak_moment",
     "peak_is_exact",
     "peak_sentence",
@@ -413,12 +416,21 @@ def budget_between(fits: Iterable[Report], too_big: Report) -> int:
     return int(too_big.baseline_rss_bytes + (max(fitting) + too_big.peak_above_baseline_bytes) / 2)
 
 
+# What a memory cgroup charges a load forked from the zygote beyond its RSS growth: copies of the zygote's pages
+# it writes to (copy-on-write: already in its RSS, newly charged), page tables, kernel memory. Measured with the
+# 40MB checkpoint, low_cpu_mem_usage under a room too large to press: memory.max_usage_in_bytes 66.9 MB against
+# an RSS peak 54.3 MB above baseline. At that size a room that leaves this out is on the edge of an OOM kill.
+LIMIT_OVERHEAD_BYTES = 16 * 2**20
+
+
 def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
     """A simulated machine's RAM for a *real* limit, from unbudgeted runs: ``too_big``'s baseline plus a room
-    halfway between the largest non-reclaimable growth among ``fits`` and the smaller of (the largest total
-    growth among ``fits``, ``too_big``'s non-reclaimable growth). So the room holds what ``fits`` cannot give
-    back, is smaller than the heaviest of them grew in all (its file-backed pages must be dropped and re-read),
-    and cannot hold what ``too_big`` cannot give back. Returns ``(budget_bytes, "non-reclaimable")``.
+    between a floor and a ceiling. The ceiling is the smaller of (the largest total growth among ``fits``,
+    ``too_big``'s non-reclaimable growth); the floor is the largest non-reclaimable growth among ``fits`` plus
+    what a cgroup charges beyond RSS (``LIMIT_OVERHEAD_BYTES``), at most halfway to the ceiling; the room is
+    halfway between the two. So the room holds what ``fits`` cannot give back, is smaller than the heaviest of
+    them grew in all (its file-backed pages must be dropped and re-read), and cannot hold what ``too_big``
+    cannot give back. Returns ``(budget_bytes, "non-reclaimable")``.
 
     Where the probe gives no anonymous/file split (:func:`non_reclaimable_growth` is None) it falls back to
     :func:`budget_between` on total peaks and returns ``(budget_bytes, "total")``.
@@ -437,7 +449,9 @@ def limit_budget(fits: Iterable[Report], too_big: Report) -> tuple[int, str]:
     if too_big.baseline_rss_bytes is None or too_big_growth is None or None in growths or not totals:
         return budget_between(fits, too_big), "total"
     held = max(g for g in growths if g is not None)
-    room = (held + min(max(totals), too_big_growth)) // 2
+    ceiling = min(max(totals), too_big_growth)
+    floor = min(held + LIMIT_OVERHEAD_BYTES, (held + ceiling) // 2)
+    room = (floor + ceiling) // 2
     return int(too_big.baseline_rss_bytes + room), "non-reclaimable"
 
 

@@ -524,8 +524,14 @@ def check_what_a_limit_counts(answer: str, reports: Iterable[Report], budget_rep
                            "cannot drop is anonymous memory. " + text)
 
 
-def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Verdict:
-    """Lesson 06: mark each claim True or False; ``evidence`` holds what this notebook's runs showed."""
+def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool],
+                reasons: Mapping[str, str] | None = None) -> Verdict:
+    """Lesson 06: mark each claim True or False; ``evidence`` holds what this notebook's runs showed, and
+    ``reasons`` (where given) what in a run decided each claim, told from the second wrong try on.
+
+    >>> check_myths({"a": True}, {"a": True}).ok
+    True
+    """
     if unanswered(answers):
         return not_answered("replace each `...` in the dict with `True` (the claim holds) or `False`.")
     missing = [claim for claim in evidence if claim not in answers]
@@ -540,7 +546,9 @@ def check_myths(answers: Mapping[str, bool], evidence: Mapping[str, bool]) -> Ve
         return _wrong("myths", f"Look again at: {'; '.join(wrong)}.",
                       "each claim's section above ends with what its run showed; a claim holds only if the run "
                       "bears it out.",
-                      "The runs say: " + "; ".join(f"{claim}: {evidence[claim]}" for claim in wrong) + ".")
+                      "The runs say: " + "; ".join(
+                          f"{claim}: {evidence[claim]}" + (f" ({reasons[claim]})" if reasons and claim in reasons
+                                                           else "") for claim in wrong) + ".")
     return _verdict(True, f"All {len(evidence)} claims judged as the measurements say.")
 
 

@@ -1,7 +1,8 @@
 """The small probes the lessons run in this kernel or in a child process: a mapped file, the page cache, a
 memory spike, the allocator, a mapped checkpoint copied out as ``load_state_dict`` copies, the live drawing of
-this kernel's own memory, a measured run drawn live, a ``.bin`` that runs code when unpickled, and what an
-offload folder is for (deleted too early, missing, without accelerate).
+this kernel's own memory, a block of address space reserved and not touched, a measured run drawn live, a
+``.bin`` that runs code when unpickled, and what an offload folder is for (deleted too early, missing, without
+accelerate).
 
 >>> sorted(page_cache_probe(__file__)) == ["bytes", "cold_s", "evicted", "warm_s"]
 True
@@ -185,6 +186,33 @@ def allocator_probe(n_bytes: int = 200_000_000) -> dict[str, MemorySample]:
         process.wait(timeout=30)
     stages.pop("end", None)
     return stages
+
+
+def reserve_probe(n_bytes: int) -> dict[str, Any]:
+    """Ask the OS for one contiguous private block of ``n_bytes`` of address space in this process, touch none of
+    it, and give it back: ``granted`` (True or False), ``error`` (the refusal's ``type: message``, else None) and
+    ``rss_growth`` (what RSS grew by while the block was held: untouched pages take no RAM).
+
+    On Linux the block is an anonymous ``MAP_PRIVATE`` mapping, which the overcommit policy judges when it is made
+    (``vm.overcommit_memory``: 0 compares the request with total RAM plus swap, 2 with the commit limit, 1 never
+    refuses); on Windows it is a section backed by the paging file, charged against the commit limit at once.
+
+    >>> reserve_probe(1 << 20)["granted"]
+    True
+    """
+    before = read_memory().rss_bytes
+    try:
+        if os.name == "nt":
+            block = mmap.mmap(-1, int(n_bytes))
+        else:  # fileno -1: Python adds MAP_ANONYMOUS; MAP_PRIVATE is what malloc's large blocks are
+            block = mmap.mmap(-1, int(n_bytes), flags=mmap.MAP_PRIVATE)
+    except (OSError, OverflowError, ValueError) as exc:
+        return {"granted": False, "error": f"{type(exc).__name__}: {exc}", "rss_growth": 0}
+    try:
+        grown = read_memory().rss_bytes - before
+    finally:
+        block.close()
+    return {"granted": True, "error": None, "rss_growth": grown}
 
 
 _MAPPED_COPY_CHILD = textwrap.dedent(
